@@ -1,0 +1,55 @@
+"""Shared test fixtures: the read-only reference data in ``../shared`` and GPU gating."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shared_dir() -> Path:
+    return Path(os.environ.get("SONGBLOOM_SHARED", REPO_ROOT.parent / "shared")).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The ``../shared`` reference folder. Missing reference data is a hard failure, never a skip."""
+    path = _shared_dir()
+    if not (path / "fixtures").is_dir():
+        pytest.fail(
+            f"reference data not found at {path}: tests need ../shared beside the checkout "
+            "(or SONGBLOOM_SHARED pointing at it)",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_a_dir(shared_dir: Path) -> Path:
+    """Golden fixtures produced by the official code with the ``tiny_a`` config."""
+    return shared_dir / "fixtures" / "upstream_tiny_a"
+
+
+@pytest.fixture(scope="session")
+def tiny_a_cases(tiny_a_dir: Path) -> dict:
+    import torch
+
+    return torch.load(tiny_a_dir / "cases.pt", weights_only=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    try:
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+    except Exception:  # pragma: no cover - torch is a hard dependency
+        has_gpu = False
+    if has_gpu:
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
