@@ -76,7 +76,9 @@ class ModelConfig:
                 "dims, so heads need at least 32 dims (lower num_heads or raise dim)"
             )
         if self.diffusion_objective not in DIFFUSION_OBJECTIVES:
-            problems.append(f"model.diffusion_objective={self.diffusion_objective!r}: choose from {DIFFUSION_OBJECTIVES}")
+            problems.append(
+                f"model.diffusion_objective={self.diffusion_objective!r}: choose from {DIFFUSION_OBJECTIVES}"
+            )
         if self.timestep_sampler not in TIMESTEP_SAMPLERS:
             problems.append(f"model.timestep_sampler={self.timestep_sampler!r}: choose from {TIMESTEP_SAMPLERS}")
         if self.time_cond_type != "prepend":
@@ -203,7 +205,9 @@ class SongBloomConfig:
         if "max_sentence_per_structure" in lyr:
             kwargs["lyric_max_sentences"] = int(lyr["max_sentence_per_structure"])
         if lyr.get("mode", "sum") != "sum":
-            raise ValueError(f"release config: lyric conditioner mode {lyr.get('mode')!r} is not supported (only 'sum')")
+            raise ValueError(
+                f"release config: lyric conditioner mode {lyr.get('mode')!r} is not supported (only 'sum')"
+            )
         if "max_len" in prm:
             kwargs["prompt_max_len"] = int(prm["max_len"])
         model = ModelConfig(**kwargs)
