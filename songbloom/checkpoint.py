@@ -291,10 +291,11 @@ def _mismatch_hint(
     prefix_hint = _common_prefix_hint(missing, unexpected)
     if prefix_hint:
         return prefix_hint
-    if mismatched and not missing and not unexpected:
+    if mismatched:
+        same_keys = "same keys but other shapes: " if not (missing or unexpected) else ""
         return (
-            "same keys but other shapes: this checkpoint has a different geometry "
-            "(num_pitch/dim/latent_dim/lyric vocab or max lengths?); build the module from the checkpoint's config"
+            f"{same_keys}this checkpoint has a different geometry (num_pitch/dim/latent_dim/lyric vocab or max "
+            "lengths?); build the module from the checkpoint's config"
         )
     layer_keys = [k for k in missing + unexpected if ".layers." in k]
     if layer_keys:
