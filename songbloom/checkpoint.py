@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -66,13 +67,21 @@ class SplitReport:
 # ------------------------------------------------------------------------------------------------ reading
 def _torch_load(path: Path) -> object:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as e:
-        # mmap needs the zip format of torch >= 1.6; older files load fully into memory instead.
-        if "mmap" not in str(e):
-            raise
-        logger.info("%s: not mmap-able (%s); loading it into memory", path, e)
-        return torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:
+            # mmap needs the zip format of torch >= 1.6; older files load fully into memory instead.
+            if "mmap" not in str(e):
+                raise
+            logger.info("%s: not mmap-able (%s); loading it into memory", path, e)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first_line = str(e).strip().splitlines()[-1] if str(e).strip() else ""
+        raise ValueError(
+            f"{path}: holds Python objects other than tensors and plain containers, which we refuse to unpickle "
+            f"(weights_only=True). Re-save just its state dict from a trusted environment, e.g. "
+            f"torch.save(torch.load(path, weights_only=False)['state_dict'], new_path). ({first_line})"
+        ) from e
 
 
 def _check_tensors(sd: Mapping[str, object], path: Path) -> dict[str, Tensor]:
@@ -250,6 +259,20 @@ def split_release_state_dict(
         logger.info("%s", note)
     logger.info("release checkpoint: %d generator tensors, %d VAE tensors", len(generator), len(vae))
     return generator, vae, report
+
+
+def read_release_checkpoint(
+    path: str | Path, *, duplicate_mismatch: str = "error", require_vae: bool = True
+) -> tuple[dict[str, Tensor], dict[str, Tensor], SplitReport]:
+    """:func:`load_release_state_dict` then :func:`split_release_state_dict`: (generator, VAE, report)."""
+    try:
+        return split_release_state_dict(
+            load_release_state_dict(path), duplicate_mismatch=duplicate_mismatch, require_vae=require_vae
+        )
+    except CheckpointMismatchError as e:
+        raise CheckpointMismatchError(
+            f"{path}: {e}", missing=e.missing, unexpected=e.unexpected, mismatched=e.mismatched
+        ) from e
 
 
 # ------------------------------------------------------------------------------------------------ strict load

@@ -14,6 +14,7 @@ from songbloom.checkpoint import (
     CheckpointMismatchError,
     load_release_state_dict,
     load_vae_checkpoint,
+    read_release_checkpoint,
     save_release_checkpoint,
     split_release_state_dict,
     strict_load,
@@ -184,6 +185,25 @@ def test_load_rejects_non_state_dicts(tmp_path: Path):
         load_release_state_dict(tmp_path / "list.pt")
     with pytest.raises(FileNotFoundError, match="absent.pt"):
         load_release_state_dict(tmp_path / "absent.pt")
+
+
+class NotATensor:
+    """Stands for objects (optimizer states, configs) that weights_only loading must refuse."""
+
+
+def test_load_refuses_pickled_objects(tmp_path: Path):
+    torch.save({"state_dict": {"a": torch.zeros(1)}, "hparams": NotATensor()}, tmp_path / "obj.ckpt")
+    with pytest.raises(ValueError, match="obj.ckpt: holds Python objects") as info:
+        load_release_state_dict(tmp_path / "obj.ckpt")
+    assert "weights_only=True" in str(info.value)
+
+
+def test_read_release_checkpoint_names_the_file(release_sd, tiny_a_dir: Path, tmp_path: Path):
+    generator, vae, report = read_release_checkpoint(tiny_a_dir / "model.pt")
+    assert (len(generator), len(vae), report.n_vae) == (58, 155, 155)
+    torch.save({**release_sd, "extra.key": torch.zeros(1)}, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointMismatchError, match=r"bad\.pt: .*extra\.key"):
+        read_release_checkpoint(tmp_path / "bad.pt")
 
 
 def test_load_vae_checkpoint(tiny_a_dir: Path, tmp_path: Path):

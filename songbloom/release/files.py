@@ -165,5 +165,12 @@ def _from_hub(
             return None
         return Path(path).resolve()
     logger.info("downloading %s from %s", filename, repo)
-    path = hf_hub_download(repo, filename, local_dir=local_dir, cache_dir=cache_dir, revision=revision, token=token)
+    try:
+        path = hf_hub_download(repo, filename, local_dir=local_dir, cache_dir=cache_dir, revision=revision, token=token)
+    except Exception as e:  # network, auth, disk: all end the same way for the user
+        command = download_command([("", repo, filename)], local_dir)
+        raise ReleaseFilesNotFoundError(
+            f"could not download {filename} from {repo}: {type(e).__name__}: {e}\n"
+            f"fetch it by hand with:\n  {command}\nor set HF_HUB_OFFLINE=1 to use local files only"
+        ) from e
     return Path(path).resolve()

@@ -142,3 +142,21 @@ def test_offline_falls_back_to_the_hub_cache(tmp_path: Path, monkeypatch):
     assert files.vocab == (shared_snapshot / "vocab_g2p.yaml").resolve()
     assert files.directory == long_snapshot.resolve()
     assert files.file_overrides()["vocab_g2p.yaml"] == files.vocab
+
+
+def test_download_failure_names_the_file_and_the_command(tmp_path: Path, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def no_route(repo_id, filename, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_route)
+    _placeholders(tmp_path, "songbloom_full_150s", skip=("autoencoder_music_dsp1920.ckpt",))
+    with pytest.raises(ReleaseFilesNotFoundError) as info:
+        resolve_release_files("songbloom_full_150s", tmp_path)
+    msg = str(info.value)
+    assert "could not download autoencoder_music_dsp1920.ckpt from CypressYang/SongBloom" in msg
+    assert "network is unreachable" in msg
+    assert f"hf download CypressYang/SongBloom autoencoder_music_dsp1920.ckpt --local-dir {tmp_path}" in msg
