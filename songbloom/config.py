@@ -212,6 +212,11 @@ class SongBloomConfig:
             kwargs["prompt_max_len"] = int(prm["max_len"])
         model = ModelConfig(**kwargs)
         inf = dict(raw.get("inference") or {})
+        # max_frames is accepted by the official generate() but derived from max_dur here.
+        inf.pop("max_frames", None)
+        unknown = sorted(set(inf) - {f.name for f in dataclasses.fields(InferenceConfig)})
+        if unknown:
+            raise ValueError(f"release config: unknown inference keys {unknown}")
         if "penalty_repeat" in inf:
             inf["penalty_repeat"] = bool(inf["penalty_repeat"])
         inference = InferenceConfig(**inf)
@@ -255,6 +260,13 @@ class SongBloomConfig:
     def to_release_dict(self) -> dict[str, Any]:
         """A mapping in the release YAML layout (paths as ``${dynamic_path:???/...}`` placeholders)."""
         m = self.model
+        fixed = {"rms_norm_eps": 1e-6, "dit_rotary_base": 20000.0}
+        changed = {k: getattr(m, k) for k, v in fixed.items() if getattr(m, k) != v}
+        if changed:
+            raise ValueError(
+                f"model settings {changed} have no release YAML key (the official code hard-codes "
+                f"{ {k: fixed[k] for k in changed} }); such a model cannot be exported in the release layout"
+            )
         model = {
             "block_size": m.block_size,
             "latent_dim": m.latent_dim,
