@@ -76,7 +76,9 @@ class ModelConfig:
                 "dims, so heads need at least 32 dims (lower num_heads or raise dim)"
             )
         if self.diffusion_objective not in DIFFUSION_OBJECTIVES:
-            problems.append(f"model.diffusion_objective={self.diffusion_objective!r}: choose from {DIFFUSION_OBJECTIVES}")
+            problems.append(
+                f"model.diffusion_objective={self.diffusion_objective!r}: choose from {DIFFUSION_OBJECTIVES}"
+            )
         if self.timestep_sampler not in TIMESTEP_SAMPLERS:
             problems.append(f"model.timestep_sampler={self.timestep_sampler!r}: choose from {TIMESTEP_SAMPLERS}")
         if self.time_cond_type != "prepend":
@@ -203,11 +205,18 @@ class SongBloomConfig:
         if "max_sentence_per_structure" in lyr:
             kwargs["lyric_max_sentences"] = int(lyr["max_sentence_per_structure"])
         if lyr.get("mode", "sum") != "sum":
-            raise ValueError(f"release config: lyric conditioner mode {lyr.get('mode')!r} is not supported (only 'sum')")
+            raise ValueError(
+                f"release config: lyric conditioner mode {lyr.get('mode')!r} is not supported (only 'sum')"
+            )
         if "max_len" in prm:
             kwargs["prompt_max_len"] = int(prm["max_len"])
         model = ModelConfig(**kwargs)
         inf = dict(raw.get("inference") or {})
+        # max_frames is accepted by the official generate() but derived from max_dur here.
+        inf.pop("max_frames", None)
+        unknown = sorted(set(inf) - {f.name for f in dataclasses.fields(InferenceConfig)})
+        if unknown:
+            raise ValueError(f"release config: unknown inference keys {unknown}")
         if "penalty_repeat" in inf:
             inf["penalty_repeat"] = bool(inf["penalty_repeat"])
         inference = InferenceConfig(**inf)
@@ -251,6 +260,13 @@ class SongBloomConfig:
     def to_release_dict(self) -> dict[str, Any]:
         """A mapping in the release YAML layout (paths as ``${dynamic_path:???/...}`` placeholders)."""
         m = self.model
+        fixed = {"rms_norm_eps": 1e-6, "dit_rotary_base": 20000.0}
+        changed = {k: getattr(m, k) for k, v in fixed.items() if getattr(m, k) != v}
+        if changed:
+            raise ValueError(
+                f"model settings {changed} have no release YAML key (the official code hard-codes "
+                f"{ {k: fixed[k] for k in changed} }); such a model cannot be exported in the release layout"
+            )
         model = {
             "block_size": m.block_size,
             "latent_dim": m.latent_dim,

@@ -82,7 +82,9 @@ class SongBloomModel(nn.Module):
         self.ar_transformer = SketchLM(
             LMGeometry(d, cfg.num_heads, cfg.lm_layers, cfg.ffn_dim, cfg.rotary_base_val, cfg.rms_norm_eps)
         )
-        self.skeleton_classifier = nn.Sequential(nn.Linear(d, d, bias=False), nn.SiLU(), nn.Linear(d, cfg.num_pitch + 1))
+        self.skeleton_classifier = nn.Sequential(
+            nn.Linear(d, d, bias=False), nn.SiLU(), nn.Linear(d, cfg.num_pitch + 1)
+        )
         self.block_conv = nn.Sequential(
             PatchFlatten(p), nn.Linear(p * cfg.latent_dim, d), nn.SiLU(), nn.Linear(d, d)
         )

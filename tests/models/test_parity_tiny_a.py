@@ -9,7 +9,6 @@ import yaml
 from songbloom.config import ModelConfig
 from songbloom.models.conditioners import ConditionTensors
 from songbloom.models.songbloom import SongBloomModel
-from songbloom.text.vocab import Vocabulary
 
 TOL = 1e-5
 
@@ -63,7 +62,8 @@ def test_prompt_conditioner(tiny_a_model, tiny_a_cases):
         emb, mask = prompt(c["prompt.single_latent"], torch.tensor([n]), n)
         assert _maxdiff(emb, c["prompt.single_embeds"]) <= TOL
         assert torch.equal(mask, c["prompt.single_mask"])
-        emb, mask = prompt(c["prompt.vae_latent"], torch.tensor([c["prompt.vae_wav"].shape[-1]]), c["prompt.vae_wav"].shape[-1])
+        n = c["prompt.vae_wav"].shape[-1]
+        emb, mask = prompt(c["prompt.vae_latent"], torch.tensor([n]), n)
         assert _maxdiff(emb, c["prompt.vae_embeds"]) <= TOL
         assert torch.equal(mask, c["prompt.vae_mask"])
 
