@@ -92,9 +92,7 @@ class SamplingParams:
             raise ValueError("invalid sampling parameters:\n  - " + "\n  - ".join(problems))
 
     @classmethod
-    def from_inference_config(
-        cls, inf: InferenceConfig, max_frames: float, **overrides: object
-    ) -> SamplingParams:
+    def from_inference_config(cls, inf: InferenceConfig, max_frames: float, **overrides: object) -> SamplingParams:
         d = dataclasses.asdict(inf)
         if isinstance(d["cfg_coef"], list):
             d["cfg_coef"] = tuple(d["cfg_coef"])
@@ -217,7 +215,7 @@ class _Generation:
         params: SamplingParams,
         generators: Sequence[torch.Generator | None] | None,
         hooks: GenerationHooks,
-        progress: Callable[[int, int], None] | None,
+        progress: Callable[[int, list[int]], None] | None,
     ):
         self.m = model
         self.p = params
@@ -381,7 +379,7 @@ class _Generation:
             (inputs,) = self._keep(keep, inputs)
             patch += 1
             if self.progress is not None:
-                self.progress(patch, len(self.rows.ids))
+                self.progress(patch, list(self.rows.ids))
         return [self.results[i] for i in range(self.n)]
 
 
@@ -394,7 +392,7 @@ def generate(
     *,
     generators: Sequence[torch.Generator | None] | None = None,
     hooks: GenerationHooks | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, list[int]], None] | None = None,
 ) -> list[GeneratedSong]:
     """Generate B songs at once.
 
@@ -406,7 +404,7 @@ def generate(
             on the other songs of the batch), or ``None`` for the global RNG (batch 1 + a seed reproduces a
             seeded official run).
         hooks: optional injection/observation points (tests replay recorded draws through them).
-        progress: called after every patch with (patches done, songs still running).
+        progress: called after every patch with (patches done, indices of the songs still running).
     Returns: one :class:`GeneratedSong` per song, in input order.
     """
     if model.training:

@@ -32,7 +32,11 @@ def test_dit_sampler_matches_release(tiny_a_model, tiny_a_cases, case, mode, tem
         s = tiny_a_model.embed_sketch(c["dit.sketch_ids"])
         den = PatchDenoiser(tiny_a_model, c["dit.steps"], mode, c["dit.cfg_coef"])
         out = den.sample(
-            c["dit.noise"], c["dit.h"], s, c["dit.prev_latent"], temp,
+            c["dit.noise"],
+            c["dit.h"],
+            s,
+            c["dit.prev_latent"],
+            temp,
             on_step=lambda i, x, t, v: steps.append((x.clone(), t.clone(), v.clone())),
         )
     assert _maxdiff(s, c["dit.sketch_emb"]) <= TOL
@@ -49,9 +53,16 @@ def _setup(model, c, case, exact):
     with torch.inference_mode():
         cond, null = encode_cfg_conditions(model, [ids], c[f"{case}.prompt_latent"])
     params = SamplingParams(
-        cfg_coef=inf["cfg_coef"], temp=inf["temp"], diff_temp=inf["diff_temp"], top_k=inf["top_k"],
-        penalty_repeat=bool(inf["penalty_repeat"]), penalty_window=inf["penalty_window"], steps=inf["steps"],
-        dit_cfg_type=inf["dit_cfg_type"], max_frames=c[f"{case}.max_frames"], exact_release_rng=exact,
+        cfg_coef=inf["cfg_coef"],
+        temp=inf["temp"],
+        diff_temp=inf["diff_temp"],
+        top_k=inf["top_k"],
+        penalty_repeat=bool(inf["penalty_repeat"]),
+        penalty_window=inf["penalty_window"],
+        steps=inf["steps"],
+        dit_cfg_type=inf["dit_cfg_type"],
+        max_frames=c[f"{case}.max_frames"],
+        exact_release_rng=exact,
     )
     return cond, null, params
 
