@@ -130,3 +130,20 @@ def test_greedy_when_temperature_zero(tiny_a_model):
     a = generate(tiny_a_model, cond, null, params, generators=_gens([0]))[0]
     b = generate(tiny_a_model, cond, null, params, generators=_gens([99]))[0]
     assert torch.equal(a.tokens, b.tokens)  # token choice is deterministic; only the DiT noise differs
+
+
+@pytest.mark.parametrize("top", [{"top_k": 20}, {"top_p": 0.9}])
+def test_bf16_generation_runs(tiny_a_model, top):
+    """bf16 generator (as with --dtype bfloat16): the DiT noise and the Euler state are bf16 too (errata 12)."""
+    import copy
+
+    model = copy.deepcopy(tiny_a_model).to(torch.bfloat16)
+    params = SamplingParams(steps=4, max_frames=32, penalty_mode="release", **top)
+    cond, null = _songs(model, 2)
+    noises = []
+    hooks = GenerationHooks(on_patch=lambda r: noises.append(r.noise))
+    out = generate(model, cond, null, params, generators=_gens([21, 22]), hooks=hooks)
+    assert noises and all(n.dtype == torch.bfloat16 for n in noises)
+    for song in out:
+        assert song.latent.dtype == torch.float32 and torch.isfinite(song.latent).all()
+        assert song.tokens.max() < model.cfg.num_pitch if song.num_frames else True
