@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from songbloom.inference.dit_sampler import DIT_CFG_MODES, PatchDenoiser, StepObserver
+from songbloom.inference.graphs import GraphCache, StaticDecodeStep
 from songbloom.inference.sampling import (
     PENALTY_MODES,
     apply_repetition_penalty,
@@ -216,6 +217,8 @@ class _Generation:
         generators: Sequence[torch.Generator | None] | None,
         hooks: GenerationHooks,
         progress: Callable[[int, list[int]], None] | None,
+        static_decode: bool = False,
+        cuda_graphs: bool = False,
     ):
         self.m = model
         self.p = params
@@ -241,6 +244,9 @@ class _Generation:
         self.results: dict[int, GeneratedSong] = {}
         self.denoiser = PatchDenoiser(model, params.steps, params.dit_cfg_type, params.dit_coef)
         self.prev = torch.zeros(self.n, self.P, self.C, dtype=self.dtype, device=self.device)
+        self.static = StaticDecodeStep(model, cache_len) if (static_decode or cuda_graphs) else None
+        self.graphs = GraphCache() if cuda_graphs else None
+        self._buffers: dict[object, list[torch.Tensor]] = {}
 
     # ------------------------------------------------------------------ row bookkeeping
     def _finish(self, pos: int, reason: str, patches_sampled: int) -> None:
@@ -259,6 +265,8 @@ class _Generation:
             return list(tensors)
         idx = torch.tensor(keep, dtype=torch.long, device=self.device)
         _select_cache_rows(self.cache, torch.cat([idx, idx + n]))
+        if self.graphs is not None:
+            self.graphs.clear()  # captured graphs point at the old cache tensors
         self.rows.ids = [self.rows.ids[i] for i in keep]
         if self.rows.generators is not None:
             self.rows.generators = [self.rows.generators[i] for i in keep]
@@ -278,6 +286,45 @@ class _Generation:
     # ------------------------------------------------------------------ pieces
     def _lm(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.m.ar_transformer(inputs, self.cache)[:, -1]
+
+    def _static_buffers(self, key: object, like: list[torch.Tensor]) -> list[torch.Tensor]:
+        bufs = self._buffers.get(key)
+        if bufs is None:
+            bufs = [torch.empty_like(t) for t in like]
+            self._buffers[key] = bufs
+        for b, t in zip(bufs, like, strict=True):
+            b.copy_(t)
+        return bufs
+
+    def _lm_step(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One new token per row -> (hidden (2n, dim), logits (2n, V))."""
+        if self.static is None:
+            hidden = self._lm(inputs)
+            return hidden, self.m.classify(hidden)
+        position = self.cache.length
+        window = self.static.window(position, self.cache.max_len)
+        if self.graphs is None:
+            pos = torch.tensor([position], dtype=torch.long, device=self.device)
+            hidden, logits = self.static(inputs, pos, self.cache, window)
+        else:
+            key = ("lm", inputs.shape[0])
+            if key not in self._buffers:
+                self._buffers[key] = [torch.empty_like(inputs), torch.zeros(1, dtype=torch.long, device=self.device)]
+            x, p = self._buffers[key]
+            x.copy_(inputs)
+            p.fill_(position)  # no host sync: the graph reads the position from this device tensor
+            out = self.graphs.run((*key, window), lambda: self.static(x, p, self.cache, window))
+            hidden, logits = (t.clone() for t in out)
+        self.cache.length += 1
+        return hidden, logits
+
+    def _sample_patch(self, noise: torch.Tensor, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        temp = self.p.diff_temp
+        if self.graphs is None or self.hooks.on_dit_step is not None:
+            return self.denoiser.sample(noise, h, s, self.prev, temp, self.hooks.on_dit_step)
+        bufs = self._static_buffers(("dit", noise.shape[0], h.shape[0]), [noise, h, s, self.prev])
+        key = ("dit", noise.shape[0], h.shape[0])
+        return self.graphs.run(key, lambda: self.denoiser.sample(*bufs, temp)).clone()
 
     def _penalty_pool(self) -> torch.Tensor | None:
         p = self.p
@@ -327,7 +374,10 @@ class _Generation:
             pool = self._penalty_pool()
             tokens = torch.zeros(n, P, dtype=torch.long, device=self.device)
             for k in range(P):
-                logits = m.classify(self._lm(inputs))
+                if patch == 0 and k == 0:  # the prefix + BOS chunk
+                    logits = m.classify(self._lm(inputs))
+                else:
+                    _, logits = self._lm_step(inputs)
                 mixed = cfg_mix(logits[:n], logits[n:], p.lm_coef)
                 mixed = apply_repetition_penalty(mixed, pool, m.cfg.num_pitch, p.penalty_mode)
                 record = StepRecord(patch * P + k, patch, list(self.rows.ids), logits, None, torch.empty(0))
@@ -354,11 +404,11 @@ class _Generation:
                         break
             if not self.rows.ids:
                 break
-            h_all = self._lm(inputs)
+            h_all, _ = self._lm_step(inputs)
             noise = self._dit_noise(patch)
             h = h_all if p.dit_cfg_type == "global" else h_all[:n]
             s = m.embed_sketch(tokens)
-            latent = self.denoiser.sample(noise, h, s, self.prev, p.diff_temp, self.hooks.on_dit_step)
+            latent = self._sample_patch(noise, h, s)
             over_limit = 1 + (P + 1) * patch > p.max_frames / P * (P + 1)
             has_eos = (tokens == self.eos).any(dim=1).tolist()
             kept_flags = [not (over_limit or e) for e in has_eos]
@@ -393,6 +443,8 @@ def generate(
     generators: Sequence[torch.Generator | None] | None = None,
     hooks: GenerationHooks | None = None,
     progress: Callable[[int, list[int]], None] | None = None,
+    cuda_graphs: bool | None = None,
+    static_decode: bool | None = None,
 ) -> list[GeneratedSong]:
     """Generate B songs at once.
 
@@ -405,12 +457,19 @@ def generate(
             seeded official run).
         hooks: optional injection/observation points (tests replay recorded draws through them).
         progress: called after every patch with (patches done, indices of the songs still running).
+        cuda_graphs: replay the LM step and the DiT patch sampler as CUDA graphs (default: on for CUDA models).
+            Capture failures fall back to eager execution.
+        static_decode: use the graph-ready LM step without graphs (default: same as ``cuda_graphs``).
     Returns: one :class:`GeneratedSong` per song, in input order.
     """
     if model.training:
         raise RuntimeError("generate() needs the model in eval mode (call model.eval())")
+    on_cuda = model.project_in.weight.device.type == "cuda"
+    graphs = on_cuda if cuda_graphs is None else (bool(cuda_graphs) and on_cuda)
+    static = graphs if static_decode is None else bool(static_decode)
     prefix = build_cfg_prefix(cond, null)
-    return _Generation(model, prefix, params, generators, hooks or GenerationHooks(), progress).run()
+    run = _Generation(model, prefix, params, generators, hooks or GenerationHooks(), progress, static, graphs)
+    return run.run()
 
 
 def encode_cfg_conditions(

@@ -147,3 +147,26 @@ def test_bf16_generation_runs(tiny_a_model, top):
     for song in out:
         assert song.latent.dtype == torch.float32 and torch.isfinite(song.latent).all()
         assert song.tokens.max() < model.cfg.num_pitch if song.num_frames else True
+
+
+def test_static_decode_step_matches_cached_forward():
+    """The graph-ready LM step (tensor positions, masked fixed windows) equals the dynamic cached step."""
+    from songbloom.inference.graphs import StaticDecodeStep
+
+    torch.manual_seed(1)
+    model = SongBloomModel(SongBloomConfig.from_name("tiny").model).eval()
+    lm = model.ar_transformer
+    x = torch.randn(2, 40, model.cfg.dim)
+    static = StaticDecodeStep(model, max_len=48, bucket=8)
+    with torch.inference_mode():
+        ref_cache, st_cache = lm.new_cache(2, 48), lm.new_cache(2, 48)
+        lm(x[:, :20], ref_cache)
+        lm(x[:, :20], st_cache)
+        for i in range(20, 40):
+            ref = lm(x[:, i : i + 1], ref_cache)[:, -1]
+            window = static.window(st_cache.length, st_cache.max_len)
+            hidden, logits = static(x[:, i : i + 1], torch.tensor([i]), st_cache, window)
+            st_cache.length += 1
+            assert (hidden - ref).abs().max().item() <= 1e-5
+            assert (logits - model.classify(ref)).abs().max().item() <= 1e-5
+    assert static.window(7, 48) == 8 and static.window(8, 48) == 16 and static.window(47, 48) == 48

@@ -75,10 +75,15 @@ def test_cfg_conditions_match_release(tiny_a_model, tiny_a_cases):
     assert torch.equal(torch.cat([cond.prompt_mask, null.prompt_mask]), c["gen.cond_prompt_mask"])
 
 
-@pytest.mark.parametrize("exact", [True, False], ids=["exact_rng", "fast"])
+@pytest.mark.parametrize(
+    ("exact", "static"), [(True, False), (False, False), (True, True)], ids=["exact_rng", "fast", "exact_static_lm"]
+)
 @pytest.mark.parametrize("case", GEN_CASES)
-def test_generation_replay(tiny_a_model, tiny_a_cases, case, exact):
-    """Feed the recorded draws through the hooks; every intermediate must match the official run."""
+def test_generation_replay(tiny_a_model, tiny_a_cases, case, exact, static):
+    """Feed the recorded draws through the hooks; every intermediate must match the official run.
+
+    ``static`` runs the graph-ready LM step (what CUDA graphs replay on a GPU) eagerly on the CPU.
+    """
     c = tiny_a_cases
     cond, null, params = _setup(tiny_a_model, c, case, exact)
     recorded_tokens, recorded_noise = c[f"{case}.step_tokens"], c[f"{case}.dit_noise"]
@@ -94,7 +99,7 @@ def test_generation_replay(tiny_a_model, tiny_a_cases, case, exact):
         on_step=lambda rec: logits.append(rec.logits.clone()),
         on_patch=patches.append,
     )
-    out = generate(tiny_a_model, cond, null, params, hooks=hooks)[0]
+    out = generate(tiny_a_model, cond, null, params, hooks=hooks, static_decode=static)[0]
 
     n_ref_steps = c[f"{case}.step_probs"].shape[0]
     n_ref_patches = c[f"{case}.n_patches_sampled"]
