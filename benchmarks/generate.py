@@ -12,6 +12,7 @@ runs to the requested length. The first patch (which also encodes the 850-token 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -42,7 +43,24 @@ def build_model(preset: str, device: torch.device, dtype: torch.dtype, seed: int
     return model.to(device=device, dtype=dtype)
 
 
-def run_once(model: SongBloomModel, batch: int, patches: int, steps: int, device: torch.device) -> dict[str, float]:
+def gemm_gflops(device: torch.device, dtype: torch.dtype) -> float:
+    """Machine calibration: throughput of a DiT-sized matmul (100 x 512 x 2048) right now."""
+    a = torch.randn(100, 512, device=device, dtype=dtype)
+    w = torch.randn(2048, 512, device=device, dtype=dtype)
+    for _ in range(3):
+        torch.nn.functional.linear(a, w)
+    _sync(device)
+    n = 50
+    t0 = time.perf_counter()
+    for _ in range(n):
+        torch.nn.functional.linear(a, w)
+    _sync(device)
+    return 2 * 100 * 512 * 2048 * n / (time.perf_counter() - t0) / 1e9
+
+
+def run_once(
+    model: SongBloomModel, batch: int, patches: int, steps: int, device: torch.device, cuda_graphs: bool | None = None
+) -> dict[str, float]:
     cfg = model.cfg
     vocab_n = len(cfg.lyric_vocab)
     lyrics = [torch.randint(8, vocab_n, (cfg.lyric_max_len,)).tolist() for _ in range(batch)]
@@ -59,7 +77,7 @@ def run_once(model: SongBloomModel, batch: int, patches: int, steps: int, device
     t0 = time.perf_counter()
     with torch.inference_mode():
         cond, null = encode_cfg_conditions(model, lyrics, latents)
-        out = generate(model, cond, null, params, generators=gens, progress=progress)
+        out = generate(model, cond, null, params, generators=gens, progress=progress, cuda_graphs=cuda_graphs)
     _sync(device)
     total = time.perf_counter() - t0
     assert all(o.num_frames == patches * cfg.block_size for o in out), [o.num_frames for o in out]
@@ -77,6 +95,7 @@ def main() -> None:
     ap.add_argument("--patches", type=int, default=6, help="patches per song (the first is reported apart)")
     ap.add_argument("--steps", type=int, default=36)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--no-cuda-graphs", action="store_true", help="eager GPU sampler (graphs are on by default)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -85,15 +104,21 @@ def main() -> None:
     model = build_model(args.preset, device, dtype)
     n_params = model.num_parameters()
     patch_s = model.cfg.block_size / 25.0
-    run_once(model, 1, 2, args.steps, device)  # warm-up (allocator, kernels)
+    graphs = False if args.no_cuda_graphs else None
+    run_once(model, 1, 2, args.steps, device, graphs)  # warm-up (allocator, kernels)
     rows = []
     for b in args.batch:
-        r = run_once(model, b, args.patches, args.steps, device)
+        r = run_once(model, b, args.patches, args.steps, device, graphs)
         rows.append((b, r))
+    calib = gemm_gflops(device, dtype)
+    try:
+        load = f" (load average {os.getloadavg()[0]:.1f})"
+    except OSError:
+        load = ""
     print(
         f"\npreset {args.preset} ({n_params / 1e6:.1f} M generator params), {args.device} {args.dtype}, "
         f"{torch.get_num_threads()} CPU threads, {args.steps} DiT steps, CFG 1.5 (LM + DiT 'h'), "
-        f"{args.patches} patches per song"
+        f"{args.patches} patches per song; calibration matmul {calib:.1f} GFLOPS{load}"
     )
     print("| batch | first patch (s) | s per patch (all songs) | s per patch per song | RTF per song | vs official |")
     print("|---|---|---|---|---|---|")

@@ -180,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-duration", type=float, default=None, help="longest song in seconds (default: max_dur + 10)")
     run.add_argument("--prompt-latent", default="sample", choices=["sample", "mean"])
     run.add_argument("--no-chunked-decode", action="store_true", help="decode the latent in one VAE pass")
+    run.add_argument("--no-cuda-graphs", action="store_true", help="run the GPU sampler eagerly (debugging)")
     smp = ap.add_argument_group("sampling (default: the checkpoint's inference settings)")
     smp.add_argument("--cfg-coef", type=float, nargs="+", default=None, help="one value, or LM and DiT values")
     smp.add_argument("--temp", type=float, default=None)
@@ -262,7 +263,11 @@ def run(args: argparse.Namespace) -> RunSummary:
     config = bundle.config
     params = sampling_params(args, config)
     pipe = SongBloomPipeline(
-        bundle, params, prompt_latent=args.prompt_latent, chunked_decode=not args.no_chunked_decode
+        bundle,
+        params,
+        prompt_latent=args.prompt_latent,
+        chunked_decode=not args.no_chunked_decode,
+        cuda_graphs=False if args.no_cuda_graphs else None,
     )
     batch_size = 1 if args.exact_release_rng else args.batch_size
     if args.exact_release_rng:

@@ -42,8 +42,17 @@ class SongResult:
 class SongBloomPipeline:
     """Wraps a built :class:`songbloom.api.SongBloom` (generator in fp32/bf16, VAE fp32) for generation."""
 
-    def __init__(self, bundle, params: SamplingParams, *, prompt_latent: str = "sample", chunked_decode: bool = True):
+    def __init__(
+        self,
+        bundle,
+        params: SamplingParams,
+        *,
+        prompt_latent: str = "sample",
+        chunked_decode: bool = True,
+        cuda_graphs: bool | None = None,
+    ):
         self.bundle = bundle
+        self.cuda_graphs = cuda_graphs
         self.model = bundle.model
         self.vae = bundle.vae
         self.params = params
@@ -104,6 +113,7 @@ class SongBloomPipeline:
             self.params,
             generators=None if self.params.exact_release_rng else gens,
             progress=progress,
+            cuda_graphs=self.cuda_graphs,
         )
         results = []
         for req, song in zip(requests, songs, strict=True):
