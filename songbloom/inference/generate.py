@@ -94,8 +94,9 @@ class SamplingParams:
 
     @classmethod
     def from_inference_config(cls, inf: InferenceConfig, max_frames: float, **overrides: object) -> SamplingParams:
-        d = dataclasses.asdict(inf)
-        if isinstance(d["cfg_coef"], list):
+        known = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in dataclasses.asdict(inf).items() if k in known}
+        if isinstance(d.get("cfg_coef"), list):
             d["cfg_coef"] = tuple(d["cfg_coef"])
         d.update(max_frames=max_frames, **overrides)
         return cls(**d)

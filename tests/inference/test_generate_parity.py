@@ -149,3 +149,33 @@ def test_seeded_generation_reproduces_official_tokens(tiny_a_model, tiny_a_cases
         assert torch.equal(after, torch.rand(8))
     assert torch.equal(out.tokens[None], c[f"{case}.token_seq"])
     assert _maxdiff(out.release_latent()[None], c[f"{case}.latent_seq"]) <= TOL
+
+
+@pytest.mark.gpu
+def test_generation_replay_on_gpu_with_cuda_graphs(tiny_a_model, tiny_a_cases):
+    """The fixture replay on CUDA (fp32) with the graph-replayed LM steps and DiT patches."""
+    import copy
+
+    c = tiny_a_cases
+    model = copy.deepcopy(tiny_a_model).cuda()
+    cond, null, params = _setup(tiny_a_model, c, "gen", True)
+    cond, null = (
+        type(ct)(ct.prompt.cuda(), ct.prompt_mask.cuda(), ct.lyrics.cuda(), ct.lyrics_mask.cuda())
+        for ct in (cond, null)
+    )
+    tokens, noise = c["gen.step_tokens"].cuda(), c["gen.dit_noise"].cuda()
+    probs, patches = [], []
+
+    def token_sampler(rec, p):
+        probs.append(p.cpu())
+        return tokens[rec.step : rec.step + 1]
+
+    hooks = GenerationHooks(
+        token_sampler=token_sampler,
+        dit_noise=lambda patch, rows, shape, dtype, device: noise[patch : patch + 1],
+        on_patch=lambda r: patches.append(r.latent.cpu()),
+    )
+    out = generate(model, cond, null, params, hooks=hooks, cuda_graphs=True)[0]
+    assert _maxdiff(torch.cat(probs), c["gen.step_probs"]) <= 1e-4
+    assert _maxdiff(torch.cat(patches), c["gen.dit_out"]) <= 1e-4
+    assert _maxdiff(out.latent[None], c["gen.latent_seq"]) <= 1e-4
