@@ -288,7 +288,7 @@ class ChineseG2P:
                 for i, sub in enumerate((head, tail)):
                     if len(sub) == 2 and self._all_third(sub):  # 所有/人
                         sub[0] = self._set_tone(sub[0], "2")
-                    elif i == 1 and sub and head and not self._all_third(sub) and sub[0][-1] == "3" and head[-1][-1] == "3":
+                    elif i == 1 and sub and head and not self._all_third(sub) and sub[0][-1] == head[-1][-1] == "3":
                         head[-1] = self._set_tone(head[-1], "2")  # 好/喜欢
                 finals = head + tail
         elif len(word) == 4:  # idioms: two halves of two syllables
