@@ -9,8 +9,8 @@ Chinese and English follow the release front end item by item (that is what the 
   :class:`~songbloom.text.en.EnglishG2P`, so numbers are read in English even inside Chinese.
 
 Japanese (which the release never had) is handled per sentence, because pyopenjtalk needs context to
-read kanji: a song whose CJK text is mostly... well, one that has kana in it (or ``language="ja"``) is
-read as Japanese, kanji-only words included. Latin words inside Japanese go to English G2P unless
+read kanji: a song where kana are at least 10% of the CJK characters (or ``language="ja"``) is read as
+Japanese, kanji-only words included. Latin words inside Japanese go to English G2P unless
 ``japanese_latin="pyopenjtalk"`` asks for pyopenjtalk's katakana-style reading.
 """
 
