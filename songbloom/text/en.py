@@ -40,9 +40,23 @@ _HOMOGRAPH_FIXES = {
     "read": (["R", "IY1", "D"], ["R", "EH1", "D"], "VBP"),
     "complex": (["K", "AH0", "M", "P", "L", "EH1", "K", "S"], ["K", "AA1", "M", "P", "L", "EH0", "K", "S"], "JJ"),
 }
-# Part of speech assumed for a word standing alone (the release tagged each item alone with NLTK's
-# perceptron tagger, which is not available offline). Nouns are the common reading of a bare word.
-ISOLATED_WORD_TAG = "NN"
+
+
+def isolated_word_tag(word: str) -> str:
+    """Part of speech guessed for a word standing alone.
+
+    The release tagged each space-separated item on its own with NLTK's perceptron tagger (not available
+    offline); for a lone word that tagger goes mostly by suffix: ``-ed`` participles, ``-ing`` gerunds,
+    ``-s`` plurals, otherwise a noun (the fixture's ``live`` takes the non-verb reading).
+    """
+    w = word.lower()
+    if w.endswith("ed"):
+        return "VBN"
+    if w.endswith("ing"):
+        return "VBG"
+    if w.endswith("s") and not w.endswith("ss"):
+        return "NNS"
+    return "NN"
 _VOICELESS = {"P", "T", "K", "F", "TH", "HH"}
 _SIBILANT = {"S", "Z", "SH", "ZH", "CH", "JH"}
 # Non-phoneme outputs of g2p_en's model to drop.
@@ -170,7 +184,7 @@ class EnglishG2P:
         """Tokens for one English segment (no Chinese in it)."""
         phones: list[str] = []
         for token in _tweet_tokenize()(normalize_english(text)):
-            for ph in self._word(token, ISOLATED_WORD_TAG):
+            for ph in self._word(token, isolated_word_tag(token)):
                 if ph in _MODEL_NOISE:
                     continue
                 if ph == "<unk>":
