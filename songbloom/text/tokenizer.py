@@ -79,6 +79,12 @@ class LyricTokenizer:
         self.policy = policy
         self._g2p = g2p
 
+    @classmethod
+    def from_config(cls, config, policy: str = "error") -> LyricTokenizer:
+        """Vocabulary and ``max_len`` from a ``SongBloomConfig`` (or its ``ModelConfig``)."""
+        model = getattr(config, "model", config)
+        return cls(Vocabulary(list(model.lyric_vocab)), max_len=int(model.lyric_max_len), policy=policy)
+
     @property
     def g2p(self):
         if self._g2p is None:

@@ -112,6 +112,14 @@ def test_tokenizer_policies(vocab, g2p, caplog):
         LyricTokenizer(vocab, policy="ignore")
 
 
+def test_tokenizer_from_config(vocab):
+    from songbloom.config import SongBloomConfig
+
+    cfg = SongBloomConfig.from_name("tiny")
+    tok = LyricTokenizer.from_config(cfg)
+    assert tok.max_len == cfg.model.lyric_max_len and tok.vocab.items == tuple(cfg.model.lyric_vocab)
+
+
 def test_tokenizer_matches_vocab_tokenize(vocab):
     processed = "[verse] HH AH0 L OW1  , zz ."
     enc = LyricTokenizer(vocab, policy="drop").encode_processed(processed)
