@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         opt.zero_grad(set_to_none=True)
 
     rows = []
-    for ckpt in ("full", "none"):
+    for ckpt in ("full", "selective", "none"):
         model.set_gradient_checkpointing(ckpt)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()

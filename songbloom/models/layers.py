@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
+from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
+
+SELECTIVE = -1
+"""Checkpointing mode: keep matmul and attention outputs, recompute only cheap element-wise ops."""
+
+_SAVE_OPS = {
+    op
+    for name in (
+        "mm", "addmm", "bmm", "linear",
+        "_scaled_dot_product_flash_attention", "_scaled_dot_product_efficient_attention",
+        "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_cudnn_attention",
+    )
+    if (op := getattr(getattr(torch.ops.aten, name, None), "default", None)) is not None
+}
+
+
+def _selective_policy(ctx, op, *args, **kwargs) -> CheckpointPolicy:
+    return CheckpointPolicy.MUST_SAVE if op in _SAVE_OPS else CheckpointPolicy.PREFER_RECOMPUTE
 
 
 class RMSNorm(nn.Module):
@@ -96,7 +114,10 @@ class SwiGLU(nn.Module):
 def parse_checkpointing(mode: str | int | bool | None) -> int:
     """Normalise a gradient-checkpointing setting to 'every k-th layer' (0 = off, 1 = every layer).
 
-    Accepts ``"none"``/``"off"``/``False``/``0``, ``"full"``/``True``/``1``, or an integer k > 1.
+    Accepts ``"none"``/``"off"``/``False``/``0``, ``"full"``/``True``/``1``, an integer k > 1, or
+    ``"selective"`` (every layer, but matmul/attention outputs are kept and only element-wise ops such as
+    norms, SiLU and RoPE are recomputed: most of the activation memory of the SwiGLU/norm intermediates
+    is saved for a few percent of extra compute). Returns :data:`SELECTIVE` for the latter.
     """
     if mode is None or mode is False:
         return 0
@@ -108,10 +129,16 @@ def parse_checkpointing(mode: str | int | bool | None) -> int:
             return 0
         if key in ("full", "on", "true", "all"):
             return 1
+        if key == "selective":
+            return SELECTIVE
         if key.isdigit():
             return int(key)
-        raise ValueError(f"gradient checkpointing {mode!r}: use 'none', 'full' or an integer k (every k-th layer)")
+        raise ValueError(
+            f"gradient checkpointing {mode!r}: use 'none', 'full', 'selective' or an integer k (every k-th layer)"
+        )
     k = int(mode)
+    if k == SELECTIVE:
+        return k
     if k < 0:
         raise ValueError(f"gradient checkpointing every k-th layer needs k >= 0, got {k}")
     return k
@@ -129,9 +156,12 @@ def run_layers(
     inputs do not require grad (frozen base + LoRA adapters), which is how the public fork's LoRA never
     trained the AR stage.
     """
-    use_ckpt = every_k > 0 and torch.is_grad_enabled()
+    use_ckpt = every_k != 0 and torch.is_grad_enabled()
+    context_fn = functools.partial(create_selective_checkpoint_contexts, _selective_policy)
     for i, layer in enumerate(layers):
-        if use_ckpt and i % every_k == 0:
+        if use_ckpt and every_k == SELECTIVE:
+            x = checkpoint(fn, layer, x, use_reentrant=False, context_fn=context_fn)
+        elif use_ckpt and i % every_k == 0:
             x = checkpoint(fn, layer, x, use_reentrant=False)
         else:
             x = fn(layer, x)

@@ -88,7 +88,7 @@ def test_lm_is_causal():
     assert torch.all(x.grad[0, 6:] == 0)
 
 
-@pytest.mark.parametrize("mode", ["full", 2])
+@pytest.mark.parametrize("mode", ["full", 2, "selective"])
 def test_gradient_checkpointing_matches_and_reaches_frozen_base_adapters(mode):
     """Non-reentrant checkpointing: same gradients, and an adapter on a frozen base still gets them."""
     torch.manual_seed(0)
