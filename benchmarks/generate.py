@@ -37,7 +37,8 @@ def _sync(device: torch.device) -> None:
 def build_model(preset: str, device: torch.device, dtype: torch.dtype, seed: int = 0) -> SongBloomModel:
     torch.manual_seed(seed)
     cfg = SongBloomConfig.from_name(preset)
-    model = SongBloomModel(cfg.model).eval()
+    with torch.device(device):  # initialise on the target device (the 2B model takes long on a CPU)
+        model = SongBloomModel(cfg.model).eval()
     with torch.no_grad():
         model.skeleton_classifier[-1].bias[cfg.model.eos_id] = -1e4  # never stop early
     return model.to(device=device, dtype=dtype)
