@@ -520,6 +520,8 @@ class OobleckVAE(nn.Module):
         ``noise`` is given; ``sample=False`` returns the mean. Fewer than 2048 samples give an empty (B, D, 0)
         latent without running the encoder or drawing noise, as the release does for its null prompt.
         """
+        if wav.ndim not in (2, 3):
+            raise ValueError(f"VAE encode expects a waveform (B, C, T) or (B, T), got shape {tuple(wav.shape)}")
         if wav.shape[-1] < MIN_ENCODE_SAMPLES:
             return torch.zeros(wav.shape[0], self.latent_dim, 0, device=wav.device, dtype=torch.float32)
         mean, scale = self.encode_moments(wav)
@@ -604,6 +606,19 @@ def state_dict_problems(expected: Mapping[str, torch.Tensor], found: Mapping[str
     return lines
 
 
+def _common_prefix_hint(expected: Mapping[str, Any], found: Mapping[str, Any]) -> str | None:
+    """The prefix under which ``found`` holds every expected key (e.g. ``vae.vae.``), if there is one."""
+    if not expected or all(k in found for k in expected):
+        return None
+    probe = next(iter(expected))
+    for key in found:
+        if key.endswith("." + probe):
+            prefix = key[: -len(probe)]
+            if all(prefix + k in found for k in expected):
+                return prefix
+    return None
+
+
 def _read_checkpoint(path: Path, map_location: str | torch.device) -> Mapping[str, Any]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -637,7 +652,14 @@ def load_vae(
         if not path.is_file():
             raise FileNotFoundError(f"VAE checkpoint not found: {path}")
         state = _read_checkpoint(path, map_location)
-        problems = state_dict_problems(vae.state_dict(), state)
+        expected = vae.state_dict()
+        problems = state_dict_problems(expected, state)
+        prefix = _common_prefix_hint(expected, state)
+        if prefix:
+            problems.append(
+                f"the checkpoint holds the VAE under the prefix {prefix!r} (a full SongBloom checkpoint?): "
+                "strip that prefix from the keys, or point ckpt_path at the VAE checkpoint"
+            )
         if problems:
             raise ValueError(
                 f"{path} does not fit the VAE geometry (latent_dim={cfg.latent_dim}, channels={cfg.encoder.channels}, "

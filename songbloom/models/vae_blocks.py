@@ -32,11 +32,12 @@ class _WeightNormConv(nn.Module):
         super().__init__()
         # Registration order bias, weight_g, weight_v matches the release state-dict order.
         if bias:
-            self.bias = nn.Parameter(torch.empty(out_channels))
+            self.bias = nn.Parameter(torch.empty(out_channels, dtype=torch.float32))
         else:
             self.register_parameter("bias", None)
-        self.weight_g = nn.Parameter(torch.empty(weight_shape[0], 1, 1))
-        self.weight_v = nn.Parameter(torch.empty(weight_shape))
+        # float32 explicitly: a low-precision default dtype (e.g. a bf16 init context) must not reach the VAE.
+        self.weight_g = nn.Parameter(torch.empty(weight_shape[0], 1, 1, dtype=torch.float32))
+        self.weight_v = nn.Parameter(torch.empty(weight_shape, dtype=torch.float32))
         self.fold_weight = False
         self._folded: tuple[tuple, torch.Tensor] | None = None
         self._reset_parameters(fan_in)
@@ -115,8 +116,8 @@ class SnakeBeta(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         # Zero logs = unit frequency and magnitude, the release's initial value.
-        self.alpha = nn.Parameter(torch.zeros(channels))
-        self.beta = nn.Parameter(torch.zeros(channels))
+        self.alpha = nn.Parameter(torch.zeros(channels, dtype=torch.float32))
+        self.beta = nn.Parameter(torch.zeros(channels, dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         alpha = self.alpha.exp()[None, :, None]

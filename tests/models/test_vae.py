@@ -285,3 +285,21 @@ def test_encode_rejects_an_unexpected_channel_count(fixture_vae: OobleckVAE) -> 
     with pytest.raises(ValueError, match="3 channels"):
         fixture_vae.encode(torch.zeros(1, 3, 4096))
     assert math.isclose(fixture_vae.frame_rate, 6000.0)
+
+
+def test_loading_a_prefixed_checkpoint_says_which_prefix_to_strip(tiny_a_dir: Path, tmp_path: Path) -> None:
+    state = torch.load(tiny_a_dir / "vae.ckpt", weights_only=True)["state_dict"]
+    ckpt = tmp_path / "songbloom_like.pt"
+    torch.save({f"vae.vae.{k}": v for k, v in state.items()}, ckpt)
+    with pytest.raises(ValueError, match="prefix 'vae.vae.'"):
+        load_vae(tiny_a_dir / "vae.json", ckpt)
+
+
+def test_parameters_are_float32_even_under_a_bf16_default_dtype() -> None:
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        vae = OobleckVAE(VAEConfig.tiny())
+    finally:
+        torch.set_default_dtype(previous)
+    assert {p.dtype for p in vae.parameters()} == {torch.float32}
