@@ -94,7 +94,7 @@ def main() -> None:
     print("| geometry | operation | wall time (s) | audio-s per s |")
     print("|---|---|---:|---:|")
     for geometry, label, seconds, speed in rows:
-        print(f"| {geometry} | {label} | {seconds:.3f} | {speed:.2f} |")
+        print(f"| {geometry} | {label} | {seconds:.3f} | {speed:.3g} |")
 
 
 if __name__ == "__main__":
