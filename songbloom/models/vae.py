@@ -541,9 +541,10 @@ class OobleckVAE(nn.Module):
         """Latent (B, latent_dim, F) -> waveform (B, out_channels, F * ratio), float32.
 
         ``chunked`` decodes windows of ``chunk_size`` frames independently (memory stays flat for long songs) and
-        stitches them as the release does (see ``plan_chunks``); the result differs slightly from a one-pass decode
-        near the seams. A latent shorter than ``chunk_size`` is decoded in one pass: the release crashes there
-        (PR #38), and one pass is what its single chunk would give.
+        stitches them as the release does (see ``plan_chunks``); near the seams the result differs from a one-pass
+        decode (hard cuts, no crossfade), so keep ``chunked=True`` where release-identical audio is wanted.
+        A latent shorter than ``chunk_size`` is decoded in one pass: the release crashes there (PR #38), and one pass
+        is what its single chunk would give.
         """
         if latent.ndim != 3 or latent.shape[1] != self.latent_dim:
             raise ValueError(f"VAE decode expects a latent (B, {self.latent_dim}, F), got shape {tuple(latent.shape)}")
