@@ -49,10 +49,14 @@ def build_tiny_muq(seed: int = 0, out_dir: str | os.PathLike | None = None, *, e
 
     cfg = MuQConfig(encoder_dim=encoder_dim, encoder_depth=encoder_depth, conv_dim=conv_dim, stat=dict(_MUQ_MEL_STAT),
                     w2v2_config=_tiny_w2v2_config(encoder_dim, encoder_depth))
-    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    with _preserve_global_rng():
         model = MuQ(cfg).eval()
+        # MuQ's constructor calls torch.manual_seed(142) (its random-projection quantiser), so the weights it
+        # draws ignore any seed set before; re-draw every layer from our own seed instead.
+        torch.manual_seed(seed)
+        for module in model.modules():
+            if hasattr(module, "reset_parameters") and callable(module.reset_parameters):
+                module.reset_parameters()
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -72,8 +76,14 @@ def load_muq(model_id_or_dir: str | os.PathLike, *, device: str | torch.device =
     path = Path(model_id_or_dir)
     if path.exists() and not (path / "config.json").is_file():
         raise FileNotFoundError(f"MuQ directory {path} has no config.json; expected a MuQ.save_pretrained folder")
-    model = MuQ.from_pretrained(str(model_id_or_dir))
+    with _preserve_global_rng():  # MuQ's constructor reseeds the global RNG (torch.manual_seed(142))
+        model = MuQ.from_pretrained(str(model_id_or_dir))
     return model.to(device).eval()
+
+
+def _preserve_global_rng():
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    return torch.random.fork_rng(devices=devices)
 
 
 def muq_layer_count(muq: nn.Module) -> int:
