@@ -67,9 +67,14 @@ class MiniBatchKMeans:
                 f"k-means++ needs at least num_codes={self.num_codes} frames in the init sample, got {n}: "
                 "add audio or lower the codebook size"
             )
+        x_sq = (x * x).sum(-1)
+
+        def dist_to(i: int) -> torch.Tensor:  # one matrix-vector product per new centre
+            return (x_sq - 2.0 * (x @ x[i]) + x_sq[i]).clamp_min_(0.0)
+
         first = int(torch.randint(n, (1,), generator=self.generator))
         self.centers[0] = x[first]
-        min_d = squared_distances(x, x[first : first + 1])[:, 0]
+        min_d = dist_to(first)
         for k in range(1, self.num_codes):
             total = float(min_d.sum())
             if total <= 0:  # every point already coincides with a centre: fall back to uniform picks
@@ -78,7 +83,7 @@ class MiniBatchKMeans:
                 probs = (min_d / total).to("cpu", torch.float64)
                 pick = int(torch.multinomial(probs, 1, generator=self.generator))
             self.centers[k] = x[pick]
-            min_d = torch.minimum(min_d, squared_distances(x, x[pick : pick + 1])[:, 0])
+            torch.minimum(min_d, dist_to(pick), out=min_d)
         for _ in range(lloyd_iters):
             ids, _ = nearest_code(x, self.centers)
             sums = torch.zeros_like(self.centers).index_add_(0, ids, x)
