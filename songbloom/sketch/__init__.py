@@ -13,6 +13,7 @@ from songbloom.sketch.artifact import (
     save_codebook,
     sketch_codebook_record,
 )
+from songbloom.sketch.demo import build_demo_codebook
 from songbloom.sketch.features import MuQFeatureExtractor
 from songbloom.sketch.kmeans import MiniBatchKMeans
 from songbloom.sketch.metrics import CodebookMetrics, cluster_purity
@@ -38,6 +39,7 @@ __all__ = [
     "SketchTokenizer",
     "TrainingResult",
     "align_to_vae_frames",
+    "build_demo_codebook",
     "build_tiny_muq",
     "check_num_pitch",
     "cluster_purity",

@@ -232,3 +232,15 @@ def test_cli_train_tokenize_eval(timbre_audio_dirs, tmp_path, capsys):
     assert cli_main(["tokenize", "--codebook", str(tmp_path / "nope.safetensors"), str(train_paths[0]),
                      "--out-dir", str(tmp_path / "t2")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_demo_codebook_fits_the_tiny_preset(tmp_path):
+    from songbloom.config import SongBloomConfig
+    from songbloom.sketch import build_demo_codebook
+
+    num_pitch = SongBloomConfig.from_name("tiny").model.num_pitch
+    path = build_demo_codebook(tmp_path / "demo", num_codes=num_pitch, clips_per_timbre=2, seconds=2.0, epochs=1)
+    tok = SketchTokenizer.from_artifact(path)
+    check_num_pitch(tok.num_codes, num_pitch)
+    ids = tok.tokenize(torch.randn(48000) * 0.1, 24000)
+    assert ids.shape == (1, 50) and int(ids.max()) < num_pitch
