@@ -157,7 +157,7 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
                 for (item, _), ids in zip(pairs, tok.tokenize_many([w for _, w in pairs], sr)):
                     stem = Path(item.member or item.path).name.split(".")[0]
                     name = f"{stem}-{hashlib.sha1(item.key.encode()).hexdigest()[:8]}.sketch.safetensors"
-                    save_file({"tokens": ids.to(dtype=ids.dtype).contiguous()}, str(out_dir / name),
+                    save_file({"tokens": ids.contiguous()}, str(out_dir / name),
                               metadata={**record, "source": item.key, "sample_rate": str(sr)})
                     index.write(json.dumps({"source": item.key, "tokens_path": name, "num_frames": int(ids.numel()),
                                             **record}) + "\n")

@@ -126,7 +126,7 @@ def heldout_split(items: list[AudioItem], fraction: float) -> tuple[list[AudioIt
 
 
 class FeatureCache:
-    """One safetensors file of MuQ features per clip, named by a hash of the clip key."""
+    """One safetensors file of MuQ features per clip, named by a hash of the clip key, size and mtime."""
 
     def __init__(self, root: Path, dtype: str):
         self.root = root
@@ -134,7 +134,13 @@ class FeatureCache:
         self.dtype = getattr(torch, dtype)
 
     def path(self, item: AudioItem) -> Path:
-        return self.root / (hashlib.sha1(item.key.encode()).hexdigest()[:24] + ".safetensors")
+        # The file's size and mtime are part of the name: a clip re-encoded in place is extracted again.
+        try:
+            st = os.stat(item.path)
+            tag = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            tag = "missing"
+        return self.root / (hashlib.sha1(f"{item.key}|{tag}".encode()).hexdigest()[:24] + ".safetensors")
 
     def has(self, item: AudioItem) -> bool:
         return self.path(item).is_file()

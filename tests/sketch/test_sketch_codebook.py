@@ -25,7 +25,7 @@ from songbloom.sketch.cli import main as cli_main
 from songbloom.sketch.sources import collect_items, list_directory
 from songbloom.sketch.trainer import FeatureCache
 from tests.sketch.conftest import SR
-from tests.sketch.synth import NUM_TIMBRES, make_timbre_set
+from tests.sketch.synth import NUM_TIMBRES, make_timbre_set, write_clips
 
 
 def _train_cfg(**kw) -> CodebookTrainingConfig:
@@ -244,3 +244,19 @@ def test_demo_codebook_fits_the_tiny_preset(tmp_path):
     check_num_pitch(tok.num_codes, num_pitch)
     ids = tok.tokenize(torch.randn(48000) * 0.1, 24000)
     assert ids.shape == (1, 50) and int(ids.max()) < num_pitch
+
+
+def test_feature_cache_notices_a_changed_file(tmp_path):
+    import os
+
+    from songbloom.sketch.sources import AudioItem
+
+    write_clips(tmp_path, [(0, torch.zeros(2400))], SR)
+    wav = next(tmp_path.glob("*.wav"))
+    cache = FeatureCache(tmp_path / "cache", "float16")
+    item = AudioItem(key=str(wav), path=str(wav))
+    cache.put(item, torch.ones(3, 4))
+    assert cache.has(item) and cache.num_frames(item) == 3
+    st = wav.stat()
+    os.utime(wav, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert not cache.has(item)
