@@ -26,6 +26,9 @@ def _add_sources(p: argparse.ArgumentParser, prefix: str = "", required: bool = 
                    help=f"{what}JSONL manifest with an 'audio_path' per line (repeatable)")
     g.add_argument(f"--{prefix}shards", action="append", default=[], nargs="+", metavar="TAR",
                    help=f"{what}tar shards; every audio member is one clip (repeatable)")
+    if not prefix:
+        g.add_argument("--shard-member-suffix", default=None, metavar="SUFFIX",
+                       help="only shard members ending in SUFFIX, e.g. .audio.flac (default: any audio)")
 
 
 def _gather(args: argparse.Namespace, prefix: str = "") -> tuple[list[AudioItem], list[SkippedItem], dict]:
@@ -33,7 +36,8 @@ def _gather(args: argparse.Namespace, prefix: str = "") -> tuple[list[AudioItem]
     dirs = getattr(args, f"{attr}audio_dir")
     manifests = getattr(args, f"{attr}manifest")
     shards = [s for group in getattr(args, f"{attr}shards") for s in group]
-    items, skipped = collect_items(audio_dirs=dirs, manifests=manifests, shards=shards)
+    items, skipped = collect_items(audio_dirs=dirs, manifests=manifests, shards=shards,
+                                   shard_member_suffix=args.shard_member_suffix)
     return items, skipped, {"audio_dirs": dirs, "manifests": manifests, "shards": shards}
 
 

@@ -69,19 +69,24 @@ def list_manifest(manifest: str | os.PathLike) -> tuple[list[AudioItem], list[Sk
     return items, skipped
 
 
-def list_shard(shard: str | os.PathLike) -> list[AudioItem]:
-    """Every audio member of a tar shard (webdataset layout ``<key>.<name>.flac`` or plain files)."""
+def list_shard(shard: str | os.PathLike, member_suffix: str | None = None) -> list[AudioItem]:
+    """Audio members of a tar shard (webdataset layout ``<key>.<name>.flac`` or plain files).
+
+    ``member_suffix`` (e.g. ``.audio.flac``) keeps only the song audio when shards also carry prompts or stems.
+    """
     shard = Path(shard)
     if not shard.is_file():
         raise FileNotFoundError(f"shard {shard} does not exist")
     with tarfile.open(shard) as tar:
-        members = sorted(m.name for m in tar.getmembers() if m.isfile() and m.name.lower().endswith(AUDIO_EXTENSIONS))
+        wanted = (member_suffix.lower(),) if member_suffix else AUDIO_EXTENSIONS
+        members = sorted(m.name for m in tar.getmembers() if m.isfile() and m.name.lower().endswith(wanted))
     resolved = str(shard.resolve())
     return [AudioItem(key=f"{resolved}::{m}", path=resolved, member=m) for m in members]
 
 
 def collect_items(*, audio_dirs: list[str] = (), manifests: list[str] = (),
-                  shards: list[str] = ()) -> tuple[list[AudioItem], list[SkippedItem]]:
+                  shards: list[str] = (), shard_member_suffix: str | None = None,
+                  ) -> tuple[list[AudioItem], list[SkippedItem]]:
     """All items from all sources, de-duplicated by key, in a stable order."""
     items: list[AudioItem] = []
     skipped: list[SkippedItem] = []
@@ -92,7 +97,7 @@ def collect_items(*, audio_dirs: list[str] = (), manifests: list[str] = (),
         items += got
         skipped += bad
     for s in shards:
-        items += list_shard(s)
+        items += list_shard(s, shard_member_suffix)
     seen: dict[str, AudioItem] = {}
     for item in items:
         seen.setdefault(item.key, item)
