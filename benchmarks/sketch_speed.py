@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import torch
@@ -49,8 +50,8 @@ def _timed(fn, device: torch.device, repeats: int) -> float:
     return (time.perf_counter() - t) / repeats
 
 
-def bench_device(device: torch.device, args: argparse.Namespace) -> list[tuple[str, str, str]]:
-    rows = []
+def bench_device(device: torch.device, args: argparse.Namespace):
+    """Yields ``(measurement, speed, detail)`` rows as they are measured."""
     audio_seconds = args.seconds * args.clips
     wavs = [torch.randn(args.seconds * 24000) * 0.1 for _ in range(args.clips)]
     g = torch.Generator().manual_seed(0)
@@ -60,17 +61,16 @@ def bench_device(device: torch.device, args: argparse.Namespace) -> list[tuple[s
                                   device=device)
         with torch.inference_mode():
             sec = _timed(lambda ext=ext: ext.extract_many(wavs, 24000), device, args.repeats)
-        rows.append((f"MuQ-{size} features ({ext.feature_dim}-d, {args.clips} x {args.seconds} s clips)",
-                     f"{audio_seconds / sec:,.1f} audio-s/s", f"{sec:.3f} s/batch"))
+        yield (f"MuQ-{size} features ({ext.feature_dim}-d, {args.clips} x {args.seconds} s clips)",
+               f"{audio_seconds / sec:,.1f} audio-s/s", f"{sec:.3f} s per batch")
         dim = ext.feature_dim
         centers = torch.randn(args.codes, dim, generator=g).to(device)
         feats = torch.randn(audio_seconds * 25, dim, generator=g).to(device)
         qsec = _timed(lambda: nearest_code(feats, centers), device, args.repeats)
-        rows.append((f"quantise {dim}-d features, {args.codes} codes", f"{audio_seconds / qsec:,.1f} audio-s/s",
-                     f"{feats.shape[0] / qsec:,.0f} frames/s"))
-        total = sec + qsec
-        rows.append((f"tokenise end to end (MuQ-{size} + {args.codes} codes)",
-                     f"{audio_seconds / total:,.1f} audio-s/s", ""))
+        yield (f"quantise {dim}-d features, {args.codes} codes", f"{audio_seconds / qsec:,.1f} audio-s/s",
+               f"{feats.shape[0] / qsec:,.0f} frames/s")
+        yield (f"tokenise end to end (MuQ-{size} + {args.codes} codes)",
+               f"{audio_seconds / (sec + qsec):,.1f} audio-s/s", "sum of the two rows above")
         del muq, ext
     dim = 1024
     km = MiniBatchKMeans(args.codes, dim, device=device, reseed_every=0)
@@ -78,9 +78,9 @@ def bench_device(device: torch.device, args: argparse.Namespace) -> list[tuple[s
     batch = torch.randn(args.batch_frames, dim, generator=g).to(device)
     ksec = _timed(lambda: km.partial_fit(batch), device, args.repeats)
     per_million = ksec * 1e6 / args.batch_frames
-    rows.append((f"k-means minibatch update, {args.codes} codes x 1024-d, batch {args.batch_frames}",
-                 f"{per_million:,.1f} s per 1M frames per epoch",
-                 f"{per_million * 90_000 / 1e6:.2f} s per audio-hour per epoch"))
+    yield (f"k-means minibatch update, {args.codes} codes x 1024-d, batch {args.batch_frames}",
+           f"{per_million:,.1f} s per 1M frames per epoch",
+           f"{per_million * 90_000 / 1e6:.1f} s per audio-hour per epoch")
     init_codes = min(args.codes, args.init_codes)
     sample = torch.randn(4 * init_codes, dim, generator=g)
     km_init = MiniBatchKMeans(init_codes, dim, device=device)
@@ -88,9 +88,8 @@ def bench_device(device: torch.device, args: argparse.Namespace) -> list[tuple[s
     km_init.init_kmeans_plus_plus(sample, lloyd_iters=2)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    rows.append((f"k-means++ init, {init_codes} codes from {4 * init_codes} frames", f"{time.perf_counter() - t:.2f} s",
-                 "cost grows as codes^2 (sample = 4 x codes)"))
-    return rows
+    yield (f"k-means++ init, {init_codes} codes from {4 * init_codes} frames", f"{time.perf_counter() - t:.2f} s",
+           "cost grows as codes^2 (sample = 4 x codes)")
 
 
 def main() -> None:
@@ -107,12 +106,14 @@ def main() -> None:
     args = p.parse_args()
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, "
-          f"CUDA: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
+          f"CUDA: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}, "
+          f"load average at start {os.getloadavg()[0]:.1f}")
     print("| device | measurement | speed | detail |")
     print("|---|---|---|---|")
     for dev in devices:
         for name, speed, detail in bench_device(torch.device(dev), args):
             print(f"| {dev} | {name} | {speed} | {detail} |", flush=True)
+    print(f"load average at end {os.getloadavg()[0]:.1f}")
     if "cuda" not in devices:
         print("| cuda | all of the above | not measured (no GPU on this machine) | |")
 

@@ -28,10 +28,13 @@ def nearest_code(x: torch.Tensor, centers: torch.Tensor, *, chunk: int = 4096) -
     centers_sq = (centers * centers).sum(-1)
     ids, dists = [], []
     for s in range(0, x.shape[0], chunk):
-        d = squared_distances(x[s : s + chunk], centers, centers_sq)
-        best, idx = d.min(dim=-1)
+        rows = x[s : s + chunk]
+        # ||x||^2 is the same for every centre, so the argmin only needs ||c||^2 - 2 x.c (one fused addmm);
+        # the row norm is added back to the winning distance only.
+        partial = torch.addmm(centers_sq, rows, centers.T, alpha=-2.0)
+        best, idx = partial.min(dim=-1)
         ids.append(idx)
-        dists.append(best)
+        dists.append((best + (rows * rows).sum(-1)).clamp_min_(0.0))
     if not ids:
         return torch.zeros(0, dtype=torch.long, device=x.device), torch.zeros(0, device=x.device)
     return torch.cat(ids), torch.cat(dists)
