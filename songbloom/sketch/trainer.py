@@ -267,18 +267,30 @@ class CodebookTrainer:
             km.init_random(x)
         return km, mean, std
 
-    def _save_state(self, km: MiniBatchKMeans, mean: torch.Tensor, std: torch.Tensor, epoch: int, cursor: int) -> None:
+    @staticmethod
+    def _items_digest(items: list[AudioItem]) -> str:
+        return hashlib.sha1("\n".join(it.key for it in items).encode()).hexdigest()[:16]
+
+    def _save_state(self, km: MiniBatchKMeans, mean: torch.Tensor, std: torch.Tensor, epoch: int, cursor: int,
+                    items_digest: str) -> None:
         state = {f"km.{k}": v for k, v in km.state_dict().items()}
         state.update({"mean": mean, "std": std, "epoch": torch.tensor(epoch), "cursor": torch.tensor(cursor)})
         path = self.work_dir / _STATE_FILE
         tmp = path.with_name(path.name + ".tmp")
-        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata={"items_digest": items_digest})
         os.replace(tmp, path)
 
-    def _load_state(self) -> tuple[MiniBatchKMeans, torch.Tensor, torch.Tensor, int, int] | None:
+    def _load_state(self, items_digest: str) -> tuple[MiniBatchKMeans, torch.Tensor, torch.Tensor, int, int] | None:
         path = self.work_dir / _STATE_FILE
         if not path.is_file():
             return None
+        with safe_open(str(path), framework="pt") as f:
+            saved_digest = (f.metadata() or {}).get("items_digest")
+        if saved_digest != items_digest:
+            raise ValueError(
+                f"the usable training clips differ from those of the checkpoint in {self.work_dir} (clips were added, "
+                "removed or newly skipped); restore the clip list or start over with --overwrite"
+            )
         state = load_file(str(path))
         km_state = {k[3:]: v for k, v in state.items() if k.startswith("km.")}
         km = MiniBatchKMeans(self.cfg.num_codes, km_state["centers"].shape[1], seed=self.cfg.seed,
@@ -289,11 +301,12 @@ class CodebookTrainer:
     def fit(self, items: list[AudioItem]) -> tuple[MiniBatchKMeans, torch.Tensor, torch.Tensor]:
         """Minibatch k-means over the cached features of ``items``, resuming from the saved state if any."""
         cfg = self.cfg
-        loaded = self._load_state()
+        digest = self._items_digest(items)
+        loaded = self._load_state(digest)
         if loaded is None:
             km, mean, std = self._init_state(items)
             epoch, cursor = 0, 0
-            self._save_state(km, mean, std, epoch, cursor)
+            self._save_state(km, mean, std, epoch, cursor, digest)
         else:
             km, mean, std, epoch, cursor = loaded
             logger.info("resumed k-means at epoch %d, clip %d (step %d)", epoch, cursor, km.steps)
@@ -332,7 +345,7 @@ class CodebookTrainer:
                 if done % cfg.checkpoint_every_files == 0 or done == len(items):
                     last_mse = consume(True, done)  # a checkpoint never holds buffered frames
                     next_epoch, next_cursor = (epoch + 1, 0) if done == len(items) else (epoch, done)
-                    self._save_state(km, mean, std, next_epoch, next_cursor)
+                    self._save_state(km, mean, std, next_epoch, next_cursor, digest)
                 bar.update(1)
                 bar.set_postfix(mse=f"{last_mse:.4f}", reseeded=km.total_reseeded)
             bar.close()

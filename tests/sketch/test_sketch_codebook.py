@@ -174,6 +174,8 @@ def test_training_resumes_to_the_same_codebook(tiny_muq, timbre_audio_dirs, tmp_
     monkeypatch.undo()
     state = load_file(str(work / "kmeans_state.safetensors"))
     assert int(state["epoch"]) == 0 and int(state["cursor"]) == 4
+    with pytest.raises(ValueError, match="differ from those of the checkpoint"):
+        trainer_for(work).run(items[:-1], work / "cb.safetensors", heldout_items=held)
     resumed = trainer_for(work).run(items, work / "cb.safetensors", heldout_items=held)
     torch.testing.assert_close(resumed.codebook.centers, straight.codebook.centers, rtol=0, atol=0)
     assert resumed.codebook.codebook_hash == straight.codebook.codebook_hash
