@@ -23,7 +23,8 @@ class SketchTokenizer:
     """MuQ + codebook: ``tokenize(wav, sr) -> LongTensor[B, F]`` with F = VAE latent frames (T * 25 // sr).
 
     The MuQ passed in (or loaded from the artifact's ``muq_model_id``) must be the one the codebook was
-    trained on: its fingerprint is checked so that tokens never silently come from other features.
+    trained on: its fingerprint is checked so that tokens never silently come from other features. A MuQ
+    passed in is moved to ``device`` and put in eval mode.
     """
 
     def __init__(self, codebook: SketchCodebook, muq: nn.Module | None = None, *,
