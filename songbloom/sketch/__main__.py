@@ -1,0 +1,5 @@
+import sys
+
+from songbloom.sketch.cli import main
+
+sys.exit(main())
