@@ -10,17 +10,13 @@ import pytest
 import soundfile as sf
 import torch
 
-# TEMPORARY until the vae and text branches are merged into this one (remove then): they provide these modules.
-pytest.importorskip("songbloom.models.vae", reason="needs the vae branch merged")
-pytest.importorskip("songbloom.text.g2p", reason="needs the text branch merged")
-from songbloom.models.vae import OobleckVAE, VAEConfig
-
 from songbloom.checkpoint import save_release_checkpoint
 from songbloom.config import SongBloomConfig
 from songbloom.inference import checkpoints
 from songbloom.inference.cli import main, read_jsonl
 from songbloom.inference.generate import SamplingParams
 from songbloom.models.songbloom import SongBloomModel
+from songbloom.models.vae import OobleckVAE, VAEConfig
 from songbloom.release import write_release_yaml
 
 MAX_DURATION = 1.0  # seconds: 25 frames -> the release length rule keeps 7 patches of 4 frames
