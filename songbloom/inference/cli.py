@@ -140,8 +140,8 @@ def encode_lyrics(text: str, vocab, max_len: int, *, strict: bool = False) -> tu
         notes.append(f"{len(tok.dropped)} lyric token(s) not in the vocabulary are dropped: {shown}")
     if len(tok.ids) > max_len:
         notes.append(f"lyrics have {len(tok.ids)} tokens; the model reads the first {max_len} (the rest is cut)")
-    if not tok.ids:
-        raise ValueError("the lyrics produce no vocabulary tokens")
+    if not any(tok.ids):  # nothing but id 0 (the empty item): no tag, phoneme or punctuation survived
+        raise ValueError("the lyrics produce no vocabulary tokens (empty, or nothing the G2P can read)")
     if strict and notes:
         raise ValueError("; ".join(notes))
     return list(tok.ids), notes

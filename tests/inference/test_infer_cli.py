@@ -212,3 +212,19 @@ def test_checkpoint_registry(tmp_path, release_dir):
         checkpoints._FORMATS.pop("test_only")
     bundle = checkpoints.load_checkpoint(release_dir / "tiny_song.pt")
     assert bundle.model.cfg == SongBloomConfig.from_name("tiny").model
+
+
+def test_lyric_encoding_errors_and_warnings():
+    from songbloom.inference.cli import encode_lyrics
+    from songbloom.text import Vocabulary, load_vocab_list
+
+    vocab = Vocabulary(load_vocab_list())
+    ids, notes = encode_lyrics("[verse] n i h ao", vocab, 600)
+    assert ids[0] == vocab.tokenize("[verse]").ids[0] and len(ids) > 1 and not notes
+    with pytest.raises(ValueError, match="no vocabulary tokens"):
+        encode_lyrics("   ", vocab, 600)
+    long = "[verse] " + "a " * 700
+    ids, notes = encode_lyrics(long, vocab, 600)
+    assert len(ids) > 600 and any("first 600" in n for n in notes)  # cut by the conditioner, as released
+    with pytest.raises(ValueError, match="first 600"):
+        encode_lyrics(long, vocab, 600, strict=True)
