@@ -256,10 +256,15 @@ def run(args: argparse.Namespace) -> RunSummary:
         logger.error("%s", p)
     dtype = getattr(torch, args.dtype)
     device = _pick_device(args.device, dtype)
-    if args.ckpt_path:
-        bundle = load_checkpoint(args.ckpt_path, device=device, dtype=dtype, config_path=args.config)
-    else:
-        bundle = load_release(args.model_name, args.local_dir, device=device, dtype=dtype, local_only=args.local_only)
+    try:
+        if args.ckpt_path:
+            bundle = load_checkpoint(args.ckpt_path, device=device, dtype=dtype, config_path=args.config)
+        else:
+            bundle = load_release(
+                args.model_name, args.local_dir, device=device, dtype=dtype, local_only=args.local_only
+            )
+    except (OSError, ValueError) as e:  # missing files, unknown layouts, key/shape mismatches: say what and stop
+        raise SystemExit(f"cannot load the model: {e}") from e
     config = bundle.config
     params = sampling_params(args, config)
     pipe = SongBloomPipeline(

@@ -228,3 +228,12 @@ def test_lyric_encoding_errors_and_warnings():
     assert len(ids) > 600 and any("first 600" in n for n in notes)  # cut by the conditioner, as released
     with pytest.raises(ValueError, match="first 600"):
         encode_lyrics(long, vocab, 600, strict=True)
+
+
+def test_unloadable_checkpoint_is_a_clean_error(tmp_path):
+    jsonl = tmp_path / "jobs.jsonl"
+    jsonl.write_text("", encoding="utf-8")
+    junk = tmp_path / "weights.pt"
+    torch.save({"x": torch.zeros(1)}, junk)
+    with pytest.raises(SystemExit, match="cannot load the model: .*not a checkpoint layout"):
+        _run(["--input-jsonl", str(jsonl), "--ckpt-path", str(junk), "--output-dir", str(tmp_path / "o")])
