@@ -237,3 +237,26 @@ def test_unloadable_checkpoint_is_a_clean_error(tmp_path):
     torch.save({"x": torch.zeros(1)}, junk)
     with pytest.raises(SystemExit, match="cannot load the model: .*not a checkpoint layout"):
         _run(["--input-jsonl", str(jsonl), "--ckpt-path", str(junk), "--output-dir", str(tmp_path / "o")])
+
+
+def test_prompt_noise_follows_the_official_null_row_draw():
+    """exact_release_rng draws the (2, D, F) posterior noise of the [prompt, null] batch and uses row 0."""
+    from songbloom.inference.prompt import prompt_moments, sample_prompt_latent
+
+    torch.manual_seed(0)
+    vae = OobleckVAE(VAEConfig.tiny()).eval()
+    wav = 0.1 * torch.randn(1, 48000)
+    moments = prompt_moments(vae, wav)
+    d, f = moments.mean.shape[1:]
+    torch.manual_seed(7)
+    exact = sample_prompt_latent(vae, moments, "sample", exact_release_rng=True)
+    after_exact = torch.rand(3)
+    torch.manual_seed(7)
+    noise = torch.randn(2, d, f)
+    assert torch.allclose(exact, vae.sample(moments.mean, moments.scale, noise[:1]))
+    assert torch.equal(after_exact, torch.rand(3))  # the RNG advanced by both rows
+    gen = torch.Generator().manual_seed(7)
+    fast = sample_prompt_latent(vae, moments, "sample", generator=gen)
+    assert fast.shape == exact.shape and not torch.equal(fast, moments.mean)
+    assert torch.equal(sample_prompt_latent(vae, moments, "mean"), moments.mean)
+    assert prompt_moments(vae, wav[:, :100]) is None  # shorter than the VAE minimum: no prompt
