@@ -275,6 +275,10 @@ def run(args: argparse.Namespace) -> RunSummary:
         cuda_graphs=False if args.no_cuda_graphs else None,
     )
     batch_size = 1 if args.exact_release_rng else args.batch_size
+    if args.exact_release_rng and args.batch_size != 1:
+        logger.warning(
+            "--exact-release-rng generates one song at a time (the official RNG stream); ignoring --batch-size"
+        )
     if args.exact_release_rng:
         seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
         torch.manual_seed(seed)
