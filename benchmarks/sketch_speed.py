@@ -30,15 +30,9 @@ def build_muq(size: str) -> torch.nn.Module:
     from muq import MuQ, MuQConfig
     from transformers import Wav2Vec2ConformerConfig
 
-    w2v2 = Wav2Vec2ConformerConfig(
-        hidden_size=1024,
-        num_hidden_layers=12,
-        num_attention_heads=16,
-        intermediate_size=4096,
-        position_embeddings_type="rotary",
-        num_conv_pos_embeddings=128,
-        num_conv_pos_embedding_groups=16,
-    ).to_dict()
+    w2v2 = Wav2Vec2ConformerConfig(hidden_size=1024, num_hidden_layers=12, num_attention_heads=16,
+                                   intermediate_size=4096, position_embeddings_type="rotary",
+                                   num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16).to_dict()
     w2v2 = json.loads(json.dumps(w2v2, default=str))
     cfg = MuQConfig(stat={"melspec_2048_mean": 6.768, "melspec_2048_std": 18.418}, w2v2_config=w2v2, **_LARGE)
     return MuQ(cfg).eval()
@@ -63,30 +57,20 @@ def bench_device(device: torch.device, args: argparse.Namespace):
     g = torch.Generator().manual_seed(0)
     for size in args.muq_sizes:
         muq = build_muq(size).to(device)
-        ext = MuQFeatureExtractor(
-            muq, chunk_seconds=args.chunk_seconds, context_seconds=5.0, batch_size=args.clips, device=device
-        )
+        ext = MuQFeatureExtractor(muq, chunk_seconds=args.chunk_seconds, context_seconds=5.0, batch_size=args.clips,
+                                  device=device)
         with torch.inference_mode():
             sec = _timed(lambda ext=ext: ext.extract_many(wavs, 24000), device, args.repeats)
-        yield (
-            f"MuQ-{size} features ({ext.feature_dim}-d, {args.clips} x {args.seconds} s clips)",
-            f"{audio_seconds / sec:,.1f} audio-s/s",
-            f"{sec:.3f} s per batch",
-        )
+        yield (f"MuQ-{size} features ({ext.feature_dim}-d, {args.clips} x {args.seconds} s clips)",
+               f"{audio_seconds / sec:,.1f} audio-s/s", f"{sec:.3f} s per batch")
         dim = ext.feature_dim
         centers = torch.randn(args.codes, dim, generator=g).to(device)
         feats = torch.randn(audio_seconds * 25, dim, generator=g).to(device)
         qsec = _timed(lambda: nearest_code(feats, centers), device, args.repeats)
-        yield (
-            f"quantise {dim}-d features, {args.codes} codes",
-            f"{audio_seconds / qsec:,.1f} audio-s/s",
-            f"{feats.shape[0] / qsec:,.0f} frames/s",
-        )
-        yield (
-            f"tokenise end to end (MuQ-{size} + {args.codes} codes)",
-            f"{audio_seconds / (sec + qsec):,.1f} audio-s/s",
-            "sum of the two rows above",
-        )
+        yield (f"quantise {dim}-d features, {args.codes} codes", f"{audio_seconds / qsec:,.1f} audio-s/s",
+               f"{feats.shape[0] / qsec:,.0f} frames/s")
+        yield (f"tokenise end to end (MuQ-{size} + {args.codes} codes)",
+               f"{audio_seconds / (sec + qsec):,.1f} audio-s/s", "sum of the two rows above")
         del muq, ext
     dim = 1024
     km = MiniBatchKMeans(args.codes, dim, device=device, reseed_every=0)
@@ -94,11 +78,9 @@ def bench_device(device: torch.device, args: argparse.Namespace):
     batch = torch.randn(args.batch_frames, dim, generator=g).to(device)
     ksec = _timed(lambda: km.partial_fit(batch), device, args.repeats)
     per_million = ksec * 1e6 / args.batch_frames
-    yield (
-        f"k-means minibatch update, {args.codes} codes x 1024-d, batch {args.batch_frames}",
-        f"{per_million:,.1f} s per 1M frames per epoch",
-        f"{per_million * 90_000 / 1e6:.1f} s per audio-hour per epoch",
-    )
+    yield (f"k-means minibatch update, {args.codes} codes x 1024-d, batch {args.batch_frames}",
+           f"{per_million:,.1f} s per 1M frames per epoch",
+           f"{per_million * 90_000 / 1e6:.1f} s per audio-hour per epoch")
     init_codes = min(args.codes, args.init_codes)
     sample = torch.randn(4 * init_codes, dim, generator=g)
     km_init = MiniBatchKMeans(init_codes, dim, device=device)
@@ -106,11 +88,8 @@ def bench_device(device: torch.device, args: argparse.Namespace):
     km_init.init_kmeans_plus_plus(sample, lloyd_iters=2)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    yield (
-        f"k-means++ init, {init_codes} codes from {4 * init_codes} frames",
-        f"{time.perf_counter() - t:.2f} s",
-        "cost grows as codes^2 (sample = 4 x codes)",
-    )
+    yield (f"k-means++ init, {init_codes} codes from {4 * init_codes} frames", f"{time.perf_counter() - t:.2f} s",
+           "cost grows as codes^2 (sample = 4 x codes)")
 
 
 def main() -> None:
@@ -126,11 +105,9 @@ def main() -> None:
     p.add_argument("--devices", nargs="+", default=None, help="default: cpu and cuda when available")
     args = p.parse_args()
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    print(
-        f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, "
-        f"CUDA: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}, "
-        f"load average at start {os.getloadavg()[0]:.1f}"
-    )
+    print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, "
+          f"CUDA: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}, "
+          f"load average at start {os.getloadavg()[0]:.1f}")
     print("| device | measurement | speed | detail |")
     print("|---|---|---|---|")
     for dev in devices:

@@ -102,15 +102,8 @@ def run(args: argparse.Namespace) -> list[dict]:
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         )
         rows.append(
-            dict(
-                checkpointing=ckpt,
-                median_s=med,
-                lm_tokens_per_s=lm_tokens / med,
-                peak_mem_mb=mem,
-                achieved_tflops=flops / med / 1e12,
-                mfu=flops / med / peak,
-                peak_tflops=peak / 1e12,
-            )
+            dict(checkpointing=ckpt, median_s=med, lm_tokens_per_s=lm_tokens / med, peak_mem_mb=mem,
+                 achieved_tflops=flops / med / 1e12, mfu=flops / med / peak, peak_tflops=peak / 1e12)
         )
     return rows
 
@@ -122,25 +115,17 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument(
-        "--official-s",
-        type=float,
-        default=10.71,
-        help="official median step time on the same config/machine (baselines.md: 10.71 s, CPU)",
-    )
+    ap.add_argument("--official-s", type=float, default=10.71,
+                    help="official median step time on the same config/machine (baselines.md: 10.71 s, CPU)")
     args = ap.parse_args()
     rows = run(args)
-    print(
-        f"preset={args.preset} frames={args.frames} device={args.device} dtype={args.dtype} "
-        f"threads={torch.get_num_threads()}"
-    )
+    print(f"preset={args.preset} frames={args.frames} device={args.device} dtype={args.dtype} "
+          f"threads={torch.get_num_threads()}")
     print("| checkpointing | median step (s) | LM tokens/s | peak mem (MB) | TFLOP/s | MFU | speed-up vs official |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(
-            f"| {r['checkpointing']} | {r['median_s']:.2f} | {r['lm_tokens_per_s']:.0f} | {r['peak_mem_mb']:.0f} "
-            f"| {r['achieved_tflops']:.3f} | {r['mfu']:.1%} | {args.official_s / r['median_s']:.2f}x |"
-        )
+        print(f"| {r['checkpointing']} | {r['median_s']:.2f} | {r['lm_tokens_per_s']:.0f} | {r['peak_mem_mb']:.0f} "
+              f"| {r['achieved_tflops']:.3f} | {r['mfu']:.1%} | {args.official_s / r['median_s']:.2f}x |")
     print(f"matmul peak measured in this run: {rows[0]['peak_tflops']:.3f} TFLOP/s")
 
 
