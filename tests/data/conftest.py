@@ -1,0 +1,27 @@
+"""Shared fixtures of the data tests: one small synthetic dataset and its shards, built once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from songbloom.data.preprocess import PreprocessConfig, run_preprocess
+from songbloom.data.synthetic import make_synthetic_dataset
+from tests.data.standins import toy_encoders
+
+
+@pytest.fixture(scope="session")
+def synthetic_manifest(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synthetic")
+    return make_synthetic_dataset(root, num_songs=6, min_seconds=9.0, max_seconds=14.0, seed=1)
+
+
+@pytest.fixture(scope="session")
+def synthetic_shards(tmp_path_factory, synthetic_manifest) -> Path:
+    """Shards of the synthetic set: 6 s segments, 1/3 of songs held out, 2 samples per shard (many shards)."""
+    out = tmp_path_factory.mktemp("shards")
+    cfg = PreprocessConfig(out_dir=str(out), segment_seconds=6.0, val_fraction=0.34, shard_maxcount=2)
+    report = run_preprocess([synthetic_manifest], cfg, toy_encoders())
+    assert report.written > 0 and not report.problems, report.to_json()
+    return out

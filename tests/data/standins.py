@@ -1,0 +1,56 @@
+"""Deterministic stand-ins for the VAE and the sketch tokenizer (same geometry: 48 kHz, hop 1920)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from songbloom.data.encoders import Encoders, PhonemeLyricsProcessor, module_fingerprint
+
+HOP = 1920
+
+
+class ToyVAE:
+    """A strided conv: [B, C, T] -> mean/scale [B, D, T // 1920]; mono is repeated to 2 channels."""
+
+    sample_rate = 48000
+    downsampling_ratio = HOP
+
+    def __init__(self, latent_dim: int = 8, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.conv = torch.nn.Conv1d(2, 2 * latent_dim, kernel_size=HOP, stride=HOP)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=g) * 0.02)
+            self.conv.bias.zero_()
+        self.fingerprint = "toy:" + module_fingerprint(self.conv)[:16]
+        self.calls = 0
+
+    @torch.no_grad()
+    def encode_moments(self, wav: torch.Tensor):
+        self.calls += 1
+        if wav.shape[1] == 1:
+            wav = wav.repeat(1, 2, 1)
+        mean, raw = self.conv(wav.float()).chunk(2, dim=1)
+        return mean, F.softplus(raw) + 1e-4
+
+
+class ToySketch:
+    """Frame energy quantised to ``num_codes`` levels: T // 1920 ids per clip."""
+
+    codebook_hash = "toy-sketch-v1"
+
+    def __init__(self, num_codes: int = 64):
+        self.num_codes = num_codes
+
+    def tokenize(self, wav: torch.Tensor, sr: int) -> torch.Tensor:
+        wav = wav.reshape(1, -1) if wav.dim() == 1 else wav
+        frames = wav.shape[-1] // HOP
+        rms = wav[:, : frames * HOP].reshape(wav.shape[0], frames, HOP).pow(2).mean(-1).sqrt()
+        return (rms * 4 * self.num_codes).long().clamp(0, self.num_codes - 1)
+
+
+def toy_encoders(policy: str = "error", num_codes: int = 64, sketch: bool = True) -> Encoders:
+    """Picklable factory (module level) so preprocessing can build encoders in worker processes."""
+    return Encoders(
+        latent=ToyVAE(), lyrics=PhonemeLyricsProcessor(policy=policy), sketch=ToySketch(num_codes) if sketch else None
+    )
