@@ -8,7 +8,7 @@ import pytest
 
 from songbloom.data.preprocess import PreprocessConfig, run_preprocess
 from songbloom.data.synthetic import make_synthetic_dataset
-from tests.data.standins import toy_encoders
+from tests.data.standins import SHARD_KW, toy_encoders
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +21,7 @@ def synthetic_manifest(tmp_path_factory) -> Path:
 def synthetic_shards(tmp_path_factory, synthetic_manifest) -> Path:
     """Shards of the synthetic set: 6 s segments, 1/3 of songs held out, 2 samples per shard (many shards)."""
     out = tmp_path_factory.mktemp("shards")
-    cfg = PreprocessConfig(out_dir=str(out), segment_seconds=6.0, val_fraction=0.34, shard_maxcount=2)
+    cfg = PreprocessConfig(out_dir=str(out), **SHARD_KW)
     report = run_preprocess([synthetic_manifest], cfg, toy_encoders())
     assert report.written > 0 and not report.problems, report.to_json()
     return out

@@ -54,3 +54,7 @@ def toy_encoders(policy: str = "error", num_codes: int = 64, sketch: bool = True
     return Encoders(
         latent=ToyVAE(), lyrics=PhonemeLyricsProcessor(policy=policy), sketch=ToySketch(num_codes) if sketch else None
     )
+
+
+# Preprocessing settings of the session's synthetic shards (tests that resume them must use the same ones).
+SHARD_KW = dict(segment_seconds=6.0, val_fraction=0.34, split_seed=1, shard_maxcount=2)
