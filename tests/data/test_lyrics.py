@@ -46,7 +46,9 @@ def test_crop_keeps_vocal_sections_mostly_inside_and_clips_the_rest():
 def test_token_windows_match_string_windows():
     vocab = Vocabulary.default()
     tok = [
-        TokenSection(s.tag, s.start, s.end, tuple(vocab.tokenize(f"[{s.tag}] {s.text}" if s.vocal else f"[{s.tag}]").ids))
+        TokenSection(
+            s.tag, s.start, s.end, tuple(vocab.tokenize(f"[{s.tag}] {s.text}" if s.vocal else f"[{s.tag}]").ids)
+        )
         for s in SECTIONS
     ]
     sep = [vocab.index[","]]

@@ -22,9 +22,21 @@ def test_release_inference_jsonl_is_reported_as_lacking_audio(shared_dir, tmp_pa
 def test_fork_schema_and_extensions(tmp_path):
     rows = [
         {"idx": "a", "audio_path": "x/a.wav", "lyrics": "[verse] la .", "prompt_wav": "p.wav", "sketch_tokens": [1, 2]},
-        {"idx": 7, "audio_path": "/abs/b.wav", "lyrics": "[verse] b .", "sketch_path": "s.npy", "language": "ja",
-         "song_id": "S", "license": "CC-BY", "split": "val", "custom": 3,
-         "sections": [{"tag": "[verse]", "start": 0, "end": 2.5, "text": "b ."}, {"tag": "outro", "start": 2.5, "end": 4}]},
+        {
+            "idx": 7,
+            "audio_path": "/abs/b.wav",
+            "lyrics": "[verse] b .",
+            "sketch_path": "s.npy",
+            "language": "ja",
+            "song_id": "S",
+            "license": "CC-BY",
+            "split": "val",
+            "custom": 3,
+            "sections": [
+                {"tag": "[verse]", "start": 0, "end": 2.5, "text": "b ."},
+                {"tag": "outro", "start": 2.5, "end": 4},
+            ],
+        },
     ]
     path = write_manifest(rows, tmp_path / "m.jsonl")
     records, problems = read_manifest(path)
@@ -50,9 +62,12 @@ def test_every_bad_line_is_reported_with_line_and_reason(tmp_path):
         json.dumps([1, 2]).encode(),
         json.dumps({"idx": "tok", "audio_path": "a.wav", "sketch_tokens": [1, "2"]}).encode(),
         json.dumps({"idx": "lang", "audio_path": "a.wav", "language": "xx"}).encode(),
-        json.dumps({"idx": "sec", "audio_path": "a.wav", "sections": [{"tag": "verse", "start": 3, "end": 1}]}).encode(),
-        json.dumps({"idx": "sec2", "audio_path": "a.wav", "sections": [{"tag": "inst", "start": 0, "end": 1,
-                                                                         "text": "words"}]}).encode(),
+        json.dumps(
+            {"idx": "sec", "audio_path": "a.wav", "sections": [{"tag": "verse", "start": 3, "end": 1}]}
+        ).encode(),
+        json.dumps(
+            {"idx": "sec2", "audio_path": "a.wav", "sections": [{"tag": "inst", "start": 0, "end": 1, "text": "words"}]}
+        ).encode(),
         b"",
         json.dumps({"idx": "ok2", "audio_path": "c.wav"}).encode(),
     ]

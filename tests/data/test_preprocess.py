@@ -121,8 +121,12 @@ def test_killed_run_resumes_with_exactly_one_copy_of_every_item(tmp_path, synthe
     out = tmp_path / "killed"
     # 2 encoder calls per segment (audio + prompt): die after 6 segments, so one of the two split writers has
     # published a 2-sample shard and another shard is still open
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(KILL_SCRIPT), str(synthetic_manifest), str(out), "12"],
-                          cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, capture_output=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(KILL_SCRIPT), str(synthetic_manifest), str(out), "12"],
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+    )
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     assert list(out.glob("*.partial")), "the kill should leave an unfinished shard behind"
     done_before = sum(s["count"] for s in completed_shards(out))
@@ -136,12 +140,15 @@ def test_killed_run_resumes_with_exactly_one_copy_of_every_item(tmp_path, synthe
     keys = [s["__key__"] for s in _all_samples(out)]
     expected = [s["__key__"] for s in _all_samples(synthetic_shards)]
     assert len(keys) == len(set(keys)) and sorted(keys) == sorted(expected)
-    assert load_index(out)["splits"]["train"]["num_samples"] == load_index(synthetic_shards)["splits"]["train"][
-        "num_samples"]
+    assert (
+        load_index(out)["splits"]["train"]["num_samples"]
+        == load_index(synthetic_shards)["splits"]["train"]["num_samples"]
+    )
 
 
-def test_array_tasks_and_worker_processes_partition_the_songs(tmp_path, synthetic_manifest, synthetic_shards,
-                                                              monkeypatch):
+def test_array_tasks_and_worker_processes_partition_the_songs(
+    tmp_path, synthetic_manifest, synthetic_shards, monkeypatch
+):
     out = tmp_path / "tasks"
     cfg = PreprocessConfig(out_dir=str(out), **SHARD_KW)
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
