@@ -45,6 +45,9 @@ class DataConfig:
     batches_per_epoch: int | None = None  # per rank; default: train samples // (batch_size * world_size)
     seed: int = 0
     pin_memory: bool = False
+    # Worker start method. None: "forkserver" once torch.distributed is initialised (forking a process that runs
+    # gloo/NCCL threads can deadlock the worker), else the platform default.
+    worker_start_method: str | None = None
 
 
 def _damaged_shard(exn: Exception) -> bool:
@@ -334,14 +337,21 @@ class SongBloomDataModule(pl.LightningDataModule):
         return ValShardStream(urls, n, self.cfg, self.seconds_per_tag, self.eos_id, rank, world)
 
     # ---------------------------------------------------------------- loaders
+    def _loader_kwargs(self, num_workers: int) -> dict[str, Any]:
+        kw: dict[str, Any] = {"batch_size": None, "num_workers": num_workers, "pin_memory": self.cfg.pin_memory}
+        method = self.cfg.worker_start_method
+        if method is None and torch.distributed.is_available() and torch.distributed.is_initialized():
+            method = "forkserver"
+        if num_workers > 0 and method is not None:
+            kw["multiprocessing_context"] = method
+        return kw
+
     def train_dataloader(self) -> DataLoader:
         return _EpochLoader(
             self.train_dataset(),
-            batch_size=None,
-            num_workers=self.cfg.num_workers,
-            pin_memory=self.cfg.pin_memory,
             persistent_workers=False,  # epochs reseed through a fresh dataset copy per pass
             counter=self.epochs,
+            **self._loader_kwargs(self.cfg.num_workers),
         )
 
     def val_dataloader(self) -> DataLoader:

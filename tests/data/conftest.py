@@ -25,3 +25,26 @@ def synthetic_shards(tmp_path_factory, synthetic_manifest) -> Path:
     report = run_preprocess([synthetic_manifest], cfg, toy_encoders())
     assert report.written > 0 and not report.problems, report.to_json()
     return out
+
+
+@pytest.fixture(scope="session")
+def one_shard_dir(tmp_path_factory, synthetic_shards) -> Path:
+    """The same samples as ``synthetic_shards`` but in one train shard and one val shard."""
+    import shutil
+
+    from songbloom.data.preprocess import write_index
+    from songbloom.data.shards import ResumableShardWriter, iter_tar_samples
+
+    out = tmp_path_factory.mktemp("one_shard")
+    shutil.copy(synthetic_shards / "provenance.json", out / "provenance.json")
+    for split in ("train", "val"):
+        urls = sorted(str(p) for p in synthetic_shards.glob(f"{split}-*.tar"))
+        with ResumableShardWriter(out, f"{split}-t0000-w00", maxcount=1000) as w:
+            for raw in iter_tar_samples(urls):
+                meta = __import__("json").loads(raw["meta.json"])
+                w.write(
+                    raw,
+                    {k: meta[k] for k in ("key", "idx", "song_id", "segment", "num_segments", "duration_s", "frames")},
+                )
+    write_index(out)
+    return out
