@@ -16,7 +16,7 @@ SECONDS_PER_TAG = {"full_150s": 1.0, "full_240s": 5.0, "small": 1.0, "tiny": 1.0
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description="Encode songs from JSONL manifests into WebDataset shards.")
-    ap.add_argument("manifests", nargs="+", help="JSONL manifest(s)")
+    ap.add_argument("manifests", nargs="*", help="JSONL manifest(s)")
     ap.add_argument("--out", required=True, help="shard folder (resumable: rerun to continue)")
     g = ap.add_argument_group("encoders")
     g.add_argument("--vae-config", help="VAE json (stable_audio_1920_vae.json)")
@@ -74,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.verify and not args.manifests:
+        parser.error("give at least one manifest (or --verify to check an existing shard folder)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.verify:
         problems = verify_shards(args.out)

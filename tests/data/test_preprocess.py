@@ -178,3 +178,21 @@ def test_index_records_shard_counts_and_durations(synthetic_shards):
         for s in split["shards"]:
             assert sides[s["name"]]["count"] == s["count"]
     json.dumps(index)  # plain JSON, no custom types
+
+
+def test_cli_verify_reports_a_damaged_shard(tmp_path, synthetic_shards, capsys):
+    import shutil
+
+    from songbloom.data.cli import main
+
+    assert main(["--out", str(synthetic_shards), "--verify"]) == 0
+    bad = tmp_path / "bad"
+    shutil.copytree(synthetic_shards, bad)
+    victim = sorted(bad.glob("*.tar"))[-1]
+    victim.write_bytes(victim.read_bytes()[:700])
+    capsys.readouterr()
+    assert main(["--out", str(bad), "--verify"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [p["file"] for p in report["damaged"]] == [str(victim)]
+    with pytest.raises(SystemExit):
+        main(["--out", str(bad)])  # no manifest and no --verify
