@@ -131,7 +131,11 @@ def test_strategy_and_trainer_groups_compose_with_train_yaml():
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["trainer=ddp_multinode", "+strategy=fsdp_hybrid"])
+        # `strategy: null` in train.yaml's defaults makes the group selectable; without it, append it.
+        defaults = yaml.safe_load((CONF / "train.yaml").read_text())["defaults"]
+        has_group = any(isinstance(d, dict) and "strategy" in d for d in defaults)
+        choice = "strategy=fsdp_hybrid" if has_group else "+strategy=fsdp_hybrid"
+        cfg = compose(config_name="train", overrides=["trainer=ddp_multinode", choice])
     assert (cfg.trainer.num_nodes, cfg.trainer.devices) == (2, 8)
     assert cfg.strategy.kind == "fsdp" and cfg.strategy.sharding_strategy == "HYBRID_SHARD"
 
