@@ -105,6 +105,7 @@ class PreemptionCheckpoint(L.Callback):
         self.check_every_n_steps = max(int(check_every_n_steps), 1)
         self._received: set[int] = set()
         self._done = False
+        self._deadline: float | None = None  # time.monotonic() of the job's time limit, when it has one
 
     # -- signal handling: set a flag, nothing else -------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -123,6 +124,10 @@ class PreemptionCheckpoint(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.install_handlers()
         job = slurm.current_job()
+        if job is not None and self.on_sigterm == "requeue_near_time_limit":
+            # Asked now: once the limit is reached SLURM no longer reports a time left for the job.
+            left = slurm.time_left_s(job)
+            self._deadline = None if left is None else time.monotonic() + left
         log.info(
             "preemption: %s and SIGTERM (%s) -> checkpoint at the next step into %s%s",
             self.signal.name,
@@ -165,8 +170,7 @@ class PreemptionCheckpoint(L.Callback):
         if self.on_sigterm == "requeue":
             return True
         if self.on_sigterm == "requeue_near_time_limit":
-            left = slurm.time_left_s(job)
-            return left is not None and left <= self.time_limit_margin_s
+            return self._deadline is not None and self._deadline - time.monotonic() <= self.time_limit_margin_s
         return False
 
     def _save(self, trainer: L.Trainer) -> Path:

@@ -262,3 +262,23 @@ def test_preemption_checkpoints_at_step_boundary_and_stops(tmp_path, monkeypatch
     assert trainer.global_step == 10 and model.steps_run == 6
     with pytest.raises(ValueError, match="SIGTERM is handled separately"):
         PreemptionCheckpoint(ckpt_dir, signal_name="TERM")
+
+
+def test_sigterm_requeues_only_near_the_time_limit(tmp_path):
+    import time
+
+    from songbloom.training.preemption import PreemptionCheckpoint
+
+    job = slurm.SlurmJob("9", "sb", 2, 2, 1, 0)
+    cb = PreemptionCheckpoint(tmp_path, time_limit_margin_s=300)
+    cb._deadline = time.monotonic() + 60  # the time limit is near: SIGTERM means "out of time", requeue
+    assert cb._should_requeue("sigterm", job)
+    cb._deadline = time.monotonic() + 3600  # far from the limit: a user's scancel, checkpoint only
+    assert not cb._should_requeue("sigterm", job)
+    cb._deadline = None  # no time limit
+    assert not cb._should_requeue("sigterm", job) and cb._should_requeue("signal", job)
+    assert not cb._should_requeue("signal", None)  # outside SLURM nothing to requeue
+    assert not PreemptionCheckpoint(tmp_path, requeue=False)._should_requeue("signal", job)
+    assert PreemptionCheckpoint(tmp_path, on_sigterm="requeue")._should_requeue("sigterm", job)
+    with pytest.raises(ValueError, match="on_sigterm"):
+        PreemptionCheckpoint(tmp_path, on_sigterm="sometimes")
