@@ -41,6 +41,8 @@ def to_container(cfg: Any) -> dict[str, Any]:
     from omegaconf import DictConfig, OmegaConf
 
     if isinstance(cfg, DictConfig):
+        if "hydra" in cfg:  # the hydra node holds launcher-time interpolations; resolve only the run's keys
+            cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
         out = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     else:
         out = dict(cfg)
@@ -206,7 +208,16 @@ def run(cfg: Any) -> dict[str, Any]:
         c["paths"]["runs_dir"], run_name, c, allow_config_change=bool(c.get("allow_config_change"))
     )
     handler = _file_logging(run_dir)
+    threads_before = torch.get_num_threads()
+    if c.get("num_threads"):
+        torch.set_num_threads(int(c["num_threads"]))  # scoped to this run, restored below
     try:
+        sk = c.get("sketch") or {}
+        if sk.get("required") and not sk.get("codebook_path"):
+            raise ValueError(
+                "sketch.codebook_path is required for this experiment: the shards' sketch tokens come from a "
+                "codebook you train with `python -m songbloom.sketch train ...`; pass sketch.codebook_path=<file>"
+            )
         logger.info("run dir %s", run_dir)
         L.seed_everything(int(c.get("seed", 0)), workers=True, verbose=False)
         model, sb_cfg, report, source = build_model(c)
@@ -264,5 +275,6 @@ def run(cfg: Any) -> dict[str, Any]:
         result["_songbloom_config"] = sb_cfg
         return result
     finally:
+        torch.set_num_threads(threads_before)
         logging.getLogger().removeHandler(handler)
         handler.close()
