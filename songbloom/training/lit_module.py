@@ -51,6 +51,7 @@ class TrainSettings:
     save_frozen_base: bool = True  # False: checkpoints hold only trainable tensors (LoRA runs)
     optim: OptimSettings = field(default_factory=OptimSettings)
     validation_seed: int = 0
+    track_grad_coverage: bool = False  # record every tensor that ever got a nonzero gradient (diagnostics, tests)
     sample_latents: bool = True  # draw latents from stored VAE moments each step (when the batch has them)
 
 
@@ -86,6 +87,7 @@ class SongBloomLitModule(L.LightningModule):
         self._step_accum: dict[str, list[float]] = {}
         self.step_records: list[dict[str, float]] = []  # per optimizer step, read by the metrics-file callback
         self._val_stack: contextlib.ExitStack | None = None
+        self.nonzero_grad_names: set[str] = set()
 
     # ------------------------------------------------------------------ forward pieces
     def build_conditions(self, batch: TrainingBatch, drop: dict[str, torch.Tensor] | None):
@@ -172,6 +174,8 @@ class SongBloomLitModule(L.LightningModule):
                     f"detached, or checkpointed re-entrantly?): {missing[:50]}"
                 )
             self._grads_checked = True
+        if self.settings.track_grad_coverage:
+            self.nonzero_grad_names |= {n for n, p in trainable if p.grad is not None and bool(p.grad.ne(0).any())}
         norms = [p.grad.detach().float().norm() for _, p in trainable if p.grad is not None]
         grad_norm = torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
         self.log("train/grad_norm", grad_norm, on_step=True, on_epoch=False)

@@ -45,10 +45,20 @@ def test_kill_and_resume_matches_straight_run(tmp_path: Path, workers: int, extr
     straight = run(compose_config(_overrides(tmp_path, "straight", workers, extra)))
     assert straight["steps"] == N_STEPS
 
-    cmd = [sys.executable, "train.py", *_overrides(tmp_path, "killed", workers, extra),
-           f"fault.sigkill_after_step={KILL_AT}"]
-    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    cmd = [
+        sys.executable,
+        "train.py",
+        *_overrides(tmp_path, "killed", workers, extra),
+        f"fault.sigkill_after_step={KILL_AT}",
+    ]
+    proc = subprocess.run(
+        cmd,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     killed_dir = tmp_path / "outputs" / "runs" / "killed"
     assert sorted(read_step_metrics(killed_dir / "metrics.jsonl")) == list(range(1, KILL_AT + 1))
