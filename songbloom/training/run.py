@@ -196,6 +196,23 @@ def summarize(metrics_path: Path) -> dict[str, float]:
     return out
 
 
+def _demo_song(dm, sb_cfg: SongBloomConfig, run_dir: Path, demo: dict[str, Any]) -> Path | None:
+    """Generate a song with the lyrics of the first validation item (the sampler decides the rest)."""
+    from songbloom.training.batch import as_training_batch
+    from songbloom.training.demo import generate_demo_song
+
+    loader = dm.val_dataloader()
+    lyric_ids = as_training_batch(next(iter(loader))).lyric_ids[0].tolist()
+    return generate_demo_song(
+        run_dir / "export",
+        sb_cfg,
+        run_dir / "demo_song.wav",
+        lyric_ids,
+        seconds=float(demo.get("generate_seconds", 4.0)),
+        seed=int(demo.get("seed", 0)),
+    )
+
+
 def run(cfg: Any) -> dict[str, Any]:
     """Train (or resume) the run described by ``cfg``; returns summary metrics and the run's paths."""
     import lightning as L
@@ -221,7 +238,13 @@ def run(cfg: Any) -> dict[str, Any]:
         logger.info("run dir %s", run_dir)
         L.seed_everything(int(c.get("seed", 0)), workers=True, verbose=False)
         model, sb_cfg, report, source = build_model(c)
-        dm = build_datamodule(c["data"], sb_cfg, seed=int(c.get("seed", 0)))
+        demo = c.get("demo") or {}
+        data_cfg = c["data"]
+        if demo.get("enabled") and demo.get("prepare_data"):
+            from songbloom.training.demo import prepare_demo_data
+
+            data_cfg = prepare_demo_data(c, sb_cfg) or data_cfg
+        dm = build_datamodule(data_cfg, sb_cfg, seed=int(c.get("seed", 0)))
         lit = SongBloomLitModule(model, train_settings(c), run_config=c, trainable_report=report)
         ck = (c.get("callbacks") or {}).get("checkpoint") or {}
         fault = c.get("fault") or {}
@@ -269,6 +292,9 @@ def run(cfg: Any) -> dict[str, Any]:
                 },
             )
             result.update({f"export_{k}": str(v) for k, v in paths.items()})
+        if demo.get("enabled") and demo.get("generate") and trainer.is_global_zero and "export_generator" in result:
+            song = _demo_song(dm, sb_cfg, run_dir, demo)
+            result["song"] = str(song) if song else None
         if trainer.is_global_zero:
             atomic_write_text(run_dir / "summary.json", json.dumps(result, indent=1))
         result["_lit_module"] = lit  # for callers in-process (demo, tests); not serialised
