@@ -214,6 +214,20 @@ class SongBloomLitModule(L.LightningModule):
         self.step_records.append(record)
         return record
 
+    def setup(self, stage: str) -> None:
+        """Under DDP every rank gets its own dropout and noise streams (same seeds would repeat the same
+        dropout pattern and flow noise on every rank). A resume restores each rank's saved streams instead."""
+        if self.trainer is not None and self.trainer.world_size > 1:
+            rank = self.trainer.global_rank
+            mcfg = self.model.cfg
+            self.cond_dropout = ConditionDropout(
+                mcfg.cfg_dropout,
+                mcfg.attribute_dropout,
+                granularity=self.settings.dropout_granularity,
+                seed=self.settings.dropout_seed + 1009 * rank,
+            )
+            torch.manual_seed(torch.initial_seed() + 7919 * rank)
+
     # ------------------------------------------------------------------ EMA for validation
     def on_fit_start(self) -> None:
         if self.ema is not None:
