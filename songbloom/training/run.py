@@ -201,8 +201,12 @@ def _demo_song(dm, sb_cfg: SongBloomConfig, run_dir: Path, demo: dict[str, Any])
     from songbloom.training.batch import as_training_batch
     from songbloom.training.demo import generate_demo_song
 
-    loader = dm.val_dataloader()
-    lyric_ids = as_training_batch(next(iter(loader))).lyric_ids[0].tolist()
+    lyric_ids: list[int] = [0]  # the null lyric, if the data has no item to borrow lyrics from
+    for make_loader in (dm.val_dataloader, dm.train_dataloader):
+        batch = next(iter(make_loader()), None)
+        if batch is not None:
+            lyric_ids = as_training_batch(batch).lyric_ids[0].tolist()
+            break
     return generate_demo_song(
         run_dir / "export",
         sb_cfg,
