@@ -48,19 +48,27 @@ def step_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
-def find_resume_checkpoint(ckpt_dir: Path) -> Path | None:
-    """The newest checkpoint that loads: ``last.ckpt``, else step checkpoints newest first."""
+def find_resume_checkpoint(ckpt_dir: Path, hpc_dir: Path | None = None) -> Path | None:
+    """The readable checkpoint with the highest global step.
+
+    Candidates: ``last.ckpt``, the step checkpoints, and Lightning's SLURM ``hpc_ckpt_*.ckpt`` in ``hpc_dir``
+    (written by its SIGUSR1 requeue handler). Unreadable files (a copy cut short, a full disk) are skipped.
+    """
     ckpt_dir = Path(ckpt_dir)
-    candidates = ([ckpt_dir / LAST] if (ckpt_dir / LAST).is_file() else []) + [
-        p for _, p in reversed(step_checkpoints(ckpt_dir))
-    ]
+    candidates = [ckpt_dir / LAST] if (ckpt_dir / LAST).is_file() else []
+    candidates += [p for _, p in reversed(step_checkpoints(ckpt_dir))]
+    if hpc_dir is not None:
+        candidates += sorted(Path(hpc_dir).glob("hpc_ckpt_*.ckpt"))
+    best: tuple[int, Path] | None = None
     for path in candidates:
         try:
-            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            return path
-        except Exception as e:  # a damaged file (disk full, copied half-way): try the next one
+            step = int(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step", -1))
+        except Exception as e:  # a damaged file: try the others
             logger.warning("skipping unreadable checkpoint %s: %s", path, e)
-    return None
+            continue
+        if best is None or step > best[0]:
+            best = (step, path)
+    return best[1] if best else None
 
 
 class AtomicStepCheckpoint(L.Callback):

@@ -265,7 +265,7 @@ def run(cfg: Any) -> dict[str, Any]:
         resume = c.get("resume", "auto")
         ckpt_path = None
         if resume == "auto":
-            ckpt_path = find_resume_checkpoint(run_dir / "checkpoints")
+            ckpt_path = find_resume_checkpoint(run_dir / "checkpoints", hpc_dir=run_dir)
         elif resume not in (None, "never", False):
             ckpt_path = Path(str(resume))
         if ckpt_path is not None:

@@ -48,6 +48,8 @@ def test_resume_skips_damaged_checkpoints(tmp_path: Path):
     (ck / "last.ckpt").write_bytes(b"truncated")  # e.g. a disk filled during a copy
     (ck / ".step=0000012.ckpt.tmp").write_bytes(b"partial")  # a save killed half-way is never picked
     assert find_resume_checkpoint(ck) == ck / "step=0000008.ckpt"
+    torch.save({"global_step": 10}, tmp_path / "hpc_ckpt_1.ckpt")  # Lightning's SLURM requeue save
+    assert find_resume_checkpoint(ck, hpc_dir=tmp_path) == tmp_path / "hpc_ckpt_1.ckpt"
     assert [s for s, _ in step_checkpoints(ck)] == [4, 8]
     assert find_resume_checkpoint(tmp_path / "nothing") is None
 
