@@ -247,7 +247,9 @@ def run(cfg: Any) -> dict[str, Any]:
         if demo.get("enabled") and demo.get("prepare_data"):
             from songbloom.training.demo import prepare_demo_data
 
-            data_cfg = prepare_demo_data(c, sb_cfg) or data_cfg
+            # Its own RNG stream: training must not depend on whether the demo data was already built.
+            with torch.random.fork_rng(devices=[]):
+                data_cfg = prepare_demo_data(c, sb_cfg) or data_cfg
         dm = build_datamodule(data_cfg, sb_cfg, seed=int(c.get("seed", 0)))
         lit = SongBloomLitModule(model, train_settings(c), run_config=c, trainable_report=report)
         ck = (c.get("callbacks") or {}).get("checkpoint") or {}

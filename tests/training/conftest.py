@@ -21,6 +21,7 @@ TINY_CPU = [
     "data.batch_size=2",
     "data.min_frames=16",
     "data.max_frames=32",
+    "demo.enabled=false",
 ]
 
 

@@ -22,7 +22,7 @@ def test_expected_experiments_exist():
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_runs_one_step(compose, experiment: str):
-    cfg = compose([f"experiment={experiment}", *TINY_CPU, *SCRATCH_INIT, "trainer.max_steps=1", "demo.enabled=false"])
+    cfg = compose([f"experiment={experiment}", *TINY_CPU, *SCRATCH_INIT, "trainer.max_steps=1"])
     result = run(cfg)
     run_dir = Path(result["run_dir"])
     assert run_dir.name.startswith(f"{experiment}-")
