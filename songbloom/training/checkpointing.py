@@ -1,0 +1,126 @@
+"""Step checkpoints written atomically, with bounded retention, and the lookup used by auto-resume.
+
+A checkpoint is first written to a hidden temporary name, fsynced, then renamed to ``step=NNNNNNN.ckpt``;
+``last.ckpt`` is a hard link swapped in by rename. A kill at any moment leaves either the previous complete
+``last.ckpt`` or the new one, never a partial file under a visible name.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+logger = logging.getLogger(__name__)
+
+STEP_PATTERN = re.compile(r"^step=(\d+)\.ckpt$")
+LAST = "last.ckpt"
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def step_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
+    out = []
+    for p in Path(ckpt_dir).glob("step=*.ckpt"):
+        m = STEP_PATTERN.match(p.name)
+        if m:
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def find_resume_checkpoint(ckpt_dir: Path, hpc_dir: Path | None = None) -> Path | None:
+    """The readable checkpoint with the highest global step.
+
+    Candidates: ``last.ckpt``, the step checkpoints, and Lightning's SLURM ``hpc_ckpt_*.ckpt`` in ``hpc_dir``
+    (written by its SIGUSR1 requeue handler). Unreadable files (a copy cut short, a full disk) are skipped.
+    """
+    ckpt_dir = Path(ckpt_dir)
+    candidates = [ckpt_dir / LAST] if (ckpt_dir / LAST).is_file() else []
+    candidates += [p for _, p in reversed(step_checkpoints(ckpt_dir))]
+    if hpc_dir is not None:
+        candidates += sorted(Path(hpc_dir).glob("hpc_ckpt_*.ckpt"))
+    best: tuple[int, Path] | None = None
+    for path in candidates:
+        try:
+            step = int(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step", -1))
+        except Exception as e:  # a damaged file: try the others
+            logger.warning("skipping unreadable checkpoint %s: %s", path, e)
+            continue
+        if best is None or step > best[0]:
+            best = (step, path)
+    return best[1] if best else None
+
+
+class AtomicStepCheckpoint(L.Callback):
+    """Save every ``every_n_steps`` optimizer steps and at the end; keep the newest ``keep_last``."""
+
+    def __init__(
+        self,
+        ckpt_dir: str | Path,
+        every_n_steps: int,
+        keep_last: int = 3,
+        save_at_end: bool = True,
+        kill_after_step: int | None = None,
+    ):
+        self.ckpt_dir = Path(ckpt_dir)
+        self.every_n_steps = int(every_n_steps)
+        self.keep_last = max(int(keep_last), 1)
+        self.save_at_end = save_at_end
+        self.kill_after_step = kill_after_step  # fault injection for tests: SIGKILL right after this save
+        self._last_saved_step = -1
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        step = trainer.global_step
+        if self.every_n_steps > 0 and step > 0 and step % self.every_n_steps == 0 and step != self._last_saved_step:
+            self.save(trainer, step)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.save_at_end and trainer.global_step != self._last_saved_step:
+            self.save(trainer, trainer.global_step)
+
+    def save(self, trainer: L.Trainer, step: int) -> Path:
+        final = self.ckpt_dir / f"step={step:07d}.ckpt"
+        tmp = self.ckpt_dir / f".step={step:07d}.ckpt.tmp"
+        if trainer.is_global_zero:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        trainer.save_checkpoint(tmp)
+        if trainer.is_global_zero:
+            _fsync_file(tmp)
+            os.replace(tmp, final)
+            link_tmp = self.ckpt_dir / f".{LAST}.tmp"
+            if link_tmp.exists():
+                link_tmp.unlink()
+            os.link(final, link_tmp)
+            os.replace(link_tmp, self.ckpt_dir / LAST)
+            _fsync_dir(self.ckpt_dir)
+            for _, old in step_checkpoints(self.ckpt_dir)[: -self.keep_last]:
+                old.unlink(missing_ok=True)
+            logger.info("checkpoint %s", final)
+        trainer.strategy.barrier("songbloom_checkpoint")
+        self._last_saved_step = step
+        if self.kill_after_step is not None and step == self.kill_after_step:
+            logger.warning("fault injection: SIGKILL after the step-%d checkpoint", step)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return final

@@ -1,0 +1,156 @@
+"""The ``demo`` experiment's bookends: build a tiny dataset before training, generate a song after it.
+
+Before: synthetic songs (``songbloom.data.synthetic``) -> a codebook over a tiny random MuQ
+(``songbloom.sketch``) -> shards encoded with a tiny random VAE (``VAEConfig.tiny()``, release frame geometry)
+(``songbloom.data.preprocess``). After: the sampler (``songbloom.inference``) generates one song from the
+trained weights and the same VAE. Each teammate API is called from exactly one function below; if a piece is
+not installed the demo says so and trains on the in-memory synthetic set instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from songbloom.config import SongBloomConfig
+
+logger = logging.getLogger(__name__)
+
+DEMO_VAE_SEED = 0
+DEMO_MUQ_SEED = 0
+
+
+def _tiny_vae():
+    """The random tiny VAE the demo encodes and decodes with (same seed on both sides)."""
+    from songbloom.models.vae import OobleckVAE, VAEConfig
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(DEMO_VAE_SEED)
+        return OobleckVAE(VAEConfig.tiny()).eval()
+
+
+def _make_songs(out: Path, demo: dict[str, Any], sb_cfg: SongBloomConfig, seed: int) -> Path:
+    from songbloom.data.synthetic import make_synthetic_dataset
+
+    lo, hi = demo.get("song_seconds", [6.0, 10.0])
+    return make_synthetic_dataset(
+        out,
+        num_songs=int(demo.get("num_songs", 24)),
+        min_seconds=float(lo),
+        max_seconds=float(hi),
+        sample_rate=sb_cfg.sr,
+        seconds_per_tag=sb_cfg.seconds_per_tag,
+        lyric_style="phoneme",
+        seed=seed,
+    )
+
+
+def _train_codebook(manifest: Path, out: Path, work: Path, num_codes: int, seed: int) -> Path:
+    from songbloom.data.manifest import read_manifest
+    from songbloom.sketch import CodebookTrainer, CodebookTrainingConfig, build_tiny_muq
+    from songbloom.sketch.sources import AudioItem
+
+    records, _problems = read_manifest(manifest)
+    items = [AudioItem(key=r.idx, path=r.audio_path) for r in records]
+    cfg = CodebookTrainingConfig(num_codes=num_codes, num_pitch=num_codes, epochs=2, seed=seed, heldout_fraction=0.1)
+    trainer = CodebookTrainer(
+        cfg,
+        build_tiny_muq(seed=DEMO_MUQ_SEED),
+        muq_model_id="tiny-random-muq",
+        work_dir=work,
+        overwrite=True,
+        progress=False,
+    )
+    trainer.run(items, out)
+    return out
+
+
+def _preprocess(manifest: Path, codebook: Path, out: Path, sb_cfg: SongBloomConfig) -> Path:
+    from songbloom.data.encoders import Encoders, PhonemeLyricsProcessor, SketchTokenizerEncoder, VAELatentEncoder
+    from songbloom.data.preprocess import PreprocessConfig, run_preprocess
+    from songbloom.sketch import SketchTokenizer, build_tiny_muq
+
+    m = sb_cfg.model
+    enc = Encoders(
+        latent=VAELatentEncoder(_tiny_vae()),
+        lyrics=PhonemeLyricsProcessor(policy="warn", max_len=m.lyric_max_len),
+        sketch=SketchTokenizerEncoder(SketchTokenizer.from_artifact(codebook, muq=build_tiny_muq(seed=DEMO_MUQ_SEED))),
+    )
+    cfg = PreprocessConfig(
+        out_dir=str(out),
+        block_size=m.block_size,
+        seconds_per_tag=sb_cfg.seconds_per_tag,
+        segment_seconds=sb_cfg.max_dur,
+        prompt_seconds=sb_cfg.prompt_len,
+        lyric_max_len=m.lyric_max_len,
+        num_pitch=m.num_pitch,
+        val_fraction=0.1,
+    )
+    report = run_preprocess([manifest], cfg, enc)
+    logger.info("demo shards: %s", report)
+    return out
+
+
+def prepare_demo_data(c: dict[str, Any], sb_cfg: SongBloomConfig) -> dict[str, Any] | None:
+    """Build (once) the demo's songs, codebook and shards; returns the ``data`` config to train on them, or
+    None when a piece of the pipeline is not installed (the caller then keeps the in-memory synthetic set)."""
+    demo = c.get("demo") or {}
+    root = Path(c["paths"]["data_dir"]) / "demo"
+    shards = root / "shards"
+    stamp = root / "ready.json"
+    recipe = {k: demo.get(k) for k in ("num_songs", "song_seconds", "codebook_size")} | {"seed": c.get("seed", 0)}
+    try:
+        if not (stamp.is_file() and json.loads(stamp.read_text()) == recipe):
+            logger.info(
+                "demo: generating %s synthetic songs, a codebook and shards under %s", demo.get("num_songs"), root
+            )
+            manifest = _make_songs(root / "songs", demo, sb_cfg, int(c.get("seed", 0)))
+            codebook = _train_codebook(
+                manifest,
+                root / "codebook.safetensors",
+                root / "codebook_work",
+                int(demo.get("codebook_size", sb_cfg.model.num_pitch)),
+                int(c.get("seed", 0)),
+            )
+            _preprocess(manifest, codebook, shards, sb_cfg)
+            stamp.write_text(json.dumps(recipe))
+    except ImportError as e:
+        logger.warning(
+            "demo: the data/sketch/VAE pipeline is not available (%s); training on in-memory synthetic songs instead", e
+        )
+        return None
+    data = dict(c["data"])
+    data.update(kind="shards", shards_dir=str(shards), max_frames=int(sb_cfg.max_dur * sb_cfg.frame_rate))
+    return data
+
+
+def generate_demo_song(
+    export_dir: Path, sb_cfg: SongBloomConfig, out_path: Path, lyric_ids: list[int], *, seconds: float, seed: int = 0
+) -> Path | None:
+    """Generate one song with the sampler from the exported generator; None when the sampler is missing."""
+    try:
+        import soundfile as sf
+        from safetensors.torch import load_file
+
+        from songbloom.api import SongBloom
+        from songbloom.inference.generate import SamplingParams
+        from songbloom.inference.pipeline import SongBloomPipeline, SongRequest
+        from songbloom.models.songbloom import SongBloomModel
+        from songbloom.text.vocab import Vocabulary
+    except ImportError as e:
+        logger.warning("demo: the sampler is not available (%s); no song generated", e)
+        return None
+    model = SongBloomModel(sb_cfg.model)
+    model.load_state_dict(load_file(str(export_dir / "generator.safetensors")), strict=True)
+    bundle = SongBloom(
+        config=sb_cfg, model=model.eval(), vae=_tiny_vae(), vocab=Vocabulary(list(sb_cfg.model.lyric_vocab))
+    )
+    params = SamplingParams.from_inference_config(sb_cfg.inference, max_frames=seconds * sb_cfg.frame_rate)
+    result = SongBloomPipeline(bundle, params).generate([SongRequest("demo", list(lyric_ids), None, seed=seed)])[0]
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(out_path), result.audio.T.numpy(), result.sample_rate)
+    return out_path

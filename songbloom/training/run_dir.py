@@ -1,0 +1,121 @@
+"""Run identity: a stable run directory per (experiment, resolved config), never per launch time.
+
+``run_name`` defaults to ``<experiment>-<hash of the resolved config>``, so a SLURM requeue or a plain re-run
+of the same command lands in the same directory and resumes, while a changed config gets a new directory.
+An explicit ``run_name`` whose stored config differs is refused unless ``allow_config_change=true``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# Keys that do not change what is trained (where files go, how many loader processes, logging backends, test
+# hooks): they are left out of the config hash and of the changed-config check.
+OPERATIONAL_KEYS = (
+    "run_name",
+    "resume",
+    "allow_config_change",
+    "paths",
+    "logger",
+    "fault",
+    "print_config",
+    "data.num_workers",
+    "trainer.enable_progress_bar",
+    "trainer.log_every_n_steps",
+    "demo.print_paths",
+)
+
+CONFIG_FILE = "config.json"
+
+
+class ConfigChangedError(RuntimeError):
+    """The run directory belongs to a run with a different config."""
+
+
+def _drop(cfg: dict[str, Any], dotted: str) -> None:
+    node: Any = cfg
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+        if not isinstance(node, dict) or p not in node:
+            return
+        node = node[p]
+    if isinstance(node, dict):
+        node.pop(leaf, None)
+
+
+def identity_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The part of a resolved config that defines the run (see :data:`OPERATIONAL_KEYS`)."""
+    out = copy.deepcopy(cfg)
+    for k in OPERATIONAL_KEYS:
+        _drop(out, k)
+    return out
+
+
+def config_hash(cfg: dict[str, Any], length: int = 8) -> str:
+    blob = json.dumps(identity_config(cfg), sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def default_run_name(cfg: dict[str, Any]) -> str:
+    return f"{cfg.get('experiment_name') or 'run'}-{config_hash(cfg)}"
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            key = f"{prefix}.{k}" if prefix else str(k)
+            if k not in a:
+                out.append(f"{key}: (absent) -> {b[k]!r}")
+            elif k not in b:
+                out.append(f"{key}: {a[k]!r} -> (absent)")
+            else:
+                out += _diff(a[k], b[k], key)
+        return out
+    return [] if a == b else [f"{prefix}: {a!r} -> {b!r}"]
+
+
+def prepare_run_dir(runs_root: str | Path, run_name: str, cfg: dict[str, Any], *, allow_config_change: bool) -> Path:
+    """Create (or re-open) ``runs_root/run_name`` and store the resolved config there.
+
+    Raises:
+        ConfigChangedError: the directory holds a run whose config differs (listing the differences).
+    """
+    run_dir = Path(runs_root) / run_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stored_path = run_dir / CONFIG_FILE
+    if stored_path.is_file():
+        stored = json.loads(stored_path.read_text())
+        diffs = _diff(identity_config(stored), identity_config(cfg))
+        if diffs and not allow_config_change:
+            raise ConfigChangedError(
+                f"run dir {run_dir} belongs to a run with a different config:\n  "
+                + "\n  ".join(diffs[:30])
+                + "\nuse a new run_name, or pass allow_config_change=true to resume it with the new config"
+            )
+        if diffs:
+            logger.warning(
+                "resuming %s with a changed config (allow_config_change=true):\n  %s", run_dir, "\n  ".join(diffs[:30])
+            )
+            (run_dir / f"config.previous.{len(list(run_dir.glob('config.previous.*')))}.json").write_text(
+                stored_path.read_text()
+            )
+    atomic_write_text(stored_path, json.dumps(cfg, indent=1, sort_keys=True, default=str))
+    return run_dir
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
