@@ -57,7 +57,7 @@ def _save_tiny_xlm_roberta(out_dir: Path, seed: int) -> None:
     XLMRobertaModel(cfg).save_pretrained(str(out_dir))
 
 
-def build_tiny_mulan(out_dir: str | os.PathLike, seed: int = 0, *, clip_secs: float = 2.0) -> nn.Module:
+def build_tiny_mulan(out_dir: str | os.PathLike, seed: int = 0, *, clip_secs: int = 2) -> nn.Module:
     """A tiny random ``MuQMuLan`` (tiny MuQ audio tower, tiny XLM-R text tower) saved under ``out_dir``.
 
     ``out_dir/mulan`` can be reloaded with :func:`load_mulan`; its config names the two tower directories
@@ -73,7 +73,7 @@ def build_tiny_mulan(out_dir: str | os.PathLike, seed: int = 0, *, clip_secs: fl
         build_tiny_muq(seed, muq_dir)
         _save_tiny_xlm_roberta(xlmr_dir, seed)
         config = {
-            "mulan": {"sr": MULAN_SAMPLE_RATE, "clip_secs": clip_secs, "dim_latent": 16,
+            "mulan": {"sr": MULAN_SAMPLE_RATE, "clip_secs": int(clip_secs), "dim_latent": 16,
                       "decoupled_contrastive_learning": True, "hierarchical_contrastive_loss": False,
                       "hierarchical_contrastive_loss_layers": None, "sigmoid_contrastive_loss": False,
                       "rank_contrast": True},
