@@ -99,9 +99,16 @@ class AudioSimilarityMetric:
                              f"{len(reference)} reference clips")
         if not generated:
             return
-        g = _pooled(self.embedder.embed(list(generated), sample_rate))
-        r = _pooled(self.embedder.embed(list(reference), sample_rate))
-        self.scores.extend(F.cosine_similarity(g, r, dim=-1).tolist())
+        self.update_embeddings(self.embedder.embed(list(generated), sample_rate),
+                               self.embedder.embed(list(reference), sample_rate))
+
+    def update_embeddings(self, generated: Sequence[torch.Tensor], reference: Sequence[torch.Tensor]) -> None:
+        """Paired precomputed frame embeddings (``[F_i, D]`` each), when the caller embeds clips once."""
+        if len(generated) != len(reference):
+            raise ValueError(f"audio similarity pairs clips: got {len(generated)} and {len(reference)} embeddings")
+        if generated:
+            g, r = _pooled(generated), _pooled(reference)
+            self.scores.extend(F.cosine_similarity(g, r, dim=-1).tolist())
 
     def compute(self) -> dict[str, float]:
         return _summary("audio_similarity", self.scores)
