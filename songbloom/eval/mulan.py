@@ -57,7 +57,7 @@ def _save_tiny_xlm_roberta(out_dir: Path, seed: int) -> None:
     XLMRobertaModel(cfg).save_pretrained(str(out_dir))
 
 
-def build_tiny_mulan(out_dir: str | os.PathLike, seed: int = 0, *, clip_secs: int = 2) -> nn.Module:
+def build_tiny_mulan(out_dir: str | os.PathLike, seed: int = 0, *, clip_secs: int = 1) -> nn.Module:
     """A tiny random ``MuQMuLan`` (tiny MuQ audio tower, tiny XLM-R text tower) saved under ``out_dir``.
 
     ``out_dir/mulan`` can be reloaded with :func:`load_mulan`; its config names the two tower directories
@@ -115,17 +115,21 @@ class MuLanScorer:
 
     @torch.no_grad()
     def audio_latents(self, wavs: Sequence[torch.Tensor], sample_rate: int) -> torch.Tensor:
-        """``[N, dim_latent]``; each clip is downmixed and resampled to MuLan's rate (24 kHz)."""
+        """``[N, dim_latent]`` unit vectors; each clip is downmixed and resampled to MuLan's rate (24 kHz).
+
+        MuQ-MuLan averages the l2-normalised latents of its fixed-length windows, which leaves songs longer
+        than one window with a norm below 1; re-normalising makes every similarity a true cosine.
+        """
         latents = []
         for wav in wavs:
             x = to_mono(wav)
             if sample_rate != self.sample_rate:
                 x = AF.resample(x, int(sample_rate), self.sample_rate)
             latents.append(self.mulan(wavs=x[None].to(self.mulan.device))[0].float().cpu())
-        return torch.stack(latents)
+        return torch.nn.functional.normalize(torch.stack(latents), dim=-1)
 
     @torch.no_grad()
     def text_latents(self, texts: Sequence[str]) -> torch.Tensor:
         if not texts:
             raise ValueError("text_latents needs at least one text")
-        return self.mulan(texts=list(texts)).float().cpu()
+        return torch.nn.functional.normalize(self.mulan(texts=list(texts)).float().cpu(), dim=-1)

@@ -16,13 +16,14 @@ from tests.eval.conftest import make_batch, tone
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _song_folders(root):
+def _song_folders(root, seconds=1.0, count=3):
     """Reference songs; 'finetuned' is close to them, 'base' is noise: the report must prefer finetuned."""
-    freqs = {"song_a": 220.0, "song_b": 330.0, "song_c": 440.0}
+    freqs = dict(list({"song_a": 220.0, "song_b": 330.0, "song_c": 440.0}.items())[:count])
+    n = int(seconds * 24000)
     for name, f in freqs.items():
-        write_audio(root / "ref" / f"{name}.wav", tone(1.0, f, sr=24000, noise=0.02, seed=1), 24000)
-        write_audio(root / "ft" / f"{name}.wav", tone(1.0, f * 1.01, sr=24000, noise=0.03, seed=2), 24000)
-        write_audio(root / "base" / f"{name}.wav", torch.randn(2, 24000) * 0.3, 24000)  # stereo noise
+        write_audio(root / "ref" / f"{name}.wav", tone(seconds, f, sr=24000, noise=0.02, seed=1), 24000)
+        write_audio(root / "ft" / f"{name}.wav", tone(seconds, f * 1.01, sr=24000, noise=0.03, seed=2), 24000)
+        write_audio(root / "base" / f"{name}.wav", torch.randn(2, n) * 0.3, 24000)  # stereo noise
     (root / "base" / "broken.wav").write_bytes(b"not audio")
     prompts = root / "prompts.jsonl"
     prompts.write_text("\n".join(json.dumps({"name": n, "lyrics": "hello world", "text": "calm piano song"})
@@ -76,7 +77,7 @@ def test_cli_on_folders_with_tiny_muq_and_mulan(tmp_path):
     from songbloom.eval.mulan import build_tiny_mulan
     from songbloom.sketch import build_tiny_muq
 
-    prompts = _song_folders(tmp_path)
+    prompts = _song_folders(tmp_path, seconds=0.5, count=2)
     build_tiny_muq(0, tmp_path / "tiny-muq")
     build_tiny_mulan(tmp_path / "mulan-models")
     paths = main(["--out", str(tmp_path / "report"), "--audio", f"base={tmp_path / 'base'}",
