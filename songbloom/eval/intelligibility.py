@@ -49,7 +49,8 @@ def build_asr_pipeline(model_dir: str | os.PathLike, *, device: str | int = "cpu
         x = torch.as_tensor(wav, dtype=torch.float32)
         if sr != sample_rate:
             x = AF.resample(x, int(sr), sample_rate)
-        out = asr({"raw": x.numpy(), "sampling_rate": sample_rate}, generate_kwargs=generate_kwargs or None)
+        extra = {"generate_kwargs": dict(generate_kwargs)} if generate_kwargs else {}
+        out = asr({"raw": x.numpy(), "sampling_rate": sample_rate}, **extra)
         return str(out["text"] if isinstance(out, dict) else out)
 
     return transcribe
@@ -84,14 +85,16 @@ def tokens(text: str, unit: str, *, language: str | None = None, strip_stress: b
 class LyricErrorRateMetric:
     """Corpus error rate of ASR transcripts of generated songs against their lyrics.
 
-    ``asr``: a callable, a local model directory (built with :func:`build_asr_pipeline`), or ``None``
-    (the metric is skipped: ``compute()`` returns ``{}`` and ``skipped_reason`` says why).
+    ``asr``: a callable, a local model directory (built with :func:`build_asr_pipeline`, ``generate_kwargs``
+    such as ``{"max_new_tokens": 128}`` go to its decoder), or ``None`` (the metric is skipped:
+    ``compute()`` returns ``{}`` and ``skipped_reason`` says why).
     """
 
     name = "lyric_error_rate"
 
     def __init__(self, asr: ASRCallable | str | os.PathLike | None = None, *, unit: str = "phoneme",
-                 language: str | None = None, strip_stress: bool = False, device: str | int = "cpu"):
+                 language: str | None = None, strip_stress: bool = False, device: str | int = "cpu",
+                 generate_kwargs: dict | None = None):
         if unit not in UNITS:
             raise ValueError(f"unknown unit {unit!r}; choose one of {', '.join(UNITS)}")
         self.unit, self.language, self.strip_stress = unit, language, strip_stress
@@ -102,7 +105,7 @@ class LyricErrorRateMetric:
                                    "(set eval.asr.model_dir to a local transformers ASR model, e.g. Whisper)")
             logger.info(self.skipped_reason)
         elif isinstance(asr, (str, os.PathLike)):
-            self.asr = build_asr_pipeline(asr, device=device)
+            self.asr = build_asr_pipeline(asr, device=device, **(generate_kwargs or {}))
         else:
             self.asr = asr
         self.reset()

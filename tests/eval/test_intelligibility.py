@@ -63,3 +63,16 @@ def test_without_asr_the_metric_is_skipped_with_a_reason(caplog):
 def test_missing_asr_dir_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="ASR model directory"):
         LyricErrorRateMetric(tmp_path / "nope")
+
+
+def test_tiny_local_whisper_through_the_transformers_pipeline(tmp_path):
+    from songbloom.eval.tiny_asr import build_tiny_whisper
+
+    model_dir = build_tiny_whisper(tmp_path / "tiny-whisper")
+    metric = LyricErrorRateMetric(model_dir, unit="char", generate_kwargs={"max_new_tokens": 6})
+    clip = tone(1.0, 220, sr=48000, noise=0.1)
+    metric.update([clip, clip], ["la la la", "la la la"], sample_rate=48000)
+    result = metric.compute()
+    assert result["cer_utterances"] == 2.0 and result["cer"] >= 0.0
+    first, second = (t["transcript"] for t in metric.transcripts)
+    assert isinstance(first, str) and first == second  # greedy decoding of the same audio is deterministic
