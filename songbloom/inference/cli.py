@@ -1,0 +1,380 @@
+"""``infer.py``: generate songs from a JSONL of lyrics and style prompts (official CLI compatible).
+
+Each JSONL line is ``{"idx": ..., "lyrics": ..., "prompt_wav": ...}`` as in the official examples; outputs
+are ``<output-dir>/<idx>_s<i>.<format>``. Bad lines, missing prompt files and unusable lyrics are reported
+with file, line and reason, the other items still run, and a summary closes the run (exit code 1 when
+anything failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_FORMATS = ("flac", "wav", "mp3")
+
+
+@dataclass
+class JobItem:
+    """One valid JSONL entry."""
+
+    line: int
+    idx: str
+    lyrics: str
+    prompt_path: Path
+
+
+@dataclass
+class ItemProblem:
+    file: str
+    line: int
+    idx: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" + (f" (idx {self.idx})" if self.idx is not None else "")
+        return f"{where}: {self.reason}"
+
+
+@dataclass
+class RunSummary:
+    written: list[Path] = field(default_factory=list)
+    problems: list[ItemProblem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------ input
+def resolve_prompt_path(raw: str, jsonl_path: Path) -> Path | None:
+    """The official CLI opens the path as given (relative to the current directory); we also try the JSONL's folder."""
+    p = Path(raw).expanduser()
+    if p.is_absolute():
+        return p if p.is_file() else None
+    for base in (Path.cwd(), jsonl_path.resolve().parent):
+        if (base / p).is_file():
+            return (base / p).resolve()
+    return None
+
+
+def read_jsonl(path: Path) -> tuple[list[JobItem], list[ItemProblem]]:
+    """Parse the job file; every bad line becomes a problem naming its line and what to fix."""
+    items: list[JobItem] = []
+    problems: list[ItemProblem] = []
+    seen: dict[str, int] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SystemExit(f"cannot read --input-jsonl {path}: {e}") from e
+    for n, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as e:
+            problems.append(ItemProblem(str(path), n, None, f"not valid JSON ({e.msg} at column {e.colno})"))
+            continue
+        if not isinstance(obj, dict):
+            problems.append(ItemProblem(str(path), n, None, f"expected a JSON object, got {type(obj).__name__}"))
+            continue
+        idx = obj.get("idx")
+        idx_s = None if idx is None else str(idx)
+        missing = [k for k in ("idx", "lyrics", "prompt_wav") if obj.get(k) in (None, "")]
+        if missing:
+            problems.append(ItemProblem(str(path), n, idx_s, f"missing or empty field(s) {missing}"))
+            continue
+        if (
+            not isinstance(idx, str | int)
+            or not isinstance(obj["lyrics"], str)
+            or not isinstance(obj["prompt_wav"], str)
+        ):
+            problems.append(
+                ItemProblem(str(path), n, idx_s, "idx must be a string or integer, lyrics and prompt_wav strings")
+            )
+            continue
+        if any(c in idx_s for c in "/\\\0") or idx_s in (".", ".."):
+            problems.append(ItemProblem(str(path), n, idx_s, "idx is used as a file name: no path separators"))
+            continue
+        if idx_s in seen:
+            problems.append(
+                ItemProblem(str(path), n, idx_s, f"duplicate idx (first on line {seen[idx_s]}): outputs would collide")
+            )
+            continue
+        prompt = resolve_prompt_path(obj["prompt_wav"], path)
+        if prompt is None:
+            problems.append(
+                ItemProblem(
+                    str(path),
+                    n,
+                    idx_s,
+                    f"prompt_wav {obj['prompt_wav']!r} not found (looked in {Path.cwd()} and {path.resolve().parent})",
+                )
+            )
+            continue
+        seen[idx_s] = n
+        items.append(JobItem(n, idx_s, obj["lyrics"], prompt))
+    return items, problems
+
+
+def encode_lyrics(text: str, vocab, max_len: int, *, strict: bool = False) -> tuple[list[int], list[str]]:
+    """Raw lyrics -> vocabulary ids via ``songbloom.text.process_lyrics``; returns (ids, warnings).
+
+    Tokens the vocabulary lacks are dropped and ids past ``max_len`` are cut, exactly as the official
+    conditioner does; we say so (and refuse with ``strict``).
+    """
+    from songbloom.text import process_lyrics
+
+    processed = process_lyrics(text)
+    tok = vocab.tokenize(processed)
+    notes = []
+    if tok.dropped:
+        shown = ", ".join(repr(t) for t in list(tok.dropped)[:10])
+        notes.append(f"{len(tok.dropped)} lyric token(s) not in the vocabulary are dropped: {shown}")
+    if len(tok.ids) > max_len:
+        notes.append(f"lyrics have {len(tok.ids)} tokens; the model reads the first {max_len} (the rest is cut)")
+    if not any(tok.ids):  # nothing but id 0 (the empty item): no tag, phoneme or punctuation survived
+        raise ValueError("the lyrics produce no vocabulary tokens (empty, or nothing the G2P can read)")
+    if strict and notes:
+        raise ValueError("; ".join(notes))
+    return list(tok.ids), notes
+
+
+# ------------------------------------------------------------------------------------------------ arguments
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="infer.py",
+        description="Generate songs with SongBloom from a JSONL of {idx, lyrics, prompt_wav} (official format).",
+    )
+    src = ap.add_argument_group("model")
+    src.add_argument("--model-name", default="songbloom_full_150s", help="release to use when --ckpt-path is not given")
+    src.add_argument("--local-dir", default="./cache", help="folder holding (or receiving) the release files")
+    src.add_argument(
+        "--ckpt-path", default=None, help="a checkpoint: release .pt (YAML beside it) or release directory"
+    )
+    src.add_argument("--config", default=None, help="model YAML for a bare weights file (default: found beside it)")
+    src.add_argument("--local-only", action="store_true", help="never download: use --local-dir / the Hub cache only")
+    io = ap.add_argument_group("input / output")
+    io.add_argument("--input-jsonl", required=True)
+    io.add_argument("--output-dir", default="./output")
+    io.add_argument("--n-samples", type=int, default=2, help="songs per JSONL line")
+    io.add_argument("--output-format", default="flac", choices=OUTPUT_FORMATS)
+    io.add_argument("--strict-lyrics", action="store_true", help="fail an item whose lyrics lose tokens")
+    run = ap.add_argument_group("run")
+    run.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="generator dtype (VAE: fp32)")
+    run.add_argument("--device", default=None, help="cuda, cuda:N, cpu or mps (default: cuda when available)")
+    run.add_argument("--batch-size", type=int, default=1, help="songs generated together (more = faster per song)")
+    run.add_argument("--seed", type=int, default=None, help="song k (item-major) uses seed + k; default: random")
+    run.add_argument(
+        "--exact-release-rng",
+        action="store_true",
+        help="one song at a time on the global RNG seeded once, with every official draw (matches the official run)",
+    )
+    run.add_argument("--max-duration", type=float, default=None, help="longest song in seconds (default: max_dur + 10)")
+    run.add_argument("--prompt-latent", default="sample", choices=["sample", "mean"])
+    run.add_argument("--no-chunked-decode", action="store_true", help="decode the latent in one VAE pass")
+    run.add_argument("--no-cuda-graphs", action="store_true", help="run the GPU sampler eagerly (debugging)")
+    smp = ap.add_argument_group("sampling (default: the checkpoint's inference settings)")
+    smp.add_argument("--cfg-coef", type=float, nargs="+", default=None, help="one value, or LM and DiT values")
+    smp.add_argument("--temp", type=float, default=None)
+    smp.add_argument("--top-k", type=int, default=None)
+    smp.add_argument("--top-p", type=float, default=None)
+    smp.add_argument("--diff-temp", type=float, default=None)
+    smp.add_argument("--steps", type=int, default=None, help="DiT Euler steps")
+    smp.add_argument("--dit-cfg-type", default=None, choices=["h", "global", "none"])
+    smp.add_argument("--penalty-window", type=int, default=None)
+    smp.add_argument("--penalty-mode", default="release", choices=["release", "corrected", "none"])
+    ap.add_argument("--log-level", default="INFO")
+    return ap
+
+
+def _pick_device(name: str | None, dtype: torch.dtype) -> torch.device:
+    if name is None:
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: CUDA is not available here (use --device cpu)")
+    if device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise SystemExit("--device mps: MPS is not available here")
+        if dtype != torch.float32:
+            raise SystemExit("--device mps runs in float32 only: pass --dtype float32")
+    return device
+
+
+def sampling_params(args: argparse.Namespace, config):
+    from songbloom.inference.generate import SamplingParams
+
+    over: dict = {"penalty_mode": args.penalty_mode, "exact_release_rng": args.exact_release_rng}
+    if args.cfg_coef is not None:
+        if len(args.cfg_coef) not in (1, 2):
+            raise SystemExit("--cfg-coef takes one value or two (LM, DiT)")
+        over["cfg_coef"] = args.cfg_coef[0] if len(args.cfg_coef) == 1 else tuple(args.cfg_coef)
+    for name in ("temp", "top_k", "top_p", "diff_temp", "steps", "dit_cfg_type", "penalty_window"):
+        if getattr(args, name) is not None:
+            over[name] = getattr(args, name)
+    max_frames = config.max_frames if args.max_duration is None else args.max_duration * config.frame_rate
+    try:
+        return SamplingParams.from_inference_config(config.inference, max_frames, **over)
+    except ValueError as e:
+        raise SystemExit(str(e)) from e
+
+
+def save_audio(path: Path, audio: torch.Tensor, sample_rate: int, fmt: str) -> None:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    sf.write(str(tmp), audio.T.numpy(), sample_rate, format=fmt.upper())
+    tmp.replace(path)
+
+
+# ------------------------------------------------------------------------------------------------ main
+def run(args: argparse.Namespace) -> RunSummary:
+    from tqdm import tqdm
+
+    from songbloom.inference.checkpoints import load_checkpoint, load_release
+    from songbloom.inference.pipeline import SongBloomPipeline, SongRequest
+    from songbloom.inference.prompt import PromptAudioError, load_prompt_audio, prompt_moments
+
+    summary = RunSummary()
+    jsonl = Path(args.input_jsonl)
+    if not jsonl.is_file():
+        raise SystemExit(f"--input-jsonl {jsonl} does not exist")
+    if args.n_samples < 1 or args.batch_size < 1:
+        raise SystemExit("--n-samples and --batch-size must be >= 1")
+    items, problems = read_jsonl(jsonl)
+    summary.problems += problems
+    for p in problems:
+        logger.error("%s", p)
+    dtype = getattr(torch, args.dtype)
+    device = _pick_device(args.device, dtype)
+    try:
+        if args.ckpt_path:
+            bundle = load_checkpoint(args.ckpt_path, device=device, dtype=dtype, config_path=args.config)
+        else:
+            bundle = load_release(
+                args.model_name, args.local_dir, device=device, dtype=dtype, local_only=args.local_only
+            )
+    except (OSError, ValueError) as e:  # missing files, unknown layouts, key/shape mismatches: say what and stop
+        raise SystemExit(f"cannot load the model: {e}") from e
+    config = bundle.config
+    params = sampling_params(args, config)
+    pipe = SongBloomPipeline(
+        bundle,
+        params,
+        prompt_latent=args.prompt_latent,
+        chunked_decode=not args.no_chunked_decode,
+        cuda_graphs=False if args.no_cuda_graphs else None,
+    )
+    batch_size = 1 if args.exact_release_rng else args.batch_size
+    if args.exact_release_rng and args.batch_size != 1:
+        logger.warning(
+            "--exact-release-rng generates one song at a time (the official RNG stream); ignoring --batch-size"
+        )
+    if args.exact_release_rng:
+        seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+        torch.manual_seed(seed)
+        logger.info("exact release RNG: global seed %d", seed)
+        base_seed = None
+    else:
+        base_seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+        logger.info("base seed %d (song k uses %d + k)", base_seed, base_seed)
+    out_dir = Path(args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    max_len = config.model.lyric_max_len
+
+    # Prepare every valid item (lyrics + prompt encoded once), then generate in batches.
+    requests: list[tuple[JobItem, SongRequest]] = []
+    k = 0
+    for item in items:
+        try:
+            ids, notes = encode_lyrics(item.lyrics, bundle.vocab, max_len, strict=args.strict_lyrics)
+        except Exception as e:  # the text front end raises ValueError subclasses; anything else is reported too
+            summary.problems.append(ItemProblem(str(jsonl), item.line, item.idx, f"lyrics: {e}"))
+            logger.error("%s", summary.problems[-1])
+            k += args.n_samples
+            continue
+        for note in notes:
+            summary.warnings.append(f"{jsonl}:{item.line} (idx {item.idx}): {note}")
+            logger.warning("%s", summary.warnings[-1])
+        try:
+            wav = load_prompt_audio(item.prompt_path, pipe.sample_rate, config.prompt_len)
+            moments = prompt_moments(bundle.vae, wav, dtype)
+        except PromptAudioError as e:
+            summary.problems.append(ItemProblem(str(jsonl), item.line, item.idx, f"prompt: {e}"))
+            logger.error("%s", summary.problems[-1])
+            k += args.n_samples
+            continue
+        if moments is None:
+            msg = f"prompt {item.prompt_path} is shorter than the VAE minimum; generating without a style prompt"
+            summary.warnings.append(f"{jsonl}:{item.line} (idx {item.idx}): {msg}")
+            logger.warning("%s", summary.warnings[-1])
+        for i in range(args.n_samples):
+            seed = None if base_seed is None else base_seed + k
+            requests.append((item, SongRequest(f"{item.idx}_s{i}", ids, moments, seed)))
+            k += 1
+
+    for start in range(0, len(requests), batch_size):
+        chunk = requests[start : start + batch_size]
+        bars = [
+            tqdm(total=params.max_patches(config.model.block_size), desc=req.name, unit="patch", position=j, leave=True)
+            for j, (_, req) in enumerate(chunk)
+        ]
+
+        def progress(done: int, running: list[int], bars=bars) -> None:
+            for j in running:
+                bars[j].update(1)
+
+        t0 = time.perf_counter()
+        try:
+            results = pipe.generate([req for _, req in chunk], progress=progress)
+        except (RuntimeError, ValueError) as e:  # e.g. out of memory: report these songs, keep going
+            for item, req in chunk:
+                summary.problems.append(
+                    ItemProblem(str(jsonl), item.line, item.idx, f"{req.name}: generation failed: {e}")
+                )
+                logger.error("%s", summary.problems[-1])
+            continue
+        finally:
+            for bar in bars:
+                bar.close()
+        elapsed = time.perf_counter() - t0
+        for (item, _), res in zip(chunk, results, strict=True):
+            path = out_dir / f"{res.request.name}.{args.output_format}"
+            save_audio(path, res.audio, res.sample_rate, args.output_format)
+            summary.written.append(path)
+            seconds = res.audio.shape[-1] / res.sample_rate
+            logger.info(
+                "%s: %.2f s of audio (%s) in %.1f s -> %s",
+                res.request.name,
+                seconds,
+                res.song.stop_reason,
+                elapsed,
+                path,
+            )
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO), format="%(levelname)s %(message)s"
+    )
+    summary = run(args)
+    n_fail = len({(p.line, p.idx) for p in summary.problems})
+    print(
+        f"\nsummary: {len(summary.written)} song(s) written to {args.output_dir}; "
+        f"{n_fail} item(s) failed; {len(summary.warnings)} warning(s)",
+        file=sys.stderr,
+    )
+    for p in summary.problems:
+        print(f"  FAILED {p}", file=sys.stderr)
+    return 1 if summary.problems else 0

@@ -1,0 +1,1 @@
+"""Small cross-cutting helpers: rank-aware logging, SLURM job facts, distributed strategies."""

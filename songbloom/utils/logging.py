@@ -1,0 +1,75 @@
+"""Rank-aware logging: one line per message in multi-process runs, with the rank that wrote it.
+
+Under DDP/FSDP every rank runs the same code, so a plain ``logger.info`` prints the same line N times with no
+hint of where it came from. :class:`RankedLogger` prefixes ``[rank r/w]`` and can restrict a message to rank 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+# Environment variables that carry the global rank before (or without) torch.distributed, in trust order.
+_RANK_VARS = ("RANK", "SLURM_PROCID", "LOCAL_RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK")
+_WORLD_VARS = ("WORLD_SIZE", "SLURM_NTASKS", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
+
+
+def _first_int(names: tuple[str, ...], env: Mapping[str, str], default: int) -> int:
+    for name in names:
+        value = env.get(name)
+        if value not in (None, ""):
+            try:
+                return int(value)
+            except ValueError:
+                continue
+    return default
+
+
+def global_rank(env: Mapping[str, str] | None = None) -> int:
+    """This process's global rank: torch.distributed when initialised, else the launcher's environment."""
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank()
+    except Exception:  # torch missing or half-initialised: fall back to the environment
+        pass
+    return _first_int(_RANK_VARS, os.environ if env is None else env, 0)
+
+
+def world_size(env: Mapping[str, str] | None = None) -> int:
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_world_size()
+    except Exception:
+        pass
+    return _first_int(_WORLD_VARS, os.environ if env is None else env, 1)
+
+
+class RankedLogger(logging.LoggerAdapter):
+    """A ``logging`` adapter that tags messages with the rank and can keep them to one rank.
+
+    ``RankedLogger(__name__, rank_zero_only=True)`` logs on rank 0 only (settings, summaries);
+    ``log.info(..., rank=1)`` logs on rank 1 only; the default logs on every rank with a ``[rank r/w]`` prefix.
+    """
+
+    def __init__(self, name: str = __name__, rank_zero_only: bool = False, extra: Mapping[str, Any] | None = None):
+        super().__init__(logging.getLogger(name), extra or {})
+        self.rank_zero_only = rank_zero_only
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        return f"[rank {global_rank()}/{world_size()}] {msg}", kwargs
+
+    def log(self, level: int, msg: Any, *args: Any, rank: int | None = None, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        current = global_rank()
+        wanted = 0 if (rank is None and self.rank_zero_only) else rank
+        if wanted is not None and current != wanted:
+            return
+        msg, kwargs = self.process(msg, kwargs)
+        self.logger.log(level, msg, *args, **kwargs)

@@ -1,0 +1,38 @@
+"""The Trainer arguments for multi-GPU / SLURM runs, assembled in one place for ``songbloom.training.run``.
+
+``scale_out_trainer_kwargs(cfg, ckpt_dir)`` checks the SLURM task layout against ``trainer.devices`` and
+``trainer.num_nodes`` (before Lightning, with a message naming the ``#SBATCH`` line), builds the strategy from
+the ``strategy`` group, turns Lightning's own SLURM requeue off and adds the preemption callback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from songbloom.utils import slurm
+from songbloom.utils.strategies import build_strategy
+
+
+def scale_out_trainer_kwargs(cfg: dict[str, Any], ckpt_dir: str | Path) -> dict[str, Any]:
+    """``{"strategy", "plugins", "callbacks"}`` to merge into ``lightning.Trainer(...)``'s arguments.
+
+    ``strategy`` is left out when the config has no ``strategy`` group (the trainer group's string then wins).
+    """
+    from songbloom.training.preemption import from_config
+
+    tcfg = cfg.get("trainer") or {}
+    job = slurm.check_task_layout(tcfg.get("devices", 1), tcfg.get("num_nodes", 1), tcfg.get("accelerator"))
+    out: dict[str, Any] = {"plugins": [], "callbacks": []}
+    if cfg.get("strategy"):
+        lora_enabled = str((cfg.get("lora") or {}).get("preset", "none")) != "none"
+        out["strategy"] = build_strategy(cfg["strategy"], lora_enabled=lora_enabled)
+    if job is not None and not job.interactive:
+        from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+        # Exactly one requeue mechanism: ours (songbloom.training.preemption), never Lightning's.
+        out["plugins"].append(SLURMEnvironment(auto_requeue=False))
+    callback = from_config(cfg.get("preemption"), ckpt_dir)
+    if callback is not None:
+        out["callbacks"].append(callback)
+    return out

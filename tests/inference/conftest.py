@@ -1,0 +1,43 @@
+"""Fixtures of the inference tests: the tiny_a golden model, loaded from ../shared."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+
+from songbloom.config import ModelConfig
+from songbloom.models.songbloom import SongBloomModel
+
+
+@pytest.fixture(scope="session")
+def tiny_a_model(tiny_a_dir) -> SongBloomModel:
+    vocab = yaml.safe_load((tiny_a_dir / "vocab_g2p.yaml").read_text(encoding="utf-8"))
+    cfg = ModelConfig(
+        block_size=16,
+        latent_dim=8,
+        dim=96,
+        num_heads=2,
+        lm_layers=2,
+        diff_layers=2,
+        num_pitch=32,
+        lyric_vocab=vocab,
+        lyric_max_len=64,
+        prompt_max_len=25,
+    )
+    model = SongBloomModel(cfg).eval()
+    sd = torch.load(tiny_a_dir / "model.pt", weights_only=True)
+    model.load_state_dict({k[len("model.") :]: v for k, v in sd.items() if k.startswith("model.")}, strict=True)
+    return model
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """These tiny models are op-overhead bound; extra threads only add spin-waits on a busy 2-core box.
+
+    Set per test and restored afterwards, so nothing global changes for other test directories.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
