@@ -96,7 +96,7 @@ class EvaluationCallback(L.Callback):
                     break
                 if self.distributed and i % world != rank:
                     continue
-                metric.update(model, batch)
+                metric.update(model, batch, batch_index=i)
                 evaluated += 1
             if self.distributed and world > 1:
                 state = trainer.strategy.reduce(metric.state().to(pl_module.device), reduce_op="sum")

@@ -1,8 +1,9 @@
 """Held-out teacher-forced metrics: sketch CE / accuracy / perplexity and flow loss at fixed timesteps.
 
 Training losses are noisy because every step draws new timesteps and noise. Here the timesteps are fixed
-and the flow noise comes from a seeded generator (one stream per batch, in batch order), so the same model
-on the same batches always gives the same numbers and two checkpoints are compared on identical noise.
+and the flow noise comes from a seeded generator (one stream per batch, keyed by its position in the
+held-out list), so the same model on the same batches always gives the same numbers, two checkpoints are
+compared on identical noise, and splitting the batches across ranks changes nothing.
 """
 
 from __future__ import annotations
@@ -115,7 +116,9 @@ class TeacherForcedMetrics:
         self._state = state.detach().to("cpu", torch.float64).clone()
 
     @torch.no_grad()
-    def update(self, model: nn.Module, batch: Any) -> None:
+    def update(self, model: nn.Module, batch: Any, batch_index: int | None = None) -> None:
+        """Add one batch. ``batch_index`` (default: batches seen so far) picks its noise stream; pass the
+        batch's position in the full held-out list when ranks split it, so noise does not depend on sharding."""
         cfg = model.cfg
         b = _to_blocks(as_eval_batch(batch), cfg.block_size, cfg.eos_id)
         device = next(model.parameters()).device
@@ -125,7 +128,8 @@ class TeacherForcedMetrics:
         lyric = [ids.to(device) for ids in b.lyric_ids]
         padded = prompt.shape[-1] if prompt is not None else None
         n_patches = int((lengths // cfg.block_size).sum())
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self._batches)
+        index = self._batches if batch_index is None else int(batch_index)
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
         noise = torch.randn((n_patches, cfg.block_size, cfg.latent_dim), generator=gen).to(device)
         was_training = model.training
         model.eval()
