@@ -1,0 +1,180 @@
+"""The one place where evaluation reaches into the sampler and the training stack.
+
+Everything else in :mod:`songbloom.eval` depends only on the model core, the VAE, MuQ and the text front end.
+If a teammate's API moves, only this file changes. Imports are lazy so that the metric library works
+without the sampler or the training package installed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from songbloom.config import SongBloomConfig
+from songbloom.models.songbloom import SongBloomModel
+
+logger = logging.getLogger(__name__)
+
+EXPORT_WEIGHTS = "generator.safetensors"
+EXPORT_CONFIG = "config.json"
+
+
+def load_exported_generator(export_dir: str | Path) -> tuple[SongBloomModel, SongBloomConfig]:
+    """A training export (``generator.safetensors`` + ``config.json`` with a ``songbloom`` config), strictly."""
+    from safetensors.torch import load_file
+
+    d = Path(export_dir)
+    weights, cfg_path = d / EXPORT_WEIGHTS, d / EXPORT_CONFIG
+    for p in (weights, cfg_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p} is missing: expected a training export folder ({EXPORT_WEIGHTS} + "
+                                    f"{EXPORT_CONFIG}, written by train.py under <run dir>/export)")
+    meta = json.loads(cfg_path.read_text(encoding="utf-8"))
+    if "songbloom" not in meta:
+        raise ValueError(f"{cfg_path}: no 'songbloom' config block; was it written by train.py's export?")
+    sb_cfg = SongBloomConfig.from_dict(meta["songbloom"])
+    model = SongBloomModel(sb_cfg.model)
+    model.load_state_dict(load_file(str(weights)), strict=True)
+    return model.eval(), sb_cfg
+
+
+def demo_vae() -> nn.Module:
+    """The tiny random VAE the demo experiment encodes its shards with (same seed on both sides)."""
+    from songbloom.models.vae import OobleckVAE, VAEConfig
+
+    try:
+        from songbloom.training.demo import DEMO_VAE_SEED
+    except ImportError:  # the training stack is not installed: its documented seed
+        DEMO_VAE_SEED = 0  # noqa: N806
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(DEMO_VAE_SEED)
+        return OobleckVAE(VAEConfig.tiny()).eval()
+
+
+def load_vae_spec(spec: str | Path) -> nn.Module:
+    """``"demo-tiny"`` for the demo VAE, else a VAE checkpoint path (its json config next to it, or release)."""
+    if str(spec) == "demo-tiny":
+        return demo_vae()
+    from songbloom.models.vae import load_vae
+
+    path = Path(spec)
+    cfg_json = path.with_suffix(".json")
+    return load_vae(cfg_json if cfg_json.is_file() else _release_vae_config(), path).eval()
+
+
+def _release_vae_config():
+    from songbloom.models.vae import VAEConfig
+
+    return VAEConfig.release()
+
+
+@dataclass
+class SongSpec:
+    """One song to generate: the same name, lyrics and seed are used for every compared model."""
+
+    name: str
+    lyric_ids: list[int]
+    seed: int
+
+
+def generate_songs(model: SongBloomModel, sb_cfg: SongBloomConfig, vae: nn.Module, songs: Sequence[SongSpec],
+                   *, seconds: float) -> dict[str, tuple[torch.Tensor, int]]:
+    """Generate with the sampler (``songbloom.inference``); returns name -> ``([C, T], sample_rate)``."""
+    try:
+        from songbloom.api import SongBloom
+        from songbloom.inference.generate import SamplingParams
+        from songbloom.inference.pipeline import SongBloomPipeline, SongRequest
+        from songbloom.text.vocab import Vocabulary
+    except ImportError as e:
+        raise ImportError(f"generating songs for evaluation needs the sampler (songbloom.inference): {e}. "
+                          "Evaluate folders of already generated audio instead (--audio NAME=DIR)") from e
+    bundle = SongBloom(config=sb_cfg, model=model.eval(), vae=vae.eval(),
+                       vocab=Vocabulary(list(sb_cfg.model.lyric_vocab)))
+    params = SamplingParams.from_inference_config(sb_cfg.inference, max_frames=seconds * sb_cfg.frame_rate)
+    pipeline = SongBloomPipeline(bundle, params)
+    out: dict[str, tuple[torch.Tensor, int]] = {}
+    for song in songs:  # one at a time: each song's seed alone decides its noise, whatever the batch
+        result = pipeline.generate([SongRequest(song.name, list(song.lyric_ids), None, seed=song.seed)])[0]
+        out[song.name] = (result.audio.float().cpu(), int(result.sample_rate))
+    return out
+
+
+def lyric_ids_from_text(lyrics: str, sb_cfg: SongBloomConfig, language: str | None = None) -> list[int]:
+    """Lyrics text -> vocabulary ids, through the release front end (tags, G2P)."""
+    from songbloom.text import process_lyrics
+    from songbloom.text.vocab import Vocabulary
+
+    tokenized = Vocabulary(list(sb_cfg.model.lyric_vocab)).tokenize(process_lyrics(lyrics, language=language))
+    if tokenized.dropped:
+        logger.warning("lyrics %r: %d symbols not in the vocabulary were dropped", lyrics[:40], len(tokenized.dropped))
+    return list(tokenized.ids)
+
+
+# ---------------------------------------------------------------------- run dirs of train.py
+@dataclass
+class RunDir:
+    root: Path
+    config: dict[str, Any]
+
+    @classmethod
+    def open(cls, root: str | Path) -> RunDir:
+        root = Path(root)
+        cfg = root / "config.json"
+        if not cfg.is_file():
+            raise FileNotFoundError(f"{cfg} is missing: {root} is not a train.py run dir")
+        return cls(root, json.loads(cfg.read_text(encoding="utf-8")))
+
+    @property
+    def export_dir(self) -> Path:
+        return self.root / "export"
+
+    def history(self) -> list[dict[str, float]]:
+        """The evaluation callback's records (``eval_metrics.jsonl``), else the training step records."""
+        for name in ("eval_metrics.jsonl", "metrics.jsonl"):
+            path = self.root / name
+            if path.is_file():
+                rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+                return [r for r in rows if "step" in r]
+        return []
+
+    def initial_model(self) -> SongBloomModel:
+        """The weights the run started from, rebuilt exactly as train.py built them (same seed, same init)."""
+        import lightning as L
+
+        from songbloom.training.run import build_model
+
+        with torch.random.fork_rng(devices=[]):
+            L.seed_everything(int(self.config.get("seed", 0)), workers=True, verbose=False)
+            model, _, _, _ = build_model(self.config)
+        return model.eval()
+
+    def held_out_batches(self, sb_cfg: SongBloomConfig, max_batches: int | None = None) -> list[Any]:
+        """The run's validation batches (the demo's prepared data is reused, not rebuilt)."""
+        from songbloom.training.data import build_datamodule
+
+        data_cfg = self.config["data"]
+        demo = self.config.get("demo") or {}
+        if demo.get("enabled") and demo.get("prepare_data"):
+            from songbloom.training.demo import prepare_demo_data
+
+            data_cfg = prepare_demo_data(self.config, sb_cfg) or data_cfg
+        dm = build_datamodule(data_cfg, sb_cfg, seed=int(self.config.get("seed", 0)))
+        if hasattr(dm, "setup"):
+            dm.setup("validate")
+        return _take(dm.val_dataloader(), max_batches)
+
+
+def _take(batches: Iterable[Any], n: int | None) -> list[Any]:
+    out = []
+    for i, b in enumerate(batches):
+        if n is not None and i >= n:
+            break
+        out.append(b)
+    return out
