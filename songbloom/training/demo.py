@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -122,10 +124,37 @@ def prepare_demo_data(c: dict[str, Any], sb_cfg: SongBloomConfig) -> dict[str, A
         logger.warning(
             "demo: the data/sketch/VAE pipeline is not available (%s); training on in-memory synthetic songs instead", e
         )
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "unavailable").write_text(str(e))
         return None
     data = dict(c["data"])
     data.update(kind="shards", shards_dir=str(shards), max_frames=int(sb_cfg.max_dur * sb_cfg.frame_rate))
     return data
+
+
+def global_rank_from_env() -> int:
+    """This process's rank before any process group exists (srun, torchrun or Lightning's re-launch)."""
+    for key in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    return 0
+
+
+def prepare_demo_data_once(c: dict[str, Any], sb_cfg: SongBloomConfig, *, timeout_s: float = 1800.0):
+    """Rank 0 builds the demo data; other ranks wait for its ``ready.json`` (two ranks writing the same shard
+    files would race), then reuse it."""
+    if global_rank_from_env() == 0:
+        return prepare_demo_data(c, sb_cfg)
+    root = Path(c["paths"]["data_dir"]) / "demo"
+    deadline = time.monotonic() + timeout_s
+    while not (root / "ready.json").is_file():
+        if (root / "unavailable").is_file():
+            return None
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"rank {global_rank_from_env()}: rank 0 did not finish the demo data in {root} "
+                               f"within {timeout_s:.0f} s; check rank 0's log")
+        time.sleep(1.0)
+    return prepare_demo_data(c, sb_cfg)
 
 
 def generate_demo_song(

@@ -245,11 +245,11 @@ def run(cfg: Any) -> dict[str, Any]:
         demo = c.get("demo") or {}
         data_cfg = c["data"]
         if demo.get("enabled") and demo.get("prepare_data"):
-            from songbloom.training.demo import prepare_demo_data
+            from songbloom.training.demo import prepare_demo_data_once
 
             # Its own RNG stream: training must not depend on whether the demo data was already built.
             with torch.random.fork_rng(devices=[]):
-                data_cfg = prepare_demo_data(c, sb_cfg) or data_cfg
+                data_cfg = prepare_demo_data_once(c, sb_cfg) or data_cfg
         dm = build_datamodule(data_cfg, sb_cfg, seed=int(c.get("seed", 0)))
         lit = SongBloomLitModule(model, train_settings(c), run_config=c, trainable_report=report)
         ck = (c.get("callbacks") or {}).get("checkpoint") or {}
@@ -264,6 +264,11 @@ def run(cfg: Any) -> dict[str, Any]:
                 kill_after_step=fault.get("sigkill_after_step"),
             ),
         ]
+        from songbloom.eval.callback import build_eval_callback
+
+        eval_cb = build_eval_callback((c.get("callbacks") or {}).get("eval"), run_dir=run_dir)
+        if eval_cb is not None:  # held-out teacher-forced metrics every N steps (time-boxed)
+            callbacks.append(eval_cb)
         resume = c.get("resume", "auto")
         ckpt_path = None
         if resume == "auto":
@@ -272,8 +277,16 @@ def run(cfg: Any) -> dict[str, Any]:
             ckpt_path = Path(str(resume))
         if ckpt_path is not None:
             logger.info("resuming from %s", ckpt_path)
+        from songbloom.utils.scale_out import scale_out_trainer_kwargs
+
+        # SLURM layout check, strategy, our preemption handling (Lightning's own requeue is switched off).
+        scale_out = scale_out_trainer_kwargs(c, run_dir / "checkpoints")
+        callbacks += scale_out["callbacks"]
+        if "strategy" in scale_out:
+            tcfg["strategy"] = scale_out["strategy"]
         trainer = L.Trainer(
             **tcfg,
+            plugins=scale_out["plugins"],
             callbacks=callbacks,
             logger=_loggers(c, run_dir),
             default_root_dir=str(run_dir),
