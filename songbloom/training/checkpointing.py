@@ -71,6 +71,31 @@ def find_resume_checkpoint(ckpt_dir: Path, hpc_dir: Path | None = None) -> Path 
     return best[1] if best else None
 
 
+def write_step_checkpoint(trainer: L.Trainer, ckpt_dir: Path, step: int, *, keep_last: int | None = None) -> Path:
+    """Write ``step=N.ckpt`` atomically (temp file, fsync, rename), point ``last.ckpt`` at it, prune to
+    ``keep_last``, then wait for every rank. A kill at any moment leaves the previous ``last.ckpt`` intact."""
+    ckpt_dir = Path(ckpt_dir)
+    final = ckpt_dir / f"step={step:07d}.ckpt"
+    tmp = ckpt_dir / f".step={step:07d}.ckpt.tmp"
+    if trainer.is_global_zero:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+    trainer.save_checkpoint(tmp)
+    if trainer.is_global_zero:
+        _fsync_file(tmp)
+        os.replace(tmp, final)
+        link_tmp = ckpt_dir / f".{LAST}.tmp"
+        link_tmp.unlink(missing_ok=True)
+        os.link(final, link_tmp)
+        os.replace(link_tmp, ckpt_dir / LAST)
+        _fsync_dir(ckpt_dir)
+        if keep_last:
+            for _, old in step_checkpoints(ckpt_dir)[:-keep_last]:
+                old.unlink(missing_ok=True)
+        logger.info("checkpoint %s", final)
+    trainer.strategy.barrier("songbloom_checkpoint")
+    return final
+
+
 class AtomicStepCheckpoint(L.Callback):
     """Save every ``every_n_steps`` optimizer steps and at the end; keep the newest ``keep_last``."""
 
@@ -101,24 +126,7 @@ class AtomicStepCheckpoint(L.Callback):
             self.save(trainer, trainer.global_step)
 
     def save(self, trainer: L.Trainer, step: int) -> Path:
-        final = self.ckpt_dir / f"step={step:07d}.ckpt"
-        tmp = self.ckpt_dir / f".step={step:07d}.ckpt.tmp"
-        if trainer.is_global_zero:
-            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(tmp)
-        if trainer.is_global_zero:
-            _fsync_file(tmp)
-            os.replace(tmp, final)
-            link_tmp = self.ckpt_dir / f".{LAST}.tmp"
-            if link_tmp.exists():
-                link_tmp.unlink()
-            os.link(final, link_tmp)
-            os.replace(link_tmp, self.ckpt_dir / LAST)
-            _fsync_dir(self.ckpt_dir)
-            for _, old in step_checkpoints(self.ckpt_dir)[: -self.keep_last]:
-                old.unlink(missing_ok=True)
-            logger.info("checkpoint %s", final)
-        trainer.strategy.barrier("songbloom_checkpoint")
+        final = write_step_checkpoint(trainer, self.ckpt_dir, step, keep_last=self.keep_last)
         self._last_saved_step = step
         if self.kill_after_step is not None and step == self.kill_after_step:
             logger.warning("fault injection: SIGKILL after the step-%d checkpoint", step)

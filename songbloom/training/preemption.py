@@ -56,14 +56,6 @@ def parse_signal(name: str | int | signal.Signals, env: dict[str, str] | None = 
         raise ValueError(f"preemption.signal={name!r} is not a signal name (use e.g. USR1, USR2, SIGUSR1)") from None
 
 
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class PreemptionCheckpoint(L.Callback):
     """Checkpoint-and-requeue on ``signal`` (default SIGUSR1) and on SIGTERM; see the module docstring.
 
@@ -180,22 +172,10 @@ class PreemptionCheckpoint(L.Callback):
                 if getattr(cb, "_last_saved_step", None) == step:
                     return Path(cb.ckpt_dir) / "last.ckpt"  # this step is already on disk
                 return cb.save(trainer, step)
-        # No run checkpointer: write step=N.ckpt atomically and point last.ckpt at it (the auto-resume layout).
-        final = self.ckpt_dir / f"step={step:07d}.ckpt"
-        tmp = self.ckpt_dir / f".step={step:07d}.ckpt.tmp"
-        if trainer.is_global_zero:
-            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(tmp)
-        if trainer.is_global_zero:
-            _fsync_path(tmp)
-            os.replace(tmp, final)
-            link_tmp = self.ckpt_dir / ".last.ckpt.tmp"
-            link_tmp.unlink(missing_ok=True)
-            os.link(final, link_tmp)
-            os.replace(link_tmp, self.ckpt_dir / "last.ckpt")
-            _fsync_path(self.ckpt_dir)
-        trainer.strategy.barrier("songbloom_preemption_save")
-        return final
+        # No run checkpointer: the same atomic step=N.ckpt + last.ckpt layout that auto-resume reads.
+        from songbloom.training.checkpointing import write_step_checkpoint
+
+        return write_step_checkpoint(trainer, self.ckpt_dir, step)
 
     def preempt(self, trainer: L.Trainer, reason: str) -> None:
         """Save, requeue (rank 0) and exit every rank."""
