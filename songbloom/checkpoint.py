@@ -79,8 +79,8 @@ def _torch_load(path: Path) -> object:
         first_line = str(e).strip().splitlines()[-1] if str(e).strip() else ""
         raise ValueError(
             f"{path}: holds Python objects other than tensors and plain containers, which we refuse to unpickle "
-            f"(weights_only=True). Re-save just its state dict from a trusted environment, e.g. "
-            f"torch.save(torch.load(path, weights_only=False)['state_dict'], new_path). ({first_line})"
+            f"(weights_only=True). If you trust the file, re-save only its tensors (its 'state_dict' mapping) with "
+            f"torch.save or safetensors in the environment that wrote it, and load that copy. ({first_line})"
         ) from e
 
 
