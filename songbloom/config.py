@@ -119,6 +119,24 @@ class ModelConfig:
         return self.prompt_max_len + self.lyric_max_len
 
 
+def sampling_problems(settings: Any, prefix: str = "") -> list[str]:
+    """Problems with the sampling settings shared by :class:`InferenceConfig` and the sampler's parameters."""
+    s, problems = settings, []
+    if s.dit_cfg_type not in DIT_CFG_TYPES:
+        problems.append(f"{prefix}dit_cfg_type={s.dit_cfg_type!r}: choose from {DIT_CFG_TYPES}")
+    if s.temp < 0:
+        problems.append(f"{prefix}temp={s.temp} must be >= 0")
+    if s.top_k < 0:
+        problems.append(f"{prefix}top_k={s.top_k} must be >= 0")
+    if not 0.0 <= s.top_p <= 1.0:
+        problems.append(f"{prefix}top_p={s.top_p} must be in [0, 1]")
+    if s.steps <= 0:
+        problems.append(f"{prefix}steps={s.steps} must be positive")
+    if s.penalty_window < 0:
+        problems.append(f"{prefix}penalty_window={s.penalty_window} must be >= 0")
+    return problems
+
+
 @dataclass
 class InferenceConfig:
     """Sampling parameters (release ``inference.*``)."""
@@ -135,19 +153,7 @@ class InferenceConfig:
     use_sampling: bool = True
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.dit_cfg_type not in DIT_CFG_TYPES:
-            problems.append(f"inference.dit_cfg_type={self.dit_cfg_type!r}: choose from {DIT_CFG_TYPES}")
-        if self.temp < 0:
-            problems.append(f"inference.temp={self.temp} must be >= 0")
-        if self.top_k < 0:
-            problems.append(f"inference.top_k={self.top_k} must be >= 0")
-        if not 0.0 <= self.top_p <= 1.0:
-            problems.append(f"inference.top_p={self.top_p} must be in [0, 1]")
-        if self.steps <= 0:
-            problems.append(f"inference.steps={self.steps} must be positive")
-        if self.penalty_window < 0:
-            problems.append(f"inference.penalty_window={self.penalty_window} must be >= 0")
+        problems = sampling_problems(self, prefix="inference.")
         if problems:
             raise ValueError("invalid inference config:\n  - " + "\n  - ".join(problems))
 

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from songbloom.inference.dit_sampler import DIT_CFG_MODES, PatchDenoiser, StepObserver
+from songbloom.config import sampling_problems
+from songbloom.inference.dit_sampler import PatchDenoiser, StepObserver
 from songbloom.inference.graphs import GraphCache, StaticDecodeStep
 from songbloom.inference.sampling import (
     PENALTY_MODES,
@@ -70,21 +71,9 @@ class SamplingParams:
     exact_release_rng: bool = False
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.dit_cfg_type not in DIT_CFG_MODES:
-            problems.append(f"dit_cfg_type={self.dit_cfg_type!r}: choose from {DIT_CFG_MODES}")
+        problems = sampling_problems(self)
         if self.penalty_mode not in PENALTY_MODES:
             problems.append(f"penalty_mode={self.penalty_mode!r}: choose from {PENALTY_MODES}")
-        if self.temp < 0:
-            problems.append(f"temp={self.temp} must be >= 0")
-        if self.top_k < 0:
-            problems.append(f"top_k={self.top_k} must be >= 0")
-        if not 0.0 <= self.top_p <= 1.0:
-            problems.append(f"top_p={self.top_p} must be in [0, 1]")
-        if self.steps <= 0:
-            problems.append(f"steps={self.steps} must be positive")
-        if self.penalty_window < 0:
-            problems.append(f"penalty_window={self.penalty_window} must be >= 0")
         if self.max_frames <= 0:
             problems.append(f"max_frames={self.max_frames} must be positive")
         if isinstance(self.cfg_coef, Sequence) and len(self.cfg_coef) != 2:
