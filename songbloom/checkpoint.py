@@ -11,15 +11,15 @@ known block is accepted explicitly and everything else must match exactly.
 from __future__ import annotations
 
 import logging
-import os
 import pickle
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
+from songbloom.utils.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -405,21 +405,6 @@ def _own_storage(t: Tensor) -> Tensor:
     return t
 
 
-def _atomic_torch_save(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_release_checkpoint(path: str | Path, generator_sd: Mapping[str, Tensor], vae_sd: Mapping[str, Tensor]) -> Path:
     """Write the current official layout: flat ``model.*`` + ``vae.vae.*``, without the duplicate VAE block.
 
@@ -443,6 +428,6 @@ def save_release_checkpoint(path: str | Path, generator_sd: Mapping[str, Tensor]
         flat[VAE_PREFIX + k] = _own_storage(v)
     for k, v in generator_sd.items():
         flat[GENERATOR_PREFIX + k] = _own_storage(v)
-    _atomic_torch_save(flat, path)
+    atomic_write(path, lambda f: torch.save(flat, f), binary=True)
     logger.info("saved release checkpoint %s (%d generator + %d VAE tensors)", path, len(generator_sd), len(vae_sd))
     return path

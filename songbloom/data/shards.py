@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import webdataset as wds
 
+from songbloom.utils.atomic import atomic_write_json
+
 logger = logging.getLogger(__name__)
 
 SIDE_SUFFIX = ".json"
@@ -34,16 +36,6 @@ def sample_key(idx: str, segment: int) -> str:
     safe = _KEY_UNSAFE.sub("_", idx)[:80].strip("_") or "item"
     digest = hashlib.sha1(idx.encode("utf-8")).hexdigest()[:8]
     return f"{safe}-{digest}-s{segment:03d}"
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, ensure_ascii=False, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def npy_bytes(arr: np.ndarray) -> bytes:

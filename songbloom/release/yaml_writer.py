@@ -8,14 +8,13 @@ load with the official code and with :func:`songbloom.release.yaml_loader.load_r
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
 
 from songbloom.release.yaml_loader import MODEL_DIR_PLACEHOLDER
+from songbloom.utils.atomic import atomic_write_text
 
 if TYPE_CHECKING:
     from songbloom.config import SongBloomConfig
@@ -30,26 +29,12 @@ class _ReleaseDumper(yaml.SafeDumper):
         super().increase_indent(flow, False)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _write_or_check(path: Path, text: str, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         if path.read_text(encoding="utf-8") == text:
             return
         raise FileExistsError(f"{path} exists with different content; pass overwrite=True to replace it")
-    _atomic_write_text(path, text)
+    atomic_write_text(path, text)
 
 
 def dynamic_path(filename: str) -> str:

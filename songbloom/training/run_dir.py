@@ -11,9 +11,10 @@ import copy
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
+
+from songbloom.utils.atomic import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -110,12 +111,3 @@ def prepare_run_dir(runs_root: str | Path, run_name: str, cfg: dict[str, Any], *
             )
     atomic_write_text(stored_path, json.dumps(cfg, indent=1, sort_keys=True, default=str))
     return run_dir
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -1,1 +1,1 @@
-"""Small cross-cutting helpers: rank-aware logging, SLURM job facts, distributed strategies."""
+"""Small cross-cutting helpers: atomic writes, rank-aware logging, SLURM job facts, distributed strategies."""
