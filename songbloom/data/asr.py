@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from songbloom.data.audio import AudioError, load_audio
-from songbloom.data.convert import AUDIO_SUFFIXES, lrc_to_sections
+from songbloom.data.convert import AUDIO_SUFFIXES, finish_manifest, lrc_to_sections
 from songbloom.data.manifest import Problem, write_manifest
 
 logger = logging.getLogger(__name__)
@@ -151,6 +151,4 @@ def convert_asr(
         if license:
             row["license"] = license
         rows.append(row)
-    for p in problems:
-        logger.warning("skipped: %s", p)
-    return write_manifest(rows, out), problems
+    return finish_manifest(rows, problems, out)

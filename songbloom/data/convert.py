@@ -27,6 +27,13 @@ _LRC_TIME = re.compile(r"\[(\d+):(\d+(?:\.\d+)?)\]")
 _LRC_META = re.compile(r"^\[[a-z]+:.*\]$", re.I)
 
 
+
+def finish_manifest(rows: list[dict], problems: list[Problem], out: str | Path) -> tuple[Path, list[Problem]]:
+    """Log every skipped item with its reason, then write the manifest of the good ones."""
+    for p in problems:
+        logger.warning("skipped: %s", p)
+    return write_manifest(rows, out), problems
+
 def parse_lrc(text: str) -> list[tuple[float, str]]:
     """``[mm:ss.xx] line`` entries (a line may carry several times), sorted; metadata tags are ignored."""
     out = []
@@ -127,9 +134,7 @@ def convert_folder(
         if license:
             row["license"] = license
         rows.append(row)
-    for p in problems:
-        logger.warning("skipped: %s", p)
-    return write_manifest(rows, out), problems
+    return finish_manifest(rows, problems, out)
 
 
 # ------------------------------------------------------------------------------------------------ MusicXML
@@ -189,7 +194,7 @@ def convert_jacappella(
             rows.append(_score_row(idx, song / f"{audio_type}.wav", scores[0], "ja", "jaCappella corpus licence"))
         except (ET.ParseError, ValueError) as e:
             problems.append(Problem(str(scores[0]), str(e), kind="invalid_lyrics"))
-    return write_manifest(rows, out), problems
+    return finish_manifest(rows, problems, out)
 
 
 def convert_kiritan(root: str | Path, out: str | Path) -> tuple[Path, list[Problem]]:
@@ -212,4 +217,4 @@ def convert_kiritan(root: str | Path, out: str | Path) -> tuple[Path, list[Probl
             rows.append(_score_row(f"kiritan__{wav.stem}", wav, score, "ja", "Tohoku Kiritan singing DB terms"))
         except (ET.ParseError, ValueError) as e:
             problems.append(Problem(str(score), str(e), kind="invalid_lyrics"))
-    return write_manifest(rows, out), problems
+    return finish_manifest(rows, problems, out)
