@@ -190,6 +190,36 @@ def _stop_after_parse():
         argparse.ArgumentParser.parse_args = original
 
 
+def run_python_in_process(text: str, stop_after_parse: bool = True) -> tuple[int, str]:
+    """Run ``python <script|-m songbloom.x> args`` in this process: (exit code, stdout + stderr).
+
+    With ``stop_after_parse`` nothing of the tool runs beyond its ``parse_args``; without it the tool runs
+    (used for ``--help``, which exits inside ``parse_args`` anyway, saving a Python start under load).
+    """
+    argv = shlex.split(text)
+    if argv[1] == "-m":
+        target, args, runner = argv[2], argv[3:], "module"
+    else:
+        target, args, runner = str(REPO_ROOT / argv[1]), argv[2:], "path"
+    old_argv, out = sys.argv, io.StringIO()
+    sys.argv = [target, *args]
+    guard = _stop_after_parse() if stop_after_parse else contextlib.nullcontext()
+    try:
+        with guard, contextlib.redirect_stderr(out), contextlib.redirect_stdout(out):
+            if runner == "module":
+                runpy.run_module(target, run_name="__main__", alter_sys=True)
+            else:
+                runpy.run_path(target, run_name="__main__")
+        return 0, out.getvalue()
+    except _Parsed:
+        return 0, out.getvalue()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return code, out.getvalue() + ("" if isinstance(exc.code, int | None) else str(exc.code))
+    finally:
+        sys.argv = old_argv
+
+
 def parse_python_command(text: str) -> str:
     """Give ``python <script|-m module> args`` to the tool's own argparse parser; return '' or the error."""
     argv = shlex.split(text)
@@ -311,11 +341,11 @@ def build_sandbox(root: Path) -> Path:
     (songs / "second.txt").write_text("[verse]\nla la la\n[chorus]\nsing it again\n")
     # A jaCappella-shaped copy: <subset>/<song>/lead_vocal.wav + <song>_SVS.musicxml.
     ja = root / "data" / "jaCappella"
-    lyrics = [list("かえるのうた"), list("さくらさくら"), list("ゆきがふる")]
-    for i, (subset, syllables) in enumerate(zip(["jazz", "pops", "pops"], lyrics, strict=True)):
+    lyrics = [list("かえるのうた"), list("さくらさくら")]
+    for i, (subset, syllables) in enumerate(zip(["jazz", "pops"], lyrics, strict=True)):
         song = ja / subset / f"song_{i}"
-        _tone(song / "lead_vocal.wav", 6.0, i)
-        _tone(song / "mixture.wav", 6.0, i + 10)
+        _tone(song / "lead_vocal.wav", 4.0, i)
+        _tone(song / "mixture.wav", 4.0, i + 10)
         (song / f"song_{i}_SVS.musicxml").write_text(_score(syllables), encoding="utf-8")
     # Tohoku Kiritan-shaped copy: wav/<name>.wav (96 kHz) + musicxml/<name>.xml.
     kiritan = root / "data" / "kiritan"

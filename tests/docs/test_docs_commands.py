@@ -24,6 +24,7 @@ from doc_harness import (
     named_test_exists,
     parse_python_command,
     run_bash,
+    run_python_in_process,
     sandbox_env,
     untagged_command_fences,
 )
@@ -32,7 +33,7 @@ from doc_harness import (
 TINY_CPU = "model=tiny trainer=cpu logger=none debug=ci data.batch_size=2 data.num_workers=0"
 TINY_TRAIN = f"{TINY_CPU} demo.num_songs=4 demo.song_seconds=[3.0,4.0] demo.generate_seconds=1.0"
 # The Japanese LoRA recipe on the tutorial's tiny shards: random init instead of the release weights.
-TINY_LORA = f"{TINY_CPU} init.source=scratch data.max_frames=64"
+TINY_LORA = f"{TINY_CPU} init.source=scratch data.max_frames=64 training.save_frozen_base=true"
 DEMO = "python train.py"
 EVAL_DEMO = (
     "python scripts/evaluate.py --run-dir outputs/runs/demo-* --out reports/demo --embedder mel --seconds 2 --seeds 0"
@@ -57,6 +58,17 @@ JA_TRAIN = (
     "data.manifest=data/ja/songs.jsonl data.shards_dir=data/ja/shards "
     "sketch.codebook_path=codebooks/ja_16384.safetensors run_name=ja-lora"
 )
+JA_EXPORT = (
+    "python scripts/export.py export outputs/runs/ja-lora/checkpoints/last.ckpt --out exports/ja-lora "
+    "--base-ckpt ckpts/songbloom_full_150s"
+)
+JA_PROMPT = (
+    "printf '%s\\n' '{\"idx\": \"ja_test\", "
+    "\"lyrics\": \"[verse] かえるの うたが きこえて くるよ , [chorus] さくら さくら\", "
+    '"prompt_wav": "data/jaCappella/pops/song_1/mixture.wav"}\' > ja_test.jsonl'
+)
+# Generation on CPU in seconds: float32, 2 s of audio, few DiT steps.
+TINY_INFER = "--dtype float32 --device cpu --max-duration 2 --steps 4"
 GPU = "needs a GPU and the release weights"
 NET = "downloads released weights"
 
@@ -143,18 +155,17 @@ SPECS: dict[str, Run | Parse | Covered | MakeDryRun] = {
     + " lora.rank=32 lora.alpha=64 lora.base_dtype=bf16 trainer.max_steps=2000": Parse(
         GPU + "; the command above runs tiny"
     ),
-    "python scripts/export.py outputs/runs/ja-lora --format release --out exports/ja-lora": Run(
-        after=(JA_TRAIN,), requires="scripts/export.py"
-    ),
-    "printf '%s\\n' '{\"idx\": \"ja_test\", "
-    "\"lyrics\": \"[verse] かえるの うたが きこえて くるよ , [chorus] さくら さくら\", "
-    '"prompt_wav": "data/jaCappella/pops/song_1/mixture.wav"}\' > ja_test.jsonl': Run(),
-    "python infer.py --input-jsonl ja_test.jsonl --ckpt-path exports/ja-lora --output-dir out/ja-lora "
+    JA_EXPORT: Run(after=(JA_TRAIN,), requires="scripts/export.py"),
+    JA_PROMPT: Run(),
+    "python infer.py --input-jsonl ja_test.jsonl --ckpt-path exports/ja-lora/release --output-dir out/ja-lora "
     "--dtype bfloat16 --seed 0": Run(
-        append="--dtype float32 --device cpu --max-duration 2",
-        after=("python scripts/export.py outputs/runs/ja-lora --format release --out exports/ja-lora",),
-        requires="scripts/export.py",
+        append=TINY_INFER, after=(JA_EXPORT, JA_PROMPT), requires="scripts/export.py"
     ),
+    # --- export
+    "python scripts/export.py merge --adapter exports/ja-lora/peft_adapter --strength 0.5 --out exports/ja-lora-half "
+    "--base-ckpt ckpts/songbloom_full_150s": Run(after=(JA_EXPORT,), requires="scripts/export.py"),
+    "python infer.py --input-jsonl ja_test.jsonl --ckpt-path exports/ja-lora/release --output-dir out/ja-lora-export "
+    "--seed 0": Run(append=TINY_INFER, after=(JA_EXPORT, JA_PROMPT), requires="scripts/export.py"),
     # --- training
     JA_TRAIN.replace(" run_name=ja-lora", ""): Parse(GPU + "; the tutorial's train step runs tiny"),
     "python train.py experiment=full_finetune data.shards_dir=data/shards": Parse(GPU),
@@ -182,6 +193,9 @@ SPECS: dict[str, Run | Parse | Covered | MakeDryRun] = {
         "tests/eval/test_report_and_cli.py::test_cli_on_folders_with_tiny_muq_and_mulan",
         "tiny MuQ-MuLan (the run-dir report itself runs above with --embedder mel)",
     ),
+    # --- configuration reference, docs tests
+    "python scripts/gen_config_reference.py --check": Run(expect_output="up to date"),
+    "python -m pytest tests/docs -q": Covered("tests/docs/test_docs_commands.py::test_doc_page_commands", "this suite"),
     # --- SLURM (sbatch is a stub in the sandbox that checks the rendered script)
     "python scripts/slurm/render.py lora_1gpu --set partition=gpu --check -o lora.sbatch && sbatch lora.sbatch": Run(
         expect_output="Submitted batch job"
@@ -265,6 +279,12 @@ class Runner:
             self.run(_norm(dep))
         text = next(c.text for c in COMMANDS if c.key == key)
         executed = f"{text} {spec.append}".strip() if "&&" not in text else text
+        if executed.startswith("python ") and executed.endswith(" --help"):
+            # Help exits inside parse_args: run it in this process (no new interpreter + torch import).
+            code, output = run_python_in_process(executed, stop_after_parse=False)
+            assert code == 0 and "usage:" in output, f"{executed}: exit {code}\n{output[-3000:]}"
+            self.done[key] = output
+            return output
         start = time.monotonic()
         proc = run_bash(executed, self.sandbox, sandbox_env(self.sandbox, spec.env), spec.timeout)
         self.seconds[key] = time.monotonic() - start
