@@ -72,6 +72,7 @@ class Parse:
 class Covered:
     test: str  # "tests/x/test_y.py::test_name"
     reason: str
+    requires: str | None = None
 
 
 @dataclass(frozen=True)

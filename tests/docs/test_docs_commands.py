@@ -7,7 +7,9 @@ convention. A command without a spec, or a spec whose command left the docs, fai
 from __future__ import annotations
 
 import os
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -70,6 +72,11 @@ JA_PROMPT = (
 # Generation on CPU in seconds: float32, 2 s of audio, few DiT steps.
 TINY_INFER = "--dtype float32 --device cpu --max-duration 2 --steps 4"
 GPU = "needs a GPU and the release weights"
+MIGRATION = Covered(
+    "tests/migration/test_docs_migration.py::test_every_command_of_the_migration_page_runs",
+    "the migration page's own test builds a fork checkpoint and a jaCappella copy",
+    requires="docs/migration.md",
+)
 NET = "downloads released weights"
 
 SPECS: dict[str, Run | Parse | Covered | MakeDryRun] = {
@@ -102,7 +109,7 @@ SPECS: dict[str, Run | Parse | Covered | MakeDryRun] = {
     "python train.py experiment=full_finetune trainer=ddp strategy=ddp trainer.devices=8": Parse("8 GPUs"),
     "python infer.py --input-jsonl example/test.jsonl --output-dir out --model-name songbloom_full_150s "
     "--local-dir ckpts": Parse(NET),
-    "python infer.py --input-jsonl my.jsonl --ckpt-path exports/ja-lora --dtype bfloat16": Parse(
+    "python infer.py --input-jsonl my.jsonl --ckpt-path exports/ja-lora/release --dtype bfloat16": Parse(
         "needs an exported release directory; the tutorial's listen step generates from one"
     ),
     "python scripts/slurm/render.py lora_1gpu": Run(expect_output="#SBATCH --requeue"),
@@ -196,6 +203,16 @@ SPECS: dict[str, Run | Parse | Covered | MakeDryRun] = {
     # --- configuration reference, docs tests
     "python scripts/gen_config_reference.py --check": Run(expect_output="up to date"),
     "python -m pytest tests/docs -q": Covered("tests/docs/test_docs_commands.py::test_doc_page_commands", "this suite"),
+    # --- migration.md (migrate branch): its own test runs every command of the page on tiny stand-ins
+    "python infer.py --input-jsonl my_songs.jsonl --ckpt-path checkpoints/last.ckpt --output-dir out": MIGRATION,
+    "python infer.py --input-jsonl my_songs.jsonl --ckpt-path checkpoints/last.ckpt --output-dir out --use-lora "
+    "--lora-rank 16 --lora-alpha 32 --lora-target-modules q_proj,v_proj": MIGRATION,
+    "python scripts/convert_fork_checkpoint.py checkpoints/last.ckpt exports/ja_lora --name ja_lora": MIGRATION,
+    "python infer.py --input-jsonl my_songs.jsonl --ckpt-path exports/ja_lora --output-dir out": MIGRATION,
+    "python scripts/convert_jacappella.py data/jaCappella --download --hf-token $HF_TOKEN "
+    "--out data/ja/songs.jsonl": MIGRATION,
+    "python infer.py --input-jsonl my_songs.jsonl --ckpt-path exports/ja_lora --output-dir out --device mps": MIGRATION,
+    "python train.py trainer=mps": MIGRATION,
     # --- SLURM (sbatch is a stub in the sandbox that checks the rendered script)
     "python scripts/slurm/render.py lora_1gpu --set partition=gpu --check -o lora.sbatch && sbatch lora.sbatch": Run(
         expect_output="Submitted batch job"
@@ -244,9 +261,15 @@ def test_every_doc_command_has_a_spec():
     )
 
 
+def _guard_missing(spec) -> bool:
+    requires = getattr(spec, "requires", None)
+    return bool(requires) and not (REPO_ROOT / requires).exists()
+
+
 def test_no_spec_without_a_doc_command():
     present = {c.key for c in COMMANDS}
-    stale = [k for k in NORM_SPECS if k not in present]
+    # Specs guarded by a page or script another branch adds wait for it (see docs/docs_tests.md).
+    stale = [k for k, spec in NORM_SPECS.items() if k not in present and not _guard_missing(spec)]
     assert not stale, "specs whose command is no longer in the docs (remove or update them):\n" + "\n".join(stale)
 
 
@@ -258,32 +281,49 @@ def test_shell_blocks_are_tagged_bash():
 
 def test_covered_commands_name_existing_tests():
     for key, spec in NORM_SPECS.items():
-        if isinstance(spec, Covered):
+        if isinstance(spec, Covered) and not _guard_missing(spec):
             assert named_test_exists(spec.test), f"{key!r} is said to be covered by {spec.test}, which does not exist"
 
 
 class Runner:
-    """Runs ``Run`` commands in the sandbox once each (dependencies first) and keeps their output."""
+    """Runs ``Run`` commands in the sandbox once each (dependencies first) and keeps their output.
+
+    Commands run in worker threads, so independent chains (the demo and the tutorial) progress side by side:
+    ``prefetch`` starts a chain early, ``run`` waits for a command (starting it when nobody has).
+    """
 
     def __init__(self, sandbox: Path):
         self.sandbox = sandbox
-        self.done: dict[str, str] = {}
         self.seconds: dict[str, float] = {}
+        self._futures: dict[str, Future] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=12, thread_name_prefix="doc-cmd")
+
+    def prefetch(self, key: str) -> Future:
+        key = _norm(key)
+        with self._lock:
+            if key not in self._futures:
+                self._futures[key] = self._pool.submit(self._execute, key)
+            return self._futures[key]
 
     def run(self, key: str) -> str:
-        if key in self.done:
-            return self.done[key]
+        return self.prefetch(key).result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _execute(self, key: str) -> str:
         spec = NORM_SPECS[key]
         assert isinstance(spec, Run), f"{key!r} is a dependency, so it must be a Run spec"
         for dep in spec.after:
-            self.run(_norm(dep))
+            self.run(dep)
         text = next(c.text for c in COMMANDS if c.key == key)
         executed = f"{text} {spec.append}".strip() if "&&" not in text else text
         if executed.startswith("python ") and executed.endswith(" --help"):
             # Help exits inside parse_args: run it in this process (no new interpreter + torch import).
-            code, output = run_python_in_process(executed, stop_after_parse=False)
+            with self._lock:  # sys.argv and stdout are process-wide
+                code, output = run_python_in_process(executed, stop_after_parse=False)
             assert code == 0 and "usage:" in output, f"{executed}: exit {code}\n{output[-3000:]}"
-            self.done[key] = output
             return output
         start = time.monotonic()
         proc = run_bash(executed, self.sandbox, sandbox_env(self.sandbox, spec.env), spec.timeout)
@@ -295,14 +335,20 @@ class Runner:
         )
         if spec.expect_output is not None:
             assert spec.expect_output in output, f"{executed}\nexpected {spec.expect_output!r} in:\n{output[-3000:]}"
-        self.done[key] = output
         return output
+
+
+# The two long chains, started together when the sandbox is built (each waits for its own dependencies).
+PREFETCH = (EVAL_DEMO, JA_TRAIN)
 
 
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory):
     r = Runner(build_sandbox(tmp_path_factory.mktemp("docs") / "sandbox"))
+    for key in PREFETCH:
+        r.prefetch(key)
     yield r
+    r.close()
     slow = sorted(r.seconds.items(), key=lambda kv: -kv[1])
     print("\ndoc commands run (seconds):\n" + "\n".join(f"{t:6.1f}  {k[:110]}" for k, t in slow))
 
@@ -327,7 +373,8 @@ def _check(command: DocCommand, runner: Runner) -> str:
             return ""  # multirun launcher composition: the covering test composes it with the plugin
         return compose_train_command(command.text, runner.sandbox, sandbox_env(runner.sandbox))
     if command.text.startswith("python ") and not command.text.startswith("python -m pytest"):
-        return parse_python_command(command.text)
+        with runner._lock:  # in-process: sys.argv and stdout are shared with the worker threads
+            return parse_python_command(command.text)
     if command.text.startswith("hf "):
         proc = run_bash(" ".join(command.text.split()[:2]) + " --help", runner.sandbox, sandbox_env(runner.sandbox), 60)
         return "" if proc.returncode == 0 else proc.stdout + proc.stderr
