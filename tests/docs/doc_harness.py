@@ -47,7 +47,11 @@ class DocCommand:
 
     @property
     def where(self) -> str:
-        return f"{self.path.relative_to(REPO_ROOT)}:{self.line}"
+        return f"{_rel(self.path)}:{self.line}"
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,7 @@ def untagged_command_fences(files: list[Path] = DOC_FILES) -> list[str]:
                 continue
             first = next((line for line in fence.lines if line.strip()), "")
             if COMMAND_START.match(first):
-                bad.append(f"{f.relative_to(REPO_ROOT)}:{fence.line} ({first.strip()[:60]})")
+                bad.append(f"{_rel(f)}:{fence.line} ({first.strip()[:60]})")
     return bad
 
 
