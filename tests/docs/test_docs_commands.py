@@ -85,7 +85,7 @@ SPECS: dict[str, Run | Parse | Covered | MakeDryRun] = {
     "make test": MakeDryRun(expect="pytest"),
     DEMO: Run(append=TINY_TRAIN, expect_output="song        :"),
     "ls outputs/runs/demo-*/": Run(after=(DEMO,), expect_output="metrics.jsonl"),
-    EVAL_DEMO: Run(after=(DEMO,), timeout=400),
+    EVAL_DEMO: Run(append="--max-batches 1", after=(DEMO,), timeout=400),
     "python infer.py --input-jsonl my_songs.jsonl --output-dir out --model-name songbloom_full_150s "
     "--local-dir ckpts/songbloom_full_150s": Parse(NET),
     "python scripts/convert_folder.py data/my_songs --out data/my_songs.jsonl --language en": Run(),
