@@ -35,6 +35,8 @@ from songbloom.utils.atomic import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
+_clock = time.monotonic  # the time box's clock (tests replace it)
+
 BUILTIN_LYRICS: tuple[str, ...] = (
     # Already in the release's processed form (vocabulary symbols): no G2P is needed to build the demo set.
     "[intro] [verse] n i3 h ao3 , w o3 ai4 n i3 . [chorus] HH AH0 L OW1 , W ER1 L D . [outro]",
@@ -127,7 +129,8 @@ def write_song(audio: torch.Tensor, sample_rate: int, wav_path: Path, *, title: 
     import soundfile as sf
 
     wav_path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(wav_path), audio.float().T.numpy(), sample_rate)
+    # 32-bit float: a young model's song may exceed [-1, 1], and 16-bit PCM would clip (and hide) that.
+    sf.write(str(wav_path), audio.float().T.numpy(), sample_rate, subtype="FLOAT")
     if spectrogram:
         mel_image(audio, sample_rate, wav_path.with_suffix(".png"), title)
 
@@ -203,7 +206,9 @@ class DemoAudioCallback(L.Callback):
         if self._is_lora and self.settings.base and trainer.is_global_zero:
             self._full_tensors = snapshot_full_tensors(model)
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Not on_fit_start: a resumed run's step counter (and, for some strategies, its weights) are restored
+        # only after that hook, so step 0 there does not mean "untrained".
         if not trainer.is_global_zero:
             return
         if "fsdp" in type(trainer.strategy).__name__.lower():
@@ -244,7 +249,7 @@ class DemoAudioCallback(L.Callback):
             return None
         model = getattr(pl_module, "model", pl_module)
         was_training = model.training
-        start = time.monotonic()
+        start = _clock()
         record: dict[str, Any] = {"step": step, "songs": 0, "skipped": 0, "reason": None}
         try:
             device = pl_module.device
@@ -257,7 +262,7 @@ class DemoAudioCallback(L.Callback):
             record["error"] = f"{type(e).__name__}: {e}"
         finally:
             model.train(was_training)
-        record["seconds"] = time.monotonic() - start
+        record["seconds"] = _clock() - start
         self.history.append(record)
         try:
             scalars = {"demo/seconds": record["seconds"], "demo/songs": float(record["songs"]),
@@ -283,24 +288,26 @@ class DemoAudioCallback(L.Callback):
             if s.base and base_cache is None and self._is_lora:
                 plan.append((item, "base"))
         last_song_s = 0.0
+        frames: dict[str, int] = {}
         for n, (item, which) in enumerate(plan):
-            elapsed = time.monotonic() - start
+            elapsed = _clock() - start
             if elapsed + last_song_s > budget:
                 record["skipped"] = len(plan) - n
                 record["reason"] = (f"time budget {budget:.0f} s: {elapsed:.1f} s used after {n}/{len(plan)} songs "
                                     f"(last song took {last_song_s:.1f} s)")
                 break
-            t0 = time.monotonic()
+            t0 = _clock()
             try:
-                audio = self._generate(trainer, pl_module, pipe, model, item, which, start, budget)
+                result = self._generate(trainer, pl_module, pipe, model, item, which, start, budget)
             except DemoTimeUp:
                 record["skipped"] = len(plan) - n
                 record["reason"] = (f"time budget {budget:.0f} s ran out during song {n + 1}/{len(plan)} "
                                     f"({which} {item.index}); it and the rest were skipped")
                 break
-            last_song_s = time.monotonic() - t0
+            last_song_s = _clock() - t0
+            frames[f"{which}_{item.index}"] = result.song.num_frames
             wav = step_dir / f"{which}_{item.index}.wav"
-            write_song(audio, pipe.sample_rate, wav, title=f"{which} step {step}: {item.lyrics}",
+            write_song(result.audio, pipe.sample_rate, wav, title=f"{which} step {step}: {item.lyrics}",
                        spectrogram=s.spectrogram)
             record["songs"] += 1
             if which == "model" and s.base and not self._is_lora and step == 0 and base_cache is None:
@@ -317,21 +324,22 @@ class DemoAudioCallback(L.Callback):
             logger.warning("demo audio at step %d shortened: %s", step, record["reason"])
         record["items"] = [
             {"index": it.index, "seed": it.seed, "lyrics": it.lyrics,
-             "model": self._song_done(step_dir, "model", it), "base": self._song_done(step_dir, "base", it)}
+             "model": self._song_done(step_dir, "model", it), "base": self._song_done(step_dir, "base", it),
+             "model_frames": frames.get(f"model_{it.index}")}
             for it in items
         ]
         atomic_write_json(step_dir / "index.json", record)
         self._log_media(trainer, step, step_dir, items)
         logger.info("demo audio at step %d: %d songs in %.1f s -> %s", step, record["songs"],
-                    time.monotonic() - start, step_dir)
+                    _clock() - start, step_dir)
         return record
 
     def _generate(self, trainer, pl_module, pipe, model, item: DemoItem, which: str, start: float,
-                  budget: float) -> torch.Tensor:
+                  budget: float):
         from songbloom.inference.pipeline import SongRequest
 
         def check_time(_patches: int, _rows: list[int]) -> None:
-            if time.monotonic() - start > budget:
+            if _clock() - start > budget:
                 raise DemoTimeUp
 
         if which == "base":
@@ -342,7 +350,7 @@ class DemoAudioCallback(L.Callback):
             weights = ema.swapped_in(model) if use_ema else contextlib.nullcontext()
         request = SongRequest(f"{which}_{item.index}", list(item.lyric_ids), item.prompt, seed=item.seed)
         with weights, trainer.precision_plugin.forward_context():
-            return pipe.generate([request], progress=check_time)[0].audio
+            return pipe.generate([request], progress=check_time)[0]
 
     # ------------------------------------------------------------------ pieces
     def _pipeline(self, model: torch.nn.Module, device: torch.device):
@@ -354,7 +362,8 @@ class DemoAudioCallback(L.Callback):
         s = self.settings
         vae = self._demo_vae().to(device)
         params = SamplingParams.from_inference_config(
-            self.sb_cfg.inference, max_frames=s.seconds * self.sb_cfg.frame_rate, **s.sampling
+            self.sb_cfg.inference, max_frames=s.seconds * self.sb_cfg.frame_rate,
+            **{k: v for k, v in s.sampling.items() if v is not None},
         )
         bundle = SongBloom(config=self.sb_cfg, model=model, vae=vae,
                            vocab=Vocabulary(list(self.sb_cfg.model.lyric_vocab)))
@@ -528,6 +537,23 @@ class DemoAudioCallback(L.Callback):
 
 
 # ---------------------------------------------------------------------------------------------- wiring
+class FinishWandbRun(L.Callback):
+    """Close the W&B run when fit ends: its offline files are then complete on disk, and a later run in the same
+    process (a resume, a test) starts its own run instead of Lightning silently reusing this one."""
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        from lightning.pytorch.loggers import WandbLogger
+
+        if stage != "fit" or not trainer.is_global_zero:
+            return
+        for lg in trainer.loggers:
+            if isinstance(lg, WandbLogger) and lg._experiment is not None:
+                try:
+                    lg.experiment.finish()
+                except Exception as e:  # closing the logger must not turn a finished run into a failure
+                    logger.warning("closing the W&B run failed: %s", e)
+
+
 def progress_bar(cfg: Mapping[str, Any] | None, trainer_cfg: Mapping[str, Any]) -> L.Callback | None:
     """A console progress bar: Rich on a terminal, TQDM updated every N steps in a log file (non-TTY)."""
     if trainer_cfg.get("enable_progress_bar", True) is False:
@@ -568,6 +594,8 @@ def build_training_callbacks(c: Mapping[str, Any], run_dir: str | Path, sb_cfg: 
         from lightning.pytorch.callbacks import LearningRateMonitor
 
         out.append(LearningRateMonitor(logging_interval="step"))
+    if (c.get("logger") or {}).get("kind") == "wandb":
+        out.append(FinishWandbRun())
     settings = DemoAudioSettings.from_config(cb_cfg.get("demo_audio"))
     if settings.enabled:
         demo_exp = bool((c.get("demo") or {}).get("enabled"))
