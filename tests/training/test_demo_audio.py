@@ -253,6 +253,33 @@ def rows_of(folder: Path) -> list[dict[str, str]]:
     return out
 
 
+def test_demo_settings_are_not_part_of_the_run_identity():
+    from songbloom.training.run import to_container
+    from songbloom.training.run_dir import default_run_name
+
+    a = to_container(compose_config([*TINY_CPU, *DEMO]))
+    b = to_container(compose_config([*TINY_CPU, *DEMO, "callbacks.demo_audio.every_n_steps=7",
+                                     "callbacks.progress_bar.kind=tqdm", "callbacks.lr_monitor=true"]))
+    assert a["callbacks"]["demo_audio"] != b["callbacks"]["demo_audio"]
+    assert default_run_name(a) == default_run_name(b)  # a requeue with other demo settings resumes the same run
+
+
+def test_demo_written_to_the_run_dir_without_wandb(tmp_path):
+    result = _quick_run(tmp_path, ["logger.kind=csv", "callbacks.demo_audio.every_n_steps=2",
+                                   "callbacks.demo_audio.num_items=1", "callbacks.demo_audio.at_end=false"])
+    run_dir = Path(result["run_dir"])
+    assert not (run_dir / "wandb").exists()
+    for step in ("step_000000", "step_000002"):
+        for name in ("model_0.wav", "model_0.png", "base_0.wav", "base_0.png", "index.json"):
+            assert (run_dir / "demos" / step / name).is_file(), f"{step}/{name} missing"
+    # Full fine-tuning: the base is the step-0 model, made once and shown beside every later round.
+    np.testing.assert_array_equal(audio(run_dir / "demos/step_000002/base_0.wav"),
+                                  audio(run_dir / "demos/step_000000/model_0.wav"))
+    assert sf.info(str(run_dir / "demos/step_000002/model_0.wav")).subtype == "FLOAT"
+    header = next(iter((run_dir / "csv").rglob("metrics.csv"))).read_text().splitlines()[0].split(",")
+    assert "demo/seconds" in header and "demo/songs" in header
+
+
 def test_progress_bar_choice(monkeypatch):
     from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
 
