@@ -313,7 +313,10 @@ class DemoAudioCallback(L.Callback):
             if which == "model" and s.base and not self._is_lora and step == 0 and base_cache is None:
                 self._copy_song(wav, step_dir / f"base_{item.index}.wav")  # at step 0 the model IS the base
         if s.base:
-            if base_cache is None and any(self._song_done(step_dir, "base", it) for it in items):
+            done = [self._song_done(step_dir, "base", it) for it in items]
+            # LoRA: a base song cut by the time box is made again next round, so cache only a complete set.
+            # Full fine-tuning: the step-0 songs are all the base there will ever be; keep what there is.
+            if base_cache is None and (all(done) or (any(done) and not self._is_lora)):
                 base_cache = self._store_base_cache(step_dir, items)
             elif base_cache is not None:
                 for it in items:
