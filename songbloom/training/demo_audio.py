@@ -46,7 +46,13 @@ BUILTIN_LYRICS: tuple[str, ...] = (
 
 
 class DemoTimeUp(Exception):
-    """Raised from the sampler's progress hook when a round's wall-clock budget is spent."""
+    """Raised from the sampler's progress hook when a round must stop (budget spent, or a preemption signal)."""
+
+
+def preemption_pending(trainer: L.Trainer) -> bool:
+    """A preemption signal has arrived: the checkpoint that follows must not wait for demo songs."""
+    # The flag set of songbloom.training.preemption.PreemptionCheckpoint (duck-typed: no import cycle).
+    return any(bool(getattr(cb, "_received", None)) for cb in trainer.callbacks)
 
 
 @dataclass
@@ -291,18 +297,22 @@ class DemoAudioCallback(L.Callback):
         frames: dict[str, int] = {}
         for n, (item, which) in enumerate(plan):
             elapsed = _clock() - start
+            if preemption_pending(trainer):
+                record["skipped"] = len(plan) - n
+                record["reason"] = f"preemption signal: {len(plan) - n} songs skipped so the checkpoint comes first"
+                break
             if elapsed + last_song_s > budget:
                 record["skipped"] = len(plan) - n
-                record["reason"] = (f"time budget {budget:.0f} s: {elapsed:.1f} s used after {n}/{len(plan)} songs "
+                record["reason"] = (f"time budget {budget:g} s: {elapsed:.1f} s used after {n}/{len(plan)} songs "
                                     f"(last song took {last_song_s:.1f} s)")
                 break
             t0 = _clock()
             try:
                 result = self._generate(trainer, pl_module, pipe, model, item, which, start, budget)
-            except DemoTimeUp:
+            except DemoTimeUp as stop:
                 record["skipped"] = len(plan) - n
-                record["reason"] = (f"time budget {budget:.0f} s ran out during song {n + 1}/{len(plan)} "
-                                    f"({which} {item.index}); it and the rest were skipped")
+                record["reason"] = (f"{stop} during song {n + 1}/{len(plan)} ({which} {item.index}); "
+                                    "it and the rest were skipped")
                 break
             last_song_s = _clock() - t0
             frames[f"{which}_{item.index}"] = result.song.num_frames
@@ -343,7 +353,9 @@ class DemoAudioCallback(L.Callback):
 
         def check_time(_patches: int, _rows: list[int]) -> None:
             if _clock() - start > budget:
-                raise DemoTimeUp
+                raise DemoTimeUp(f"time budget {budget:g} s ran out")
+            if preemption_pending(trainer):
+                raise DemoTimeUp("a preemption signal arrived")
 
         if which == "base":
             weights = base_weights(model, self._full_tensors or {}) if self._is_lora else contextlib.nullcontext()

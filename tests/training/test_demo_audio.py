@@ -205,7 +205,7 @@ def test_time_box_abandons_a_long_song_and_skips_the_rest(tmp_path, monkeypatch,
     assert sorted(read_step_metrics(Path(result["run_dir"]) / "metrics.jsonl")) == [1, 2]
     (record,) = demo_callback(result).history
     assert record["songs"] == 0 and record["skipped"] == 2
-    assert "ran out during song 1/2" in record["reason"]
+    assert "time budget 2.5 s ran out during song 1/2" in record["reason"]
     assert "shortened" in caplog.text
     index = json.loads((Path(result["run_dir"]) / "demos" / "step_000000" / "index.json").read_text())
     assert index["reason"] == record["reason"]
@@ -220,6 +220,34 @@ def test_time_box_skips_songs_that_would_not_fit(tmp_path, caplog):
         )
     (record,) = demo_callback(result).history
     assert record["songs"] == 0 and record["skipped"] == 2 and "after 0/2 songs" in record["reason"]
+
+
+def test_a_preemption_signal_stops_the_round(tmp_path, monkeypatch):
+    """SLURM's warning signal must not wait for demo songs: the round stops and the checkpoint comes first."""
+    calls = {"n": 0}
+
+    def pending(trainer) -> bool:
+        calls["n"] += 1
+        return calls["n"] > 1  # the signal arrives while the first song is being sampled
+
+    monkeypatch.setattr(demo_audio_module, "preemption_pending", pending)
+    result = _quick_run(tmp_path, ["callbacks.demo_audio.every_n_steps=100", "callbacks.demo_audio.at_end=false",
+                                   "callbacks.demo_audio.base=false"])
+    (record,) = demo_callback(result).history
+    assert record["songs"] == 0 and "a preemption signal arrived during song 1/2" in record["reason"]
+
+
+def test_preemption_pending_reads_the_preemption_callbacks_flags(tmp_path):
+    import signal
+    from types import SimpleNamespace
+
+    from songbloom.training.preemption import PreemptionCheckpoint
+
+    cb = PreemptionCheckpoint(tmp_path)
+    trainer = SimpleNamespace(callbacks=[object(), cb])
+    assert not demo_audio_module.preemption_pending(trainer)
+    cb._on_signal(signal.SIGUSR1, None)  # what its signal handler does
+    assert demo_audio_module.preemption_pending(trainer)
 
 
 def test_full_finetune_resume_continues_the_wandb_run_and_reuses_the_base_songs(tmp_path):
