@@ -308,6 +308,35 @@ def test_demo_written_to_the_run_dir_without_wandb(tmp_path):
     assert "demo/seconds" in header and "demo/songs" in header
 
 
+def test_configured_demo_items_with_lyrics_and_a_prompt(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import songbloom.text.g2p
+    from songbloom.config import SongBloomConfig
+    from songbloom.training.demo_audio import DemoAudioSettings
+
+    seen = []
+    monkeypatch.setattr(songbloom.text.g2p, "process_lyrics",
+                        lambda text, language=None: seen.append((text, language)) or "[verse] HH AH0 L OW1 .")
+    prompt = tmp_path / "style.wav"
+    sf.write(str(prompt), np.random.default_rng(0).uniform(-0.5, 0.5, (48000, 2)).astype("float32"), 48000)
+    settings = DemoAudioSettings(vae="tiny", items=[
+        {"lyrics": "[verse] hello.", "language": "en", "seed": 7},
+        {"lyrics": "[chorus] n i3 h ao3 . NOT_A_TOKEN", "processed": True, "prompt": str(prompt)},
+    ])
+    cb = DemoAudioCallback(settings, SongBloomConfig.from_name("tiny"), tmp_path)
+    first, second = cb._demo_items(SimpleNamespace(datamodule=None))
+    assert seen == [("[verse] hello.", "en")]
+    vocab = cb.sb_cfg.model.lyric_vocab
+    assert [vocab[i] for i in first.lyric_ids] == ["[verse]", "HH", "AH0", "L", "OW1", "."] and first.seed == 7
+    assert [vocab[i] for i in second.lyric_ids] == ["[chorus]", "n", "i3", "h", "ao3", "."] and second.seed == 1
+    assert first.prompt is None and second.prompt.mean.shape == (1, cb.sb_cfg.model.latent_dim, 25)
+    with pytest.raises(ValueError, match=r"items\[0\]: needs 'lyrics'"):
+        DemoAudioCallback(DemoAudioSettings(items=[{"text": "x"}]), cb.sb_cfg, tmp_path)._demo_items(None)
+    with pytest.raises(ValueError, match="unknown keys"):
+        DemoAudioSettings.from_config({"every_n_step": 5})
+
+
 def test_progress_bar_choice(monkeypatch):
     from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
 
