@@ -52,7 +52,7 @@ class DemoTimeUp(Exception):
 def preemption_pending(trainer: L.Trainer) -> bool:
     """A preemption signal has arrived: the checkpoint that follows must not wait for demo songs."""
     # The flag set of songbloom.training.preemption.PreemptionCheckpoint (duck-typed: no import cycle).
-    return any(bool(getattr(cb, "_received", None)) for cb in trainer.callbacks)
+    return any(bool(getattr(cb, "signal_pending", False)) for cb in trainer.callbacks)
 
 
 @dataclass
