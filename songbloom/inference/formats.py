@@ -86,12 +86,13 @@ def _detect_adapter(path: Path) -> bool:
     return is_adapter_dir(path)
 
 
-def _adapter_base(path: Path, opts: LoadOptions) -> SongBloom:
+def load_adapter_base(path: Path, base_path: Path | None = None) -> SongBloom:
+    """The base model of adapter directory ``path``: ``base_path``, else its recorded base_model_name_or_path."""
     from songbloom.export.peft_adapter import read_adapter_meta
     from songbloom.inference.checkpoints import load_release
 
-    if opts.base_path is not None:
-        return load_checkpoint(opts.base_path)
+    if base_path is not None:
+        return load_checkpoint(base_path)
     ref = read_adapter_meta(path)["peft"].get("base_model_name_or_path")
     if not ref:
         raise ValueError(f"{path}: the adapter names no base model; pass one (infer.py --base-ckpt <release dir>)")
@@ -114,7 +115,7 @@ def _load_adapter(path: Path, opts: LoadOptions) -> SongBloom:
     from songbloom.api import SongBloom
     from songbloom.export.peft_adapter import load_peft_adapter
 
-    base = _adapter_base(path, opts)
+    base = load_adapter_base(path, opts.base_path)
     base.model.float()
     peft_model = load_peft_adapter(base.model, path)
     model = peft_model.get_base_model()  # adapters injected, unmerged (the training module's exact math)
