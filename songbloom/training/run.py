@@ -235,6 +235,7 @@ def run(cfg: Any) -> dict[str, Any]:
                 int(ck.get("keep_last", 3)),
                 bool(ck.get("save_at_end", True)),
                 kill_after_step=fault.get("sigkill_after_step"),
+                kill_during_save_step=fault.get("sigkill_during_save_step"),
             ),
         ]
         from songbloom.eval.callback import build_eval_callback
