@@ -133,7 +133,7 @@ def load_peft_adapter(base_model: SongBloomModel, adapter_dir: str | Path) -> nn
         raise FileNotFoundError(f"{adapter_dir}: not a PEFT adapter directory ({ADAPTER_CONFIG} + {ADAPTER_WEIGHTS})")
     peft_model = PeftModel.from_pretrained(base_model, str(adapter_dir))
     stored = load_file(str(adapter_dir / ADAPTER_WEIGHTS))
-    loaded = get_peft_model_state_dict(peft_model)
+    loaded = get_peft_model_state_dict(peft_model, save_embedding_layers=False)
     missing = sorted(set(stored) - set(loaded))
     differ = sorted(k for k in set(stored) & set(loaded) if not torch.equal(stored[k], loaded[k].float().cpu()))
     if missing or differ:
