@@ -112,11 +112,18 @@ def load_merged_export(path: str | Path) -> tuple[SongBloomConfig, SongBloomMode
 
 
 def trained_copy(lit: SongBloomLitModule) -> SongBloomModel:
-    """A CPU copy of the training module's generator with the EMA weights when the run kept them (unmerged)."""
+    """A CPU copy of the training module's generator with the EMA weights when the run kept them (unmerged).
+
+    Called when training is over: a GPU model is moved to the CPU first, so the copy never doubles GPU memory.
+    """
     ema = lit.ema
+    if next(lit.model.parameters()).device.type != "cpu":
+        lit.model.cpu()
+        if ema is not None:
+            ema.to(torch.device("cpu"))
     ctx = ema.swapped_in(lit.model) if ema is not None and ema.num_updates > 0 else contextlib.nullcontext()
     with ctx:
-        return copy.deepcopy(lit.model).cpu().eval()
+        return copy.deepcopy(lit.model).eval()
 
 
 def export_generator(
@@ -132,7 +139,8 @@ def export_generator(
 ) -> dict[str, Path]:
     """End of training: the generator (EMA weights when enabled, LoRA merged) + config, and the raw adapters.
 
-    ``trained``: an already made :func:`trained_copy` (it is merged in place when ``merge``).
+    ``trained``: an already made :func:`trained_copy`; with ``merge`` its adapters are folded in place, so the
+    caller can reuse it as the merged model afterwards.
     """
     from songbloom.training.lora import adapter_state_dict, merge_lora
 

@@ -30,12 +30,10 @@ def export_run(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write ``<run>/export`` (merged generator), ``<run>/export/release`` and ``<run>/export/peft_adapter``."""
-    import copy
-
     from songbloom.export.release import export_release
     from songbloom.export.training_checkpoint import _base_ref
     from songbloom.export.vae_source import vae_for_run
-    from songbloom.training.lora import LoRASettings, merge_lora
+    from songbloom.training.lora import LoRASettings
 
     ex = run_config.get("export") or {}
     out = Path(run_dir) / "export"
@@ -62,10 +60,10 @@ def export_run(
         except ValueError as e:
             logger.warning("no PEFT adapter directory for this run: %s", e)
     merge = bool(ex.get("merge_lora", True))
-    merged = merge_lora(copy.deepcopy(trained)) if lora.enabled and merge else trained
     paths.update(
         export_generator(lit, sb_cfg, out, merge=merge, extra=extra, vae=vae, licences=licences, trained=trained)
     )
+    merged = trained  # folded in place by export_generator when merge (one CPU copy of the model, not two)
     if ex.get("release_format", True):
         if vae is None:
             logger.warning(

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from songbloom.export.training_checkpoint import load_training_checkpoint
+from songbloom.inference.checkpoints import load_checkpoint
 from songbloom.training import run
 from songbloom.training.callbacks import read_step_metrics
 from songbloom.training.checkpointing import find_resume_checkpoint
@@ -32,6 +33,7 @@ def _overrides(root: Path) -> list[str]:
         f"callbacks.checkpoint.every_n_steps={EVERY}",
         "callbacks.checkpoint.keep_last=3",
         "run_name=killed",
+        "demo.enabled=true",  # the demo's VAE is known, so the run-end export includes the release layout
     ]
 
 
@@ -59,3 +61,8 @@ def test_kill_during_checkpoint_save_keeps_the_previous_one(tmp_path: Path):
     assert resumed["resumed_from"] and resumed["resumed_from"].endswith("last.ckpt")
     assert sorted(read_step_metrics(run_dir / "metrics.jsonl")) == list(range(1, N_STEPS + 1))
     assert load_training_checkpoint(ckpt_dir / "last.ckpt").global_step == N_STEPS
+
+    # The run-end release-format export is the final checkpoint's model (non-LoRA run: identical tensors).
+    final = load_checkpoint(ckpt_dir / "last.ckpt").model.state_dict()
+    exported = load_checkpoint(run_dir / "export" / "release").model.state_dict()
+    assert final.keys() == exported.keys() and all(torch.equal(final[k], exported[k]) for k in final)
