@@ -1,23 +1,7 @@
 """Exports of trained models: the release layout, a PEFT adapter directory and merged safetensors.
 
-Each file here owns one format; :mod:`songbloom.export.cli` (``scripts/export.py``) writes them from any
-checkpoint that :func:`songbloom.inference.checkpoints.load_checkpoint` can read.
+One module per format: :mod:`~songbloom.export.release`, :mod:`~songbloom.export.peft_adapter` (save, load,
+merge at a strength), :mod:`~songbloom.export.merged`; :mod:`~songbloom.export.training_checkpoint` rebuilds a
+training checkpoint's model; :mod:`~songbloom.export.cli` is ``scripts/export.py``. Nothing is imported here,
+so the cheap layout checks in :mod:`~songbloom.export.detect` stay cheap for the checkpoint registry.
 """
-
-from songbloom.export.merged import export_generator, export_merged, load_merged_export
-from songbloom.export.peft_adapter import load_peft_adapter, merge_peft_adapter, save_peft_adapter
-from songbloom.export.release import export_release
-from songbloom.export.training_checkpoint import TrainedModel, is_training_checkpoint, load_training_checkpoint
-
-__all__ = [
-    "TrainedModel",
-    "export_generator",
-    "export_merged",
-    "export_release",
-    "is_training_checkpoint",
-    "load_merged_export",
-    "load_peft_adapter",
-    "load_training_checkpoint",
-    "merge_peft_adapter",
-    "save_peft_adapter",
-]

@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import load_file, save
 
 from songbloom.config import SongBloomConfig
+from songbloom.export.detect import CONFIG_FILE, GENERATOR_FILE, is_merged_export  # noqa: F401
 from songbloom.export.metadata import export_metadata
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.models.vae import OobleckVAE
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_FILE = "generator.safetensors"
-CONFIG_FILE = "config.json"
 VAE_FILE = "vae.safetensors"
 VAE_CONFIG_FILE = "vae_config.json"
 ADAPTER_FILE = "adapter.safetensors"
@@ -76,16 +75,6 @@ def export_merged(
     paths["config"] = atomic_write_text(out_dir / CONFIG_FILE, json.dumps(meta, indent=1, default=str))
     logger.info("merged export in %s (%s)", out_dir, ", ".join(sorted(paths)))
     return paths
-
-
-def is_merged_export(path: str | Path) -> bool:
-    path = Path(path)
-    if not (path.is_dir() and (path / GENERATOR_FILE).is_file() and (path / CONFIG_FILE).is_file()):
-        return False
-    try:
-        return "songbloom" in json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
 
 
 def load_merged_export(path: str | Path) -> tuple[SongBloomConfig, SongBloomModel, OobleckVAE | None, dict[str, Any]]:

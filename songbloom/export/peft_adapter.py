@@ -12,33 +12,31 @@ import copy
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save
 from torch import nn
 
 from songbloom.config import SongBloomConfig
+from songbloom.export.detect import ADAPTER_CONFIG, ADAPTER_WEIGHTS, is_adapter_dir
 from songbloom.models.songbloom import SongBloomModel
-from songbloom.training.lora import LoRASettings, is_adapter_param, is_lora_layer
 from songbloom.utils.atomic import atomic_write, atomic_write_text
+
+if TYPE_CHECKING:
+    from songbloom.training.lora import LoRASettings
 
 logger = logging.getLogger(__name__)
 
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 SONGBLOOM_META = "songbloom_adapter.json"
 ADAPTER_NAME = "default"
 PEFT_PREFIX = "base_model.model."
 
 
-def is_adapter_dir(path: str | Path) -> bool:
-    path = Path(path)
-    return path.is_dir() and (path / ADAPTER_CONFIG).is_file() and (path / ADAPTER_WEIGHTS).is_file()
-
-
 def _full_modules(model: nn.Module, fully_trained: list[str]) -> list[str]:
     """Module names holding the fully-trained tensors (peft ``modules_to_save`` works on whole modules)."""
+    from songbloom.training.lora import is_lora_layer
+
     lora_modules = {n for n, m in model.named_modules() if is_lora_layer(m)}
     modules = []
     for name in fully_trained:
@@ -83,6 +81,8 @@ def save_peft_adapter(
     metadata: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write the adapters of ``model`` (peft-injected, e.g. a rebuilt training checkpoint) as a PEFT directory."""
+    from songbloom.training.lora import is_adapter_param
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     modules = _full_modules(model, fully_trained)

@@ -11,22 +11,23 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from songbloom.config import SongBloomConfig
+from songbloom.export.detect import TRAINING_CONFIG_KEY, is_training_checkpoint  # noqa: F401  (re-exported)
 from songbloom.export.metadata import checkpoint_licences
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.models.vae import OobleckVAE
-from songbloom.training.lora import LoRASettings, merge_lora
+
+if TYPE_CHECKING:
+    from songbloom.training.lora import LoRASettings
 
 logger = logging.getLogger(__name__)
 
-CONFIG_KEY = "songbloom_config"
 
 
 @dataclass
@@ -52,23 +53,10 @@ class TrainedModel:
 
     def merged_model(self) -> SongBloomModel:
         """A plain copy of the generator with the adapters folded in (the model itself stays unmerged)."""
+        from songbloom.training.lora import merge_lora
+
         model = copy.deepcopy(self.model)
         return merge_lora(model) if self.has_adapters else model
-
-
-def is_training_checkpoint(path: str | Path) -> bool:
-    """Cheap check (no tensor reads): a torch zip whose pickle mentions our stored run config."""
-    path = Path(path)
-    if not path.is_file() or not zipfile.is_zipfile(path):
-        return False
-    try:
-        with zipfile.ZipFile(path) as zf:
-            pkl = [n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
-            if len(pkl) != 1 or zf.getinfo(pkl[0]).file_size > 256 * 2**20:
-                return False
-            return CONFIG_KEY.encode() in zf.read(pkl[0])
-    except (OSError, zipfile.BadZipFile):
-        return False
 
 
 def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -85,9 +73,9 @@ def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from e
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise ValueError(f"{path}: not a Lightning checkpoint (no 'state_dict' mapping)")
-    if not isinstance(ckpt.get(CONFIG_KEY), dict):
+    if not isinstance(ckpt.get(TRAINING_CONFIG_KEY), dict):
         raise ValueError(
-            f"{path}: has no stored run config ('{CONFIG_KEY}'), so its model and LoRA settings are unknown; "
+            f"{path}: has no stored run config ('{TRAINING_CONFIG_KEY}'), so its model and LoRA settings are unknown; "
             "only checkpoints written by our train.py can be rebuilt this way"
         )
     return ckpt
@@ -156,11 +144,12 @@ def load_training_checkpoint(
     frozen base weights (and the VAE) instead of the init source the run recorded.
     """
     from songbloom.export.vae_source import vae_for_run
+    from songbloom.training.lora import LoRASettings
     from songbloom.training.run import build_model
 
     path = Path(path)
     ckpt = read_training_checkpoint(path)
-    c = copy.deepcopy(ckpt[CONFIG_KEY])
+    c = copy.deepcopy(ckpt[TRAINING_CONFIG_KEY])
     adapter_only = "songbloom_frozen_base_dropped" in ckpt
     init = c.get("init") or {}
     vae = None

@@ -38,7 +38,7 @@ def _base_vae(opts: LoadOptions) -> OobleckVAE | None:
 
 # ------------------------------------------------------------------------------------------------ lightning .ckpt
 def _detect_lightning(path: Path) -> bool:
-    from songbloom.export.training_checkpoint import is_training_checkpoint
+    from songbloom.export.detect import is_training_checkpoint
 
     return path.suffix == ".ckpt" and is_training_checkpoint(path)
 
@@ -58,7 +58,7 @@ def _load_lightning(path: Path, opts: LoadOptions) -> SongBloom:
 
 # ------------------------------------------------------------------------------------------------ merged export
 def _detect_export(path: Path) -> bool:
-    from songbloom.export.merged import is_merged_export
+    from songbloom.export.detect import is_merged_export
 
     return is_merged_export(path)
 
@@ -81,7 +81,7 @@ def _load_export(path: Path, opts: LoadOptions) -> SongBloom:
 
 # ------------------------------------------------------------------------------------------------ PEFT adapter
 def _detect_adapter(path: Path) -> bool:
-    from songbloom.export.peft_adapter import is_adapter_dir
+    from songbloom.export.detect import is_adapter_dir
 
     return is_adapter_dir(path)
 
