@@ -130,6 +130,13 @@ class AtomicStepCheckpoint(L.Callback):
         self.kill_during_save_step = kill_during_save_step  # ... or in the middle of writing this one
         self._last_saved_step = -1
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Remove temp files a killed save left behind (they can be as large as a whole checkpoint)."""
+        if trainer.is_global_zero and self.ckpt_dir.is_dir():
+            for stale in [*self.ckpt_dir.glob(".step=*.ckpt.tmp"), *self.ckpt_dir.glob(f".{LAST}.tmp")]:
+                logger.warning("removing %s, left by a save that was interrupted", stale)
+                stale.unlink(missing_ok=True)
+
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:

@@ -60,6 +60,7 @@ def test_kill_during_checkpoint_save_keeps_the_previous_one(tmp_path: Path):
     resumed = run(compose_config(_overrides(tmp_path)))
     assert resumed["resumed_from"] and resumed["resumed_from"].endswith("last.ckpt")
     assert sorted(read_step_metrics(run_dir / "metrics.jsonl")) == list(range(1, N_STEPS + 1))
+    assert not partial.exists()  # the resumed run cleaned up the interrupted write
     assert load_training_checkpoint(ckpt_dir / "last.ckpt").global_step == N_STEPS
 
     # The run-end release-format export is the final checkpoint's model (non-LoRA run: identical tensors).
