@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass
 class TrainedModel:
     """A training checkpoint rebuilt for inference and export."""
@@ -135,9 +134,7 @@ def _load_weights(model: SongBloomModel, state: dict[str, torch.Tensor], path: P
     logger.info("loaded %d trained tensors from %s over the frozen base (%d kept)", len(sd), path, len(missing))
 
 
-def load_training_checkpoint(
-    path: str | Path, *, base: str | Path | None = None, use_ema: bool = True
-) -> TrainedModel:
+def load_training_checkpoint(path: str | Path, *, base: str | Path | None = None, use_ema: bool = True) -> TrainedModel:
     """Rebuild the generator of a training checkpoint (LoRA or not), ready for inference and export.
 
     ``base``: any checkpoint :func:`~songbloom.inference.checkpoints.load_checkpoint` reads, used for the
