@@ -131,7 +131,13 @@ def load_peft_adapter(base_model: SongBloomModel, adapter_dir: str | Path) -> nn
     adapter_dir = Path(adapter_dir)
     if not is_adapter_dir(adapter_dir):
         raise FileNotFoundError(f"{adapter_dir}: not a PEFT adapter directory ({ADAPTER_CONFIG} + {ADAPTER_WEIGHTS})")
-    peft_model = PeftModel.from_pretrained(base_model, str(adapter_dir))
+    try:
+        peft_model = PeftModel.from_pretrained(base_model, str(adapter_dir))
+    except (RuntimeError, KeyError) as e:  # shape mismatches, targets the base does not have
+        raise ValueError(
+            f"{adapter_dir}: peft cannot put this adapter on the given base model ({e}); "
+            "is the base the model it was trained on? (pass it with --base-ckpt)"
+        ) from e
     stored = load_file(str(adapter_dir / ADAPTER_WEIGHTS))
     loaded = get_peft_model_state_dict(peft_model, save_embedding_layers=False)
     missing = sorted(set(stored) - set(loaded))
