@@ -21,11 +21,11 @@ RELEASE = "songbloom_full_150s"
 TRAIN_STEPS = 3
 
 
-def write_tiny_release_with_vae(folder: Path) -> Path:
+def write_tiny_release_with_vae(folder: Path, **model_overrides) -> Path:
     """The release file set (YAML, .pt, VAE json/ckpt, vocabulary) of a tiny random generator and VAE."""
     from songbloom.release.yaml_writer import write_release_yaml
 
-    cfg = SongBloomConfig.from_name("tiny")
+    cfg = SongBloomConfig.from_name("tiny", **model_overrides)
     torch.manual_seed(123)
     model = SongBloomModel(cfg.model)
     with torch.no_grad():

@@ -23,6 +23,7 @@ from songbloom.inference.generate import GenerationHooks, SamplingParams, encode
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.models.vae import OobleckVAE, VAEConfig
 from songbloom.release import load_reference_keys
+from tests.export.conftest import write_tiny_release_with_vae
 
 TF_TOL = 1e-4  # merge rounding: W + B@A*s once vs. the adapter applied at every forward
 GEN_TOL = 1e-4
@@ -252,6 +253,10 @@ def test_adapter_only_checkpoint_with_explicit_base_and_clear_errors(paths, bund
     with pytest.raises(FileNotFoundError, match="--base-ckpt"):
         load_checkpoint(orphan)
     assert load_checkpoint(orphan, base_path=paths["base"]).config.model == bundles["peft_adapter"].config.model
+
+    other = write_tiny_release_with_vae(tmp_path / "other_base", num_pitch=24)  # another sketch vocabulary
+    with pytest.raises(ValueError, match="--base-ckpt"):
+        load_checkpoint(paths["peft_adapter"], base_path=other)
 
 
 def _expected_samples(cfg: SongBloomConfig) -> int:
