@@ -87,7 +87,9 @@ class EvaluationCallback(L.Callback):
         metric = TeacherForcedMetrics(self.timesteps, seed=self.seed)
         start = time.monotonic()
         evaluated, truncated = 0, False
-        with self._weights(pl_module, model):
+        # The trainer's precision context: a bf16-held frozen base needs autocast, as in training.
+        precision_ctx = trainer.precision_plugin.forward_context() if trainer is not None else contextlib.nullcontext()
+        with self._weights(pl_module, model), precision_ctx:
             for i, batch in enumerate(self._iter_batches(trainer)):
                 if self.max_batches is not None and i >= self.max_batches:
                     break

@@ -32,6 +32,7 @@ class LoadOptions:
     device: torch.device
     dtype: torch.dtype = torch.float32
     config_path: Path | None = None  # an explicit model YAML for a bare weights file
+    base_path: Path | None = None  # the base model under an adapter or an adapter-only training checkpoint
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,12 @@ def load_checkpoint(
     dtype: torch.dtype = torch.float32,
     format: str | None = None,
     config_path: str | Path | None = None,
+    base_path: str | Path | None = None,
 ) -> SongBloom:
-    """Build the model stored at ``path`` (format detected unless ``format`` names one)."""
+    """Build the model stored at ``path`` (format detected unless ``format`` names one).
+
+    ``base_path``: the base model (any format here) for an adapter directory or an adapter-only checkpoint.
+    """
     path = Path(path)
     if format is not None:
         if format not in _FORMATS:
@@ -86,7 +91,12 @@ def load_checkpoint(
     else:
         fmt = detect_checkpoint_format(path)
     logger.info("loading %s as %s", path, fmt.name)
-    opts = LoadOptions(torch.device(device), dtype, Path(config_path) if config_path is not None else None)
+    opts = LoadOptions(
+        torch.device(device),
+        dtype,
+        Path(config_path) if config_path is not None else None,
+        Path(base_path) if base_path is not None else None,
+    )
     return fmt.load(path, opts)
 
 
@@ -191,3 +201,7 @@ register_checkpoint_format(
         _load_release_pt,
     )
 )
+
+
+# Lightning training checkpoints, our merged exports and PEFT adapter directories (songbloom.export).
+from songbloom.inference import formats as _formats  # noqa: E402,F401  (registers on import)

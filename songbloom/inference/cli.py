@@ -157,7 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--model-name", default="songbloom_full_150s", help="release to use when --ckpt-path is not given")
     src.add_argument("--local-dir", default="./cache", help="folder holding (or receiving) the release files")
     src.add_argument(
-        "--ckpt-path", default=None, help="a checkpoint: release .pt (YAML beside it) or release directory"
+        "--ckpt-path",
+        default=None,
+        help="a checkpoint: release .pt (YAML beside it) or directory, training .ckpt, export or PEFT adapter dir",
+    )
+    src.add_argument(
+        "--base-ckpt", default=None, help="base model under a PEFT adapter dir or an adapter-only training .ckpt"
     )
     src.add_argument("--config", default=None, help="model YAML for a bare weights file (default: found beside it)")
     src.add_argument("--local-only", action="store_true", help="never download: use --local-dir / the Hub cache only")
@@ -258,7 +263,9 @@ def run(args: argparse.Namespace) -> RunSummary:
     device = _pick_device(args.device, dtype)
     try:
         if args.ckpt_path:
-            bundle = load_checkpoint(args.ckpt_path, device=device, dtype=dtype, config_path=args.config)
+            bundle = load_checkpoint(
+                args.ckpt_path, device=device, dtype=dtype, config_path=args.config, base_path=args.base_ckpt
+            )
         else:
             bundle = load_release(
                 args.model_name, args.local_dir, device=device, dtype=dtype, local_only=args.local_only

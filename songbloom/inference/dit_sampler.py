@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from songbloom.models.layers import apply_rotary
 from songbloom.models.songbloom import SongBloomModel
@@ -69,9 +70,14 @@ def _dit_forward_tail(model: SongBloomModel, seq: torch.Tensor, keep: int) -> to
     attn = last.self_attn
     b, t, d = x.shape
     xn = last.pre_norm(x)
-    w = attn.to_qkv.weight
-    q = F.linear(xn[:, -keep:], w[:d])
-    k, v = F.linear(xn, w[d:]).chunk(2, dim=-1)
+    if isinstance(attn.to_qkv, nn.Linear):
+        w = attn.to_qkv.weight
+        q = F.linear(xn[:, -keep:], w[:d])
+        k, v = F.linear(xn, w[d:]).chunk(2, dim=-1)
+    else:  # a wrapped projection (an unmerged LoRA adapter): its weight alone is not the layer
+        qkv = attn.to_qkv(xn)
+        q = qkv[:, -keep:, :d]
+        k, v = qkv[..., d:].chunk(2, dim=-1)
     q = q.view(b, keep, attn.num_heads, attn.head_dim).transpose(1, 2)
     k = k.view(b, t, attn.num_heads, attn.head_dim).transpose(1, 2)
     v = v.view(b, t, attn.num_heads, attn.head_dim).transpose(1, 2)

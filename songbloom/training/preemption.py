@@ -100,6 +100,11 @@ class PreemptionCheckpoint(L.Callback):
         self._deadline: float | None = None  # time.monotonic() of the job's time limit, when it has one
 
     # -- signal handling: set a flag, nothing else -------------------------------------------------------------
+    @property
+    def signal_pending(self) -> bool:
+        """True once a preemption or termination signal arrived (other callbacks cut long work short)."""
+        return bool(self._received)
+
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._received.add(signum)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from songbloom.training.checkpointing import AtomicStepCheckpoint, find_resume_c
 from songbloom.training.data import build_datamodule
 from songbloom.training.initialisation import declared_full_sets, load_generator_weights, mark_full_sets, resolve_init
 from songbloom.training.lit_module import OptimSettings, SongBloomLitModule, TrainSettings
-from songbloom.training.lora import LoRASettings, adapter_state_dict, apply_lora, cast_frozen_linears, merge_lora
+from songbloom.training.lora import LoRASettings, apply_lora, cast_frozen_linears
 from songbloom.training.run_dir import atomic_write_text, default_run_name, prepare_run_dir
 
 logger = logging.getLogger(__name__)
@@ -59,6 +58,33 @@ def _file_logging(run_dir: Path) -> logging.Handler:
     return handler
 
 
+def apply_training_layout(model: SongBloomModel, c: dict[str, Any], source: str) -> dict[str, list[str]]:
+    """LoRA adapters and the trainable flags the run config declares (also rebuilds a checkpoint's layout)."""
+    lora = LoRASettings.from_config(c.get("lora") or {"preset": "none"})
+    report: dict[str, list[str]] = {}
+    if lora.enabled:
+        adapted = apply_lora(model, lora)
+        report["lora_modules"] = adapted
+        sets = declared_full_sets(
+            c.get("trainable") or {},
+            source=source,
+            new_codebook=bool((c.get("sketch") or {}).get("codebook_path")),
+            language=(c.get("text") or {}).get("language"),
+        )
+        full = mark_full_sets(model, sets, (c.get("trainable") or {}).get("extra_regex"))
+        report["full_sets"] = sets
+        report["fully_trained"] = full
+        logger.info("trained in full besides the adapters: %s (%d tensors)", sets or "nothing", len(full))
+        if lora.base_dtype in ("bf16", "bfloat16"):
+            n = cast_frozen_linears(model, torch.bfloat16)
+            logger.info("frozen base: %d Linear tensors held in bf16", n)
+        elif lora.base_dtype not in (None, "fp32", "float32"):
+            raise ValueError(f"lora.base_dtype={lora.base_dtype!r}: choose null or bf16")
+    else:
+        report["fully_trained"] = [n for n, p in model.named_parameters() if p.requires_grad]
+    return report
+
+
 def build_model(c: dict[str, Any]) -> tuple[SongBloomModel, SongBloomConfig, dict[str, list[str]], str]:
     """Model with its initial weights, LoRA and trainable flags as the config declares them."""
     mcfg = c["model"]
@@ -75,28 +101,7 @@ def build_model(c: dict[str, Any]) -> tuple[SongBloomModel, SongBloomConfig, dic
         load_generator_weights(model, init.state_dict, init.description)
     gc = (c.get("training") or {}).get("gradient_checkpointing", "none")
     model.set_gradient_checkpointing(gc)
-    lora = LoRASettings.from_config(c.get("lora") or {"preset": "none"})
-    report: dict[str, list[str]] = {}
-    if lora.enabled:
-        adapted = apply_lora(model, lora)
-        report["lora_modules"] = adapted
-        sets = declared_full_sets(
-            c.get("trainable") or {},
-            source=init.source,
-            new_codebook=bool((c.get("sketch") or {}).get("codebook_path")),
-            language=(c.get("text") or {}).get("language"),
-        )
-        full = mark_full_sets(model, sets, (c.get("trainable") or {}).get("extra_regex"))
-        report["full_sets"] = sets
-        report["fully_trained"] = full
-        logger.info("trained in full besides the adapters: %s (%d tensors)", sets or "nothing", len(full))
-        if lora.base_dtype in ("bf16", "bfloat16"):
-            n = cast_frozen_linears(model, torch.bfloat16)
-            logger.info("frozen base: %d Linear tensors held in bf16", n)
-        elif lora.base_dtype not in (None, "fp32", "float32"):
-            raise ValueError(f"lora.base_dtype={lora.base_dtype!r}: choose null or bf16")
-    else:
-        report["fully_trained"] = [n for n, p in model.named_parameters() if p.requires_grad]
+    report = apply_training_layout(model, c, init.source)
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     logger.info(
         "model: %.2f M parameters, %.3f M trainable (init: %s)",
@@ -142,38 +147,6 @@ def _loggers(c: dict[str, Any], run_dir: Path):
             log_model=False,
         )
     raise ValueError(f"logger.kind={kind!r}: choose wandb, csv or none")
-
-
-def export_generator(
-    lit: SongBloomLitModule, sb_cfg: SongBloomConfig, out_dir: Path, *, merge: bool = True, extra: dict | None = None
-) -> dict[str, Path]:
-    """Write ``generator.safetensors`` (EMA weights when enabled, LoRA merged), the adapter alone, and config."""
-    import contextlib
-    import copy
-
-    from safetensors.torch import save_file
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
-    ctx = lit.ema.swapped_in(lit.model) if lit.ema is not None and lit.ema.num_updates > 0 else contextlib.nullcontext()
-    with ctx:
-        adapters = adapter_state_dict(lit.model)
-        if adapters:
-            save_file({k: v.contiguous() for k, v in adapters.items()}, str(out_dir / "adapter.safetensors"))
-            paths["adapter"] = out_dir / "adapter.safetensors"
-        model = copy.deepcopy(lit.model).cpu()
-    if adapters and merge:
-        model = merge_lora(model)
-    if not adapters or merge:
-        sd = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
-        tmp = out_dir / ".generator.safetensors.tmp"
-        save_file(sd, str(tmp))
-        os.replace(tmp, out_dir / "generator.safetensors")
-        paths["generator"] = out_dir / "generator.safetensors"
-    meta = {"songbloom": sb_cfg.to_dict(), **(extra or {})}
-    atomic_write_text(out_dir / "config.json", json.dumps(meta, indent=1, default=str))
-    paths["config"] = out_dir / "config.json"
-    return paths
 
 
 def summarize(metrics_path: Path) -> dict[str, float]:
@@ -262,6 +235,7 @@ def run(cfg: Any) -> dict[str, Any]:
                 int(ck.get("keep_last", 3)),
                 bool(ck.get("save_at_end", True)),
                 kill_after_step=fault.get("sigkill_after_step"),
+                kill_during_save_step=fault.get("sigkill_during_save_step"),
             ),
         ]
         from songbloom.eval.callback import build_eval_callback
@@ -269,6 +243,9 @@ def run(cfg: Any) -> dict[str, Any]:
         eval_cb = build_eval_callback((c.get("callbacks") or {}).get("eval"), run_dir=run_dir)
         if eval_cb is not None:  # held-out teacher-forced metrics every N steps (time-boxed)
             callbacks.append(eval_cb)
+        from songbloom.training.demo_audio import build_training_callbacks
+
+        callbacks += build_training_callbacks(c, run_dir, sb_cfg)  # demo songs (A/B vs base), progress bar
         resume = c.get("resume", "auto")
         ckpt_path = None
         if resume == "auto":
@@ -299,11 +276,13 @@ def run(cfg: Any) -> dict[str, Any]:
         result["resumed_from"] = str(ckpt_path) if ckpt_path else None
         ex = c.get("export") or {}
         if ex.get("enabled", True) and trainer.is_global_zero:
-            paths = export_generator(
+            from songbloom.export.run_export import export_run
+
+            paths = export_run(
                 lit,
                 sb_cfg,
-                run_dir / "export",
-                merge=bool(ex.get("merge_lora", True)),
+                run_dir,
+                c,
                 extra={
                     "trainable": report,
                     "init_source": source,

@@ -32,6 +32,9 @@ OPERATIONAL_KEYS = (
     "trainer.enable_progress_bar",
     "trainer.log_every_n_steps",
     "demo.print_paths",
+    "callbacks.demo_audio",  # what is listened to and when, not what is trained
+    "callbacks.progress_bar",
+    "callbacks.lr_monitor",
 )
 
 CONFIG_FILE = "config.json"

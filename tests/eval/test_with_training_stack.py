@@ -77,3 +77,16 @@ def test_evaluate_py_on_a_train_py_run_dir(tmp_path):
     assert (tmp_path / "report" / "audio" / "_reference").is_dir()
     assert paths["history"].read_bytes()[:4] == b"\x89PNG"
     assert torch.isfinite(torch.tensor(ft["metrics"]["fad"]))
+
+
+def test_eval_callback_runs_under_the_trainers_precision_with_a_bf16_frozen_base(tmp_path):
+    """A LoRA run with the frozen base held in bf16 only works under autocast; evaluation must use it too."""
+    from songbloom.training.run import run
+
+    result = run(_compose(tmp_path, [
+        "experiment=demo", *TINY_CPU, "trainer.max_steps=2", "lora=lm_all", "lora.base_dtype=bf16",
+        "trainer.precision=bf16-mixed", "callbacks.eval.enabled=true", "callbacks.eval.every_n_steps=1",
+        "callbacks.eval.max_batches=1", "export.enabled=false",
+    ]))
+    lines = (Path(result["run_dir"]) / "eval_metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines][:2] == [1, 2]

@@ -1,0 +1,46 @@
+"""What every export records about where it came from, including the licences of its weights and data."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+EXPORT_FORMAT_VERSION = 1
+
+
+def checkpoint_licences(checkpoint: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The licence records a training checkpoint carries (``songbloom_licences``), or an empty list."""
+    records = checkpoint.get("songbloom_licences") or []
+    if not isinstance(records, Sequence) or isinstance(records, str | bytes):
+        raise ValueError(f"checkpoint['songbloom_licences'] must be a list of records, got {type(records).__name__}")
+    return [dict(r) for r in records]
+
+
+def warn_non_commercial(records: list[dict[str, Any]], what: str) -> None:
+    """Pass the records to ``songbloom.licences.warn_if_non_commercial`` when that module exists."""
+    if not records:
+        return
+    try:
+        from songbloom.licences import warn_if_non_commercial
+    except ImportError:  # the licence module is not part of this checkout yet: only log the records
+        logger.info("%s carries %d licence record(s): %s", what, len(records), records)
+        return
+    warn_if_non_commercial(records, what)
+
+
+def export_metadata(
+    kind: str, *, source: str | None = None, licences: list[dict[str, Any]] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The metadata block written beside an export (``kind``: release | merged | peft_adapter)."""
+    records = list(licences or [])
+    warn_non_commercial(records, f"the {kind} export of {source or 'this model'}")
+    return {
+        "songbloom_export": kind,
+        "version": EXPORT_FORMAT_VERSION,
+        "source": source,
+        "licences": records,
+        **extra,
+    }
