@@ -319,12 +319,32 @@ def _score(syllables: list[str]) -> str:
     return KANA_SCORE.format(notes="\n".join(notes))
 
 
-def build_sandbox(root: Path) -> Path:
-    """The folder the docs' commands run in: the code linked in, tiny stand-ins for the inputs they name."""
+def write_tiny_release(folder: Path, name: str = "songbloom_full_150s") -> Path:
+    """The release file set for the ``tiny`` preset (same 25 Hz latent frame rate as the release)."""
+    import json
+
     import torch
 
+    from songbloom.checkpoint import save_release_checkpoint
+    from songbloom.config import SongBloomConfig
+    from songbloom.models.songbloom import SongBloomModel
     from songbloom.models.vae import OobleckVAE, VAEConfig
+    from songbloom.release.yaml_writer import write_release_yaml
 
+    cfg = SongBloomConfig.from_name("tiny")
+    vae_cfg = VAEConfig.tiny()
+    torch.manual_seed(0)
+    generator = SongBloomModel(cfg.model).state_dict()
+    vae = OobleckVAE(vae_cfg).state_dict()
+    write_release_yaml(cfg, folder, yaml_name=f"{name}.yaml", pt_name=f"{name}.pt")
+    save_release_checkpoint(folder / f"{name}.pt", generator, vae)
+    (folder / "stable_audio_1920_vae.json").write_text(json.dumps(vae_cfg.to_dict()))
+    torch.save({"state_dict": vae}, folder / "autoencoder_music_dsp1920.ckpt")
+    return folder
+
+
+def build_sandbox(root: Path) -> Path:
+    """The folder the docs' commands run in: the code linked in, tiny stand-ins for the inputs they name."""
     root.mkdir(parents=True, exist_ok=True)
     for name in LINKED:
         (root / name).symlink_to(REPO_ROOT / name)
@@ -358,13 +378,7 @@ def build_sandbox(root: Path) -> Path:
         _tone(kiritan / "wav" / f"{i + 1:02d}.wav", 4.0, i, sr=96000)
         (kiritan / "musicxml").mkdir(parents=True, exist_ok=True)
         (kiritan / "musicxml" / f"{i + 1:02d}.xml").write_text(_score(syllables), encoding="utf-8")
-    # The release VAE files, as tiny stand-ins with the release names (same 25 Hz frame rate).
-    ckpts = root / "ckpts" / "songbloom_full_150s"
-    ckpts.mkdir(parents=True)
-    import json
-
-    cfg = VAEConfig.tiny()
-    (ckpts / "stable_audio_1920_vae.json").write_text(json.dumps(cfg.to_dict()))
-    torch.manual_seed(0)
-    torch.save({"state_dict": OobleckVAE(cfg).state_dict()}, ckpts / "autoencoder_music_dsp1920.ckpt")
+    # The release folder (YAML, .pt, VAE json + checkpoint, vocabulary) with the release's file names around a tiny
+    # random generator and VAE: the commands that read the release read this, strictly, as they would the real one.
+    write_tiny_release(root / "ckpts" / "songbloom_full_150s")
     return root
