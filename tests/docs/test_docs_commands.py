@@ -70,8 +70,8 @@ JA_PROMPT = (
     '"prompt_wav": "data/jaCappella/pops/song_1/mixture.wav"}\' > ja_test.jsonl'
 )
 JA_INFER = (
-    "python infer.py --input-jsonl ja_test.jsonl --ckpt-path exports/ja-lora/release --output-dir out/ja-lora "
-    "--dtype bfloat16 --seed 0"
+    "python infer.py --input-jsonl ja_test.jsonl --ckpt-path outputs/runs/ja-lora/export/release "
+    "--output-dir out/ja-lora --dtype bfloat16 --seed 0"
 )
 # Generation on CPU in seconds: one float32 song of 2 s, few DiT steps.
 TINY_INFER = "--dtype float32 --device cpu --max-duration 2 --steps 4 --n-samples 1"
@@ -168,8 +168,13 @@ SPECS: dict[str, Run | Parse | Covered | MakeDryRun] = {
     ),
     JA_EXPORT: Run(after=(JA_TRAIN,), expect_output="exports/ja-lora/release"),
     JA_PROMPT: Run(),
-    JA_INFER: Run(append=TINY_INFER, after=(JA_EXPORT, JA_PROMPT), expect_output="1 song(s) written"),
+    JA_INFER: Run(append=TINY_INFER, after=(JA_TRAIN, JA_PROMPT), expect_output="1 song(s) written"),
     # --- export
+    "python infer.py --input-jsonl ja_test.jsonl --ckpt-path exports/ja-lora/release --output-dir out/ja-lora "
+    "--dtype bfloat16 --seed 0": Covered(
+        "tests/export/test_export_formats.py::test_infer_cli_with_every_format",
+        "infer.py on every export format (the tutorial's listen step runs infer.py on the run's own export)",
+    ),
     "python scripts/export.py merge --adapter exports/ja-lora/peft_adapter --strength 0.5 --out exports/ja-lora-half "
     "--base-ckpt ckpts/songbloom_full_150s": Covered(
         "tests/export/test_export_formats.py::test_merge_strength", "merging at a strength (a CLI run costs ~35 s)"
@@ -340,7 +345,7 @@ class Runner:
 
 
 # The two long chains, started together when the sandbox is built (each waits for its own dependencies).
-PREFETCH = (EVAL_DEMO, JA_TRAIN)
+PREFETCH = (EVAL_DEMO, JA_INFER, JA_EXPORT)
 
 
 @pytest.fixture(scope="module")
