@@ -191,3 +191,5 @@ register_checkpoint_format(
         _load_release_pt,
     )
 )
+
+import songbloom.migration.fork_format  # noqa: E402,F401  (registers "fork_ckpt")

@@ -161,6 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     src.add_argument("--config", default=None, help="model YAML for a bare weights file (default: found beside it)")
     src.add_argument("--local-only", action="store_true", help="never download: use --local-dir / the Hub cache only")
+    fork = ap.add_argument_group(
+        "fork compatibility (ayutaz/SongBloom infer.py flags; settings come from the checkpoint)"
+    )
+    fork.add_argument("--use-lora", action="store_true", help="accepted; LoRA adapters are found in the checkpoint")
+    fork.add_argument("--lora-rank", type=int, default=None, help="accepted; the rank is read from the tensors")
+    fork.add_argument(
+        "--lora-alpha", type=float, default=None, help="fork LoRA alpha (not stored by the fork; default 32)"
+    )
+    fork.add_argument("--lora-dropout", type=float, default=None, help="accepted; unused at inference")
+    fork.add_argument("--lora-target-modules", default=None, help="accepted; targets are read from the key names")
     io = ap.add_argument_group("input / output")
     io.add_argument("--input-jsonl", required=True)
     io.add_argument("--output-dir", default="./output")
@@ -256,9 +266,14 @@ def run(args: argparse.Namespace) -> RunSummary:
         logger.error("%s", p)
     dtype = getattr(torch, args.dtype)
     device = _pick_device(args.device, dtype)
+    from songbloom.migration.cli_compat import fork_flag_notice
+    from songbloom.migration.fork_loader import fork_lora_alpha
+
+    fork_flag_notice(args)
     try:
         if args.ckpt_path:
-            bundle = load_checkpoint(args.ckpt_path, device=device, dtype=dtype, config_path=args.config)
+            with fork_lora_alpha(args.lora_alpha):
+                bundle = load_checkpoint(args.ckpt_path, device=device, dtype=dtype, config_path=args.config)
         else:
             bundle = load_release(
                 args.model_name, args.local_dir, device=device, dtype=dtype, local_only=args.local_only
