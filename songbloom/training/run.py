@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from songbloom.config import SongBloomConfig
+from songbloom.licences import training_licences, warn_if_non_commercial
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.training.callbacks import StepRecorder, read_step_metrics
 from songbloom.training.checkpointing import AtomicStepCheckpoint, find_resume_checkpoint
@@ -217,6 +218,18 @@ def _demo_song(dm, sb_cfg: SongBloomConfig, run_dir: Path, demo: dict[str, Any])
     )
 
 
+def _run_licences(c: dict[str, Any], data_cfg: dict[str, Any], init_source: str) -> list[dict[str, Any]]:
+    """What the run inherits (data, MuQ weights behind the codebook, initial weights): see songbloom.licences."""
+    init = c.get("init") or {}
+    return training_licences(
+        data_kind=str(data_cfg.get("kind", "synthetic")),
+        shards_dir=data_cfg.get("shards_dir"),
+        init_source=init_source,
+        init_description=str(init.get("release_name") or init.get("export_path") or ""),
+        codebook_path=(c.get("sketch") or {}).get("codebook_path"),
+    )
+
+
 def run(cfg: Any) -> dict[str, Any]:
     """Train (or resume) the run described by ``cfg``; returns summary metrics and the run's paths."""
     import lightning as L
@@ -252,6 +265,7 @@ def run(cfg: Any) -> dict[str, Any]:
                 data_cfg = prepare_demo_data_once(c, sb_cfg) or data_cfg
         dm = build_datamodule(data_cfg, sb_cfg, seed=int(c.get("seed", 0)))
         lit = SongBloomLitModule(model, train_settings(c), run_config=c, trainable_report=report)
+        lit.licences = _run_licences(c, data_cfg, source)
         ck = (c.get("callbacks") or {}).get("checkpoint") or {}
         fault = c.get("fault") or {}
         callbacks = [
@@ -308,8 +322,10 @@ def run(cfg: Any) -> dict[str, Any]:
                     "trainable": report,
                     "init_source": source,
                     "sketch_codebook": (c.get("sketch") or {}).get("codebook_path"),
+                    "licences": lit.licences,
                 },
             )
+            warn_if_non_commercial(lit.licences, f"the export in {run_dir / 'export'}")
             result.update({f"export_{k}": str(v) for k, v in paths.items()})
         if demo.get("enabled") and demo.get("generate") and trainer.is_global_zero and "export_generator" in result:
             song = _demo_song(dm, sb_cfg, run_dir, demo)
