@@ -221,10 +221,14 @@ class EncoderSpec:
     device: str = "cpu"
 
     def __call__(self) -> Encoders:
+        from songbloom.utils.devices import preprocessing_devices
+
+        # MPS: the VAE runs there, MuQ (sketch tokens) on the CPU; SketchTokenizer defaults to the CPU anyway.
+        vae_device, _, _ = preprocessing_devices(self.device)
         if self.vae_config:
-            latent = VAELatentEncoder.from_files(self.vae_config, self.vae_ckpt, self.device)
+            latent = VAELatentEncoder.from_files(self.vae_config, self.vae_ckpt, vae_device)
         elif self.vae_random:
-            latent = VAELatentEncoder.random(self.vae_random, device=self.device)
+            latent = VAELatentEncoder.random(self.vae_random, device=vae_device)
         else:
             raise ValueError("no VAE: pass --vae-config (and --vae-ckpt), or --vae-random release|tiny for a demo")
         if self.lyrics_processor == "phoneme":

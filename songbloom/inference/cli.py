@@ -205,18 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _pick_device(name: str | None, dtype: torch.dtype) -> torch.device:
-    if name is None:
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {name}: CUDA is not available here (use --device cpu)")
-    if device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise SystemExit("--device mps: MPS is not available here")
-        if dtype != torch.float32:
-            raise SystemExit("--device mps runs in float32 only: pass --dtype float32")
-    return device
+def _pick_device(name: str | None, dtype: torch.dtype):
+    """Generator device/dtype and the VAE's device (MPS: float32, VAE on CPU where MPS lacks an op)."""
+    from songbloom.utils.devices import DeviceUnavailableError, resolve_inference_devices
+
+    try:
+        return resolve_inference_devices(name, dtype)
+    except DeviceUnavailableError as e:
+        raise SystemExit(str(e)) from e
 
 
 def sampling_params(args: argparse.Namespace, config):
@@ -264,8 +260,8 @@ def run(args: argparse.Namespace) -> RunSummary:
     summary.problems += problems
     for p in problems:
         logger.error("%s", p)
-    dtype = getattr(torch, args.dtype)
-    device = _pick_device(args.device, dtype)
+    plan = _pick_device(args.device, getattr(torch, args.dtype))
+    device, dtype = plan.device, plan.dtype
     from songbloom.migration.cli_compat import fork_flag_notice
     from songbloom.migration.fork_loader import fork_lora_alpha
 
@@ -280,6 +276,7 @@ def run(args: argparse.Namespace) -> RunSummary:
             )
     except (OSError, ValueError) as e:  # missing files, unknown layouts, key/shape mismatches: say what and stop
         raise SystemExit(f"cannot load the model: {e}") from e
+    bundle.vae.to(plan.vae_device)
     config = bundle.config
     params = sampling_params(args, config)
     pipe = SongBloomPipeline(

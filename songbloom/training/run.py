@@ -20,6 +20,7 @@ from songbloom.training.initialisation import declared_full_sets, load_generator
 from songbloom.training.lit_module import OptimSettings, SongBloomLitModule, TrainSettings
 from songbloom.training.lora import LoRASettings, adapter_state_dict, apply_lora, cast_frozen_linears, merge_lora
 from songbloom.training.run_dir import atomic_write_text, default_run_name, prepare_run_dir
+from songbloom.utils.devices import prepare_training_accelerator
 
 logger = logging.getLogger(__name__)
 
@@ -237,6 +238,7 @@ def run(cfg: Any) -> dict[str, Any]:
     c = to_container(cfg)
     tcfg = dict(c.get("trainer") or {})
     check_precision(tcfg.get("precision", "32-true"), str(tcfg.get("accelerator", "cpu")))
+    prepare_training_accelerator(tcfg)  # MPS: float32 and the per-op CPU fallback, with notices
     run_name = c.get("run_name") or default_run_name(c)
     run_dir = prepare_run_dir(
         c["paths"]["runs_dir"], run_name, c, allow_config_change=bool(c.get("allow_config_change"))
