@@ -122,3 +122,19 @@ def test_training_checkpoint_and_export_record_licences(licensed_shards, tmp_pat
     exported = json.loads((Path(result["run_dir"]) / "export" / "config.json").read_text(encoding="utf-8"))
     assert exported["licences"] == ck[CHECKPOINT_KEY]
     assert "NOT cleared for commercial use" in caplog.text and "jaCappella-research" in caplog.text
+
+
+def test_converters_fill_the_licence(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from songbloom.data.convert import convert_folder
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    sf.write(folder / "a.wav", np.zeros(48000, dtype=np.float32), 48000)
+    (folder / "a.txt").write_text("hello there\n", encoding="utf-8")
+    recs, _ = read_manifest(convert_folder(folder, tmp_path / "u.jsonl")[0])
+    assert recs[0].license == "unknown"
+    recs, _ = read_manifest(convert_folder(folder, tmp_path / "c.jsonl", license="CC-BY-4.0")[0])
+    assert recs[0].license == "CC-BY-4.0"
