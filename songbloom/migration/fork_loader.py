@@ -24,6 +24,7 @@ import yaml
 
 from songbloom.checkpoint import CheckpointMismatchError, save_release_checkpoint, strict_load
 from songbloom.config import SongBloomConfig
+from songbloom.licences import UNKNOWN, licence_record, merge_licences, warn_if_non_commercial
 from songbloom.migration.fork_file import ForkCheckpoint, read_fork_checkpoint
 from songbloom.migration.key_mapping import MappingReport, map_fork_state_dict
 from songbloom.models.songbloom import SongBloomModel
@@ -160,6 +161,16 @@ def fork_settings(
     return cfg, vae_cfg, str(yaml_path), vae_source
 
 
+def fork_licences() -> list[dict[str, Any]]:
+    """The fork records no licences: its data and base weights are of unknown terms until the user says so."""
+    return merge_licences(
+        licence_record(
+            "SongBloom base weights the fork fine-tuned", UNKNOWN, url="https://huggingface.co/CypressYang/SongBloom"
+        ),
+        licence_record("the fork run's training data (not recorded in its checkpoint)", UNKNOWN),
+    )
+
+
 # ------------------------------------------------------------------------------------------------ loading
 def map_fork_checkpoint(
     path: str | Path, *, config_path: str | Path | None = None, lora_alpha: float | None = None
@@ -184,6 +195,7 @@ def map_fork_checkpoint(
         source=str(ckpt.path),
     )
     report.config_source, report.vae_config_source = cfg_source, vae_source
+    report.licences = fork_licences()
     report.notes = notes + report.notes
     if ckpt.global_step is not None:
         report.notes.append(f"trained for {ckpt.global_step} steps (epoch {ckpt.epoch})")
@@ -276,5 +288,6 @@ def convert_fork_checkpoint(
         out_dir / "autoencoder_music_dsp1920.ckpt", lambda f: torch.save({"state_dict": fm.vae_sd}, f), binary=True
     )
     write_release_yaml(fm.config, out_dir, yaml_name=f"{name}.yaml", pt_name=pt.name, overwrite=overwrite)
+    warn_if_non_commercial(fm.report.licences, f"the converted model in {out_dir}")
     logger.info("converted %s -> %s (%s)", path, out_dir, fm.report.summary())
     return out_dir, fm.report

@@ -51,6 +51,7 @@ class MappingReport:
     config_source: str | None = None
     vae_config_source: str | None = None
     notes: list[str] = field(default_factory=list)
+    licences: list[dict[str, Any]] = field(default_factory=list)  # songbloom.licences records
 
     @property
     def ok(self) -> bool:

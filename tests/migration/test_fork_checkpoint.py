@@ -22,7 +22,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from songbloom.checkpoint import CheckpointMismatchError, save_release_checkpoint
+from songbloom.checkpoint import LEGACY_VAE_PREFIX, CheckpointMismatchError, save_release_checkpoint
 from songbloom.config import SongBloomConfig
 from songbloom.inference.checkpoints import detect_checkpoint_format, load_checkpoint
 from songbloom.inference.cli import main as infer_main
@@ -98,11 +98,14 @@ def build_fork_checkpoint(directory: Path, *, targets=("q_proj", "v_proj", "to_q
     holder.vae = nn.Module()
     holder.vae.vae = vae
     hparams = _fork_hparams(cfg, directory / "_release_yaml")
+    state = holder.state_dict()
+    # the fork hands its VAE to the prompt conditioner too, so its state dict holds that second copy
+    state.update({LEGACY_VAE_PREFIX + k: v for k, v in vae.state_dict().items()})
     ckpt = {
         "epoch": 3,
         "global_step": 120,
         "pytorch-lightning_version": "2.2.1",
-        "state_dict": holder.state_dict(),
+        "state_dict": state,
         "loops": {"fit_loop": {"epoch_progress": {"current": {"completed": 3}}}},
         "callbacks": {"ModelCheckpoint{'monitor': 'train/loss'}": {"best_model_score": torch.tensor(6.3)}},
         "optimizer_states": [{"state": {}, "param_groups": [{"lr": 1e-4, "params": [0, 1]}]}],
@@ -233,6 +236,8 @@ def test_convert_to_export_loads_strictly(fork, tmp_path, capsys):
     report = json.loads((out / "migration_report.json").read_text())
     assert report["ok"] and report["counts"]["renamed"] == len(fork["wrapped"])
     assert math.isclose(report["merged_lora"][0]["scaling"], ALPHA / RANK)
+    assert report["licences"] and all(r["licence"] == "unknown" for r in report["licences"])
+    assert report["counts"]["dropped"] == len(fork["vae"].state_dict())  # the release-era VAE copy
 
 
 def test_unmapped_and_missing_keys_are_reported(fork, tmp_path):
