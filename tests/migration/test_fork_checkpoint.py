@@ -133,7 +133,8 @@ def _prompt_jsonl(tmp: Path) -> Path:
     sf.write(tmp / "prompt.wav", wav, 48000)
     jsonl = tmp / "test_ja.jsonl"
     jsonl.write_text(
-        json.dumps({"idx": "ja1", "lyrics": "[verse] n i h ao . , [chorus] w o", "prompt_wav": "prompt.wav"}) + "\n",
+        json.dumps({"idx": "ja1", "lyrics": "[verse] かえる の うた . , [chorus] た ぬ き", "prompt_wav": "prompt.wav"})
+        + "\n",
         encoding="utf-8",
     )
     return jsonl
