@@ -150,8 +150,8 @@ def fork_settings(
     yaml_path = config_path or _release_yaml_beside(path)
     if yaml_path is None:
         raise FileNotFoundError(
-            f"{path}: the checkpoint stores no model config (hyper_parameters) and no release YAML was found beside "
-            f"it; pass the YAML it was trained from (infer.py --config X.yaml, or convert ... --config X.yaml)"
+            f"{path}: the checkpoint stores no model config (hyper_parameters); pass the release YAML it was trained "
+            f"from (infer.py --config X.yaml, or scripts/convert_fork_checkpoint.py ... --config X.yaml)"
         )
     cfg = SongBloomConfig.from_release_yaml(yaml_path)
     if cfg.vae_config_path and Path(cfg.vae_config_path).is_file():

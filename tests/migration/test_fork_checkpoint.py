@@ -270,3 +270,22 @@ def test_fork_flags_notice():
     ns.use_lora, ns.lora_alpha = True, 16.0
     text = fork_flag_notice(ns)
     assert "--use-lora" in text and "--lora-alpha 16" in text
+
+
+def test_checkpoint_without_stored_settings_needs_config(fork, tmp_path):
+    ck = torch.load(fork["path"], weights_only=False)  # test-made file; we edit it
+    del ck["hyper_parameters"], ck["hparams_type"]
+    raw = tmp_path / "ckpts" / "last.ckpt"
+    raw.parent.mkdir()
+    torch.save(ck, raw)
+    (raw.parent / "stable_audio_1920_vae.json").write_text(
+        (fork["path"].parent / "stable_audio_1920_vae.json").read_text()
+    )
+    with pytest.raises(FileNotFoundError, match="--config X.yaml"):
+        load_checkpoint(raw)
+    yaml_path = fork["path"].parent / "_release_yaml" / "songbloom_full_150s.yaml"
+    bundle = load_checkpoint(raw, config_path=yaml_path)
+    name = fork["wrapped"][0] + ".weight"
+    torch.testing.assert_close(bundle.model.state_dict()[name], fork["merged"][name], rtol=0, atol=1e-6)
+    report = json.loads((raw.parent / "last.ckpt.mapping.json").read_text())
+    assert report["config_source"] == str(yaml_path)
