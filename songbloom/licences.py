@@ -188,7 +188,6 @@ def warn_if_non_commercial(records: Iterable[Mapping[str, Any]], what: str) -> l
     return bad
 
 
-
 def training_licences(
     *,
     data_kind: str = "shards",
@@ -211,6 +210,13 @@ def training_licences(
     if codebook_path:
         from songbloom.sketch.artifact import read_codebook_metadata
 
-        groups.append(sketch_codebook_licences(read_codebook_metadata(codebook_path)))
+        try:
+            groups.append(sketch_codebook_licences(read_codebook_metadata(codebook_path)))
+        except (OSError, ValueError, RuntimeError) as e:
+            # Our codebooks are always built on MuQ features, so its weights' licence applies regardless.
+            logger.warning(
+                "%s: codebook metadata unreadable (%s); recording the MuQ weights as CC-BY-NC-4.0", codebook_path, e
+            )
+            groups.append(muq_weights_record())
     groups.append(base_model_licences(init_source, init_description))
     return merge_licences(*groups)

@@ -138,3 +138,12 @@ def test_converters_fill_the_licence(tmp_path):
     assert recs[0].license == "unknown"
     recs, _ = read_manifest(convert_folder(folder, tmp_path / "c.jsonl", license="CC-BY-4.0")[0])
     assert recs[0].license == "CC-BY-4.0"
+
+
+def test_unreadable_codebook_still_records_muq(tmp_path, caplog):
+    bad = tmp_path / "codebook.safetensors"
+    bad.write_bytes(b"")
+    with caplog.at_level(logging.WARNING, logger="songbloom.licences"):
+        recs = training_licences(data_kind="synthetic", codebook_path=bad)
+    assert any(r["licence"] == "CC-BY-NC-4.0" and r["name"].startswith("MuQ") for r in recs)
+    assert "unreadable" in caplog.text
