@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 # Markers in the pickled object tree (the small data.pkl of a torch zip file; tensors live elsewhere).
 _LIGHTNING_MARKER = b"pytorch-lightning_version"
 _OUR_MARKER = b"songbloom_config"  # our own training checkpoints, handled by another format
+_MAX_PICKLE_BYTES = 256 * 2**20  # key names and storage ids only; anything bigger is not a checkpoint we know
 _FORK_KEY_MARKERS = (b"model.skeleton_emb", b"model.ar_transformer", b"model.nar_dit", b"vae.vae.")
 
 
@@ -75,7 +76,7 @@ def _pickle_bytes(path: Path) -> bytes | None:
     try:
         with zipfile.ZipFile(path) as zf:
             names = [n for n in zf.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
-            if len(names) != 1:
+            if len(names) != 1 or zf.getinfo(names[0]).file_size > _MAX_PICKLE_BYTES:
                 return None
             return zf.read(names[0])
     except (OSError, zipfile.BadZipFile):
