@@ -159,7 +159,12 @@ class VAELatentEncoder:
         cfg = VAEConfig.from_json(config_path)
         vae = load_vae(cfg, ckpt_path, map_location="cpu")
         fp = f"ckpt:{file_sha256(ckpt_path)}" if ckpt_path else None
-        return cls(vae, fingerprint=fp, device=device)
+        enc = cls(vae, fingerprint=fp, device=device)
+        if ckpt_path:  # the released VAE's terms are on its model card; songbloom.licences records them as unknown
+            from songbloom.licences import UNKNOWN, licence_record
+
+            enc.licences = [licence_record(f"VAE weights used for the latents ({Path(ckpt_path).name})", UNKNOWN)]
+        return enc
 
     @classmethod
     def random(cls, preset: str = "release", seed: int = 0, device: str = "cpu"):

@@ -163,7 +163,10 @@ def provenance(cfg: PreprocessConfig, enc: Encoders) -> dict[str, Any]:
     prov["hash"] = hashlib.sha256(json.dumps(prov, sort_keys=True).encode()).hexdigest()
     # Outside the hash: the encoders' licences (MuQ weights behind the codebook) describe, not define, the shards.
     metadata = getattr(getattr(enc.sketch, "tokenizer", None), "metadata", None)
-    prov["licences"] = sketch_codebook_licences(metadata if isinstance(metadata, dict) else None)
+    prov["licences"] = merge_licences(
+        sketch_codebook_licences(metadata if isinstance(metadata, dict) else None),
+        getattr(enc.latent, "licences", None),  # VAE weights loaded from files (VAELatentEncoder.from_files)
+    )
     return prov
 
 

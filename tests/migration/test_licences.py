@@ -81,6 +81,7 @@ def licensed_shards(tmp_path_factory) -> Path:
     write_manifest(rows, manifest)
     enc = toy_encoders()
     enc.sketch.tokenizer = SimpleNamespace(metadata=MUQ_META)  # what SketchTokenizerEncoder exposes
+    enc.latent.licences = [licence_record("VAE weights used for the latents (vae.ckpt)", None)]  # as from_files sets
     out = root / "shards"
     report = run_preprocess([manifest], PreprocessConfig(out_dir=str(out), **SHARD_KW), enc)
     assert report.written > 0 and not report.problems
@@ -93,11 +94,12 @@ def test_shard_index_records_data_and_muq_licences(licensed_shards):
     assert by_licence["jaCappella-research"]["items"] == 1 and by_licence["unknown"]["items"] == 1
     assert by_licence["CC0-1.0"]["items"] == 1 and by_licence["CC0-1.0"]["commercial"] is True
     assert by_licence["CC-BY-NC-4.0"]["name"].startswith("MuQ weights")
+    assert any(r["name"].startswith("VAE weights") and r["licence"] == "unknown" for r in index["licences"])
     # what a training run on these shards inherits, starting from the release weights
     recs = training_licences(shards_dir=licensed_shards, init_source="release", init_description="songbloom_full_150s")
     names = [r["name"] for r in recs]
     assert any(n.startswith("SongBloom base weights (songbloom_full_150s)") for n in names)
-    assert len(non_commercial(recs)) == 4  # jaCappella, unknown data, MuQ, base weights of unknown terms
+    assert len(non_commercial(recs)) == 5  # jaCappella, unknown data, MuQ, VAE and base weights of unknown terms
 
 
 def test_training_checkpoint_and_export_record_licences(licensed_shards, tmp_path, caplog):
@@ -147,3 +149,14 @@ def test_unreadable_codebook_still_records_muq(tmp_path, caplog):
         recs = training_licences(data_kind="synthetic", codebook_path=bad)
     assert any(r["licence"] == "CC-BY-NC-4.0" and r["name"].startswith("MuQ") for r in recs)
     assert "unreadable" in caplog.text
+
+
+def test_vae_from_files_carries_its_licence(tmp_path):
+    from songbloom.data.encoders import VAELatentEncoder
+    from songbloom.models.vae import OobleckVAE, VAEConfig
+
+    cfg = VAEConfig.tiny()
+    cfg.to_json(tmp_path / "vae.json")
+    torch.save({"state_dict": OobleckVAE(cfg).state_dict()}, tmp_path / "vae.ckpt")
+    enc = VAELatentEncoder.from_files(tmp_path / "vae.json", tmp_path / "vae.ckpt")
+    assert [r["licence"] for r in enc.licences] == ["unknown"] and "vae.ckpt" in enc.licences[0]["name"]
