@@ -49,7 +49,7 @@ KNOWN_LICENCES: tuple[KnownLicence, ...] = (
     ),
     KnownLicence(
         "Tohoku-Kiritan-singing-DB-terms",
-        "https://zunko.jp/kiridev/login.php",
+        None,  # terms come with the manual download; read them there
         False,
         ("kiritan", "tohoku kiritan singing db terms"),
     ),
