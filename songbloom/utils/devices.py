@@ -44,7 +44,7 @@ def mps_fallback_enabled(env: dict[str, str] | os._Environ | None = None) -> boo
     return str(env.get(FALLBACK_ENV, "")).strip() not in ("", "0")
 
 
-def ensure_mps_fallback(env: dict[str, str] | os._Environ | None = None) -> str | None:
+def ensure_mps_fallback(env: dict[str, str] | os._Environ | None = None) -> str:
     """Turn on the per-op CPU fallback for child processes and say whether this one has it; returns the notice."""
     env = os.environ if env is None else env
     if mps_fallback_enabled(env):
@@ -122,15 +122,13 @@ def resolve_inference_devices(
         )
     if dtype != torch.float32:
         notes.append(f"MPS runs in float32 only: using float32 instead of {str(dtype).removeprefix('torch.')}")
+        logger.warning("%s", notes[-1])
         dtype = torch.float32
-    notice = ensure_mps_fallback()
-    if notice:
-        notes.append(notice)
+    notes.append(ensure_mps_fallback())  # logs itself
     vae_device, why = vae_device_for(device, vae_probe)
     if why:
         notes.append(why)
-    for note in notes:
-        logger.warning("%s", note)
+        logger.warning("%s", why)
     return InferenceDevices(device, dtype, vae_device, notes)
 
 
@@ -150,11 +148,10 @@ def prepare_training_accelerator(trainer_cfg: dict) -> list[str]:
     if precision not in ("32", "32-true"):
         notes.append(f"MPS trains in float32 only: trainer.precision={precision} -> 32-true")
         trainer_cfg["precision"] = "32-true"
-    notes.append(ensure_mps_fallback() or "")
-    for note in notes:
-        if note:
-            logger.warning("%s", note)
-    return [n for n in notes if n]
+    if notes:
+        logger.warning("%s", notes[0])
+    notes.append(ensure_mps_fallback())  # logs itself
+    return notes
 
 
 def preprocessing_devices(name: str) -> tuple[str, str, list[str]]:
@@ -163,6 +160,6 @@ def preprocessing_devices(name: str) -> tuple[str, str, list[str]]:
         return name, name, []
     if not mps_available():
         raise DeviceUnavailableError(f"--device {name}: MPS is not available here; use --device cpu")
-    notes = [n for n in (ensure_mps_fallback(), MUQ_ON_MPS_NOTICE) if n]
+    notes = [ensure_mps_fallback(), MUQ_ON_MPS_NOTICE]
     logger.warning("%s", MUQ_ON_MPS_NOTICE)
     return name, "cpu", notes
