@@ -289,3 +289,17 @@ def test_checkpoint_without_stored_settings_needs_config(fork, tmp_path):
     torch.testing.assert_close(bundle.model.state_dict()[name], fork["merged"][name], rtol=0, atol=1e-6)
     report = json.loads((raw.parent / "last.ckpt.mapping.json").read_text())
     assert report["config_source"] == str(yaml_path)
+
+
+def test_export_script_accepts_the_fork_checkpoint(fork, tmp_path):
+    """scripts/export.py reads through the checkpoint registry, so the fork's .ckpt exports like any other."""
+    from songbloom.export.cli import main as export_main
+
+    out = tmp_path / "exported"
+    assert export_main(["export", str(fork["path"]), "--out", str(out), "--formats", "release", "merged"]) == 0
+    release = load_checkpoint(out / "release")
+    merged = load_checkpoint(out / "merged")
+    for bundle in (release, merged):
+        sd = bundle.model.state_dict()
+        for k, v in fork["merged"].items():
+            torch.testing.assert_close(sd[k], v, rtol=0, atol=1e-6)
