@@ -5,7 +5,11 @@ See ``docs/inference.md`` and ``python infer.py --help``.
 
 import sys
 
-from songbloom.inference.cli import main
+from songbloom.utils.mps_env import set_mps_fallback_env_from_argv
+
+set_mps_fallback_env_from_argv(sys.argv[1:])  # before torch is imported: it reads the variable once
+
+from songbloom.inference.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-import hydra
-from omegaconf import DictConfig
+import sys
+
+from songbloom.utils.mps_env import set_mps_fallback_env_from_argv
+
+set_mps_fallback_env_from_argv(sys.argv[1:])  # before torch is imported: it reads the variable once
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

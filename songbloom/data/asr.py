@@ -16,7 +16,7 @@ import torch
 
 from songbloom.data.audio import AudioError, load_audio
 from songbloom.data.convert import AUDIO_SUFFIXES, finish_manifest, lrc_to_sections
-from songbloom.data.manifest import Problem, write_manifest
+from songbloom.data.manifest import Problem
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,6 @@ def convert_asr(
         }
         if language:
             row["language"] = language
-        if license:
-            row["license"] = license
+        row["license"] = license or "unknown"  # songbloom.licences: unknown terms are not cleared commercially
         rows.append(row)
     return finish_manifest(rows, problems, out)

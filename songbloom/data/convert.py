@@ -1,11 +1,12 @@
 """Converters from common corpus layouts to our JSONL manifest.
 
 * a folder of audio files with ``<stem>.lrc`` (timed lines), or ``<stem>.txt`` (release-format or plain lyrics);
-* jaCappella (``<subset>/<song>/{lead_vocal,mixture,mixture_stereo}.wav`` + ``*_SVS.musicxml``/``*.musicxml``);
+* jaCappella (``<subset>/<song>/{lead_vocal,mixture,mixture_stereo}.wav`` + ``*_SVS.musicxml``/``*.musicxml``),
+  with download, scat filtering and score-timed sections in :mod:`songbloom.data.jacappella`;
 * Kiritan (``wav/<name>.wav`` at 96 kHz + ``musicxml/<name>.(music)xml``).
 
 Timed LRC lines become sections (gaps become ``[intro]``/``[inst]``/``[outro]``), so lyrics can follow crops.
-Score-based corpora give no audio timestamps; their lyrics are one untimed vocal section per song.
+Kiritan scores give one untimed vocal section per song; jaCappella sections are timed from the score.
 """
 
 from __future__ import annotations
@@ -131,8 +132,7 @@ def convert_folder(
             continue
         if language:
             row["language"] = language
-        if license:
-            row["license"] = license
+        row["license"] = license or "unknown"  # songbloom.licences: unknown terms are not cleared commercially
         rows.append(row)
     return finish_manifest(rows, problems, out)
 
@@ -176,25 +176,35 @@ def _score_row(idx: str, audio: Path, score: Path, language: str, license: str |
 
 
 def convert_jacappella(
-    root: str | Path, out: str | Path, audio_type: str = "lead_vocal", score_type: str = "svs"
+    root: str | Path,
+    out: str | Path,
+    audio_type: str = "lead_vocal",
+    score_type: str = "svs",
+    *,
+    min_lyric_fraction: float = 0.3,
+    gap_seconds: float = 4.0,
+    score_offset: float = 0.0,
+    timestamps: bool = True,
 ) -> tuple[Path, list[Problem]]:
-    """jaCappella: one song per folder with ``<audio_type>.wav`` and its MusicXML score."""
-    root = Path(root)
-    rows, problems = [], []
-    pattern = {"svs": "*_SVS.musicxml", "romaji": "*_romaji.musicxml", "default": "*.musicxml"}[score_type]
-    for song in sorted(p for p in root.rglob("*") if p.is_dir() and (p / f"{audio_type}.wav").exists()):
-        scores = sorted(
-            s for s in song.glob(pattern) if score_type != "default" or not re.search(r"_(SVS|romaji)\.", s.name)
-        )
-        if not scores:
-            problems.append(Problem(str(song), f"no {pattern} score", kind="missing_file"))
-            continue
-        idx = "jacappella__" + str(song.relative_to(root)).replace("/", "__")
-        try:
-            rows.append(_score_row(idx, song / f"{audio_type}.wav", scores[0], "ja", "jaCappella corpus licence"))
-        except (ET.ParseError, ValueError) as e:
-            problems.append(Problem(str(scores[0]), str(e), kind="invalid_lyrics"))
-    return finish_manifest(rows, problems, out)
+    """jaCappella: one song per folder with ``<audio_type>.wav`` and its MusicXML score.
+
+    Scat-only songs are skipped by the rule in :mod:`songbloom.data.jacappella`; lyric phrases get section
+    timestamps from the score's note timing. ``<out>.report.json`` lists every song's counts and decision.
+    """
+    from songbloom.data.jacappella import jacappella_rows, write_report
+
+    rows, report = jacappella_rows(
+        root,
+        audio_type,
+        score_type,
+        min_lyric_fraction=min_lyric_fraction,
+        gap_seconds=gap_seconds,
+        score_offset=score_offset,
+        timestamps=timestamps,
+    )
+    path, problems = finish_manifest(rows, report.problems, out)
+    write_report(report, path)
+    return path, problems
 
 
 def convert_kiritan(root: str | Path, out: str | Path) -> tuple[Path, list[Problem]]:
@@ -214,7 +224,7 @@ def convert_kiritan(root: str | Path, out: str | Path) -> tuple[Path, list[Probl
             problems.append(Problem(str(wav), "no musicxml/<same name>.xml score", kind="missing_file"))
             continue
         try:
-            rows.append(_score_row(f"kiritan__{wav.stem}", wav, score, "ja", "Tohoku Kiritan singing DB terms"))
+            rows.append(_score_row(f"kiritan__{wav.stem}", wav, score, "ja", "Tohoku-Kiritan-singing-DB-terms"))
         except (ET.ParseError, ValueError) as e:
             problems.append(Problem(str(score), str(e), kind="invalid_lyrics"))
     return finish_manifest(rows, problems, out)

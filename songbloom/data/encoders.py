@@ -159,7 +159,12 @@ class VAELatentEncoder:
         cfg = VAEConfig.from_json(config_path)
         vae = load_vae(cfg, ckpt_path, map_location="cpu")
         fp = f"ckpt:{file_sha256(ckpt_path)}" if ckpt_path else None
-        return cls(vae, fingerprint=fp, device=device)
+        enc = cls(vae, fingerprint=fp, device=device)
+        if ckpt_path:  # the released VAE's terms are on its model card; songbloom.licences records them as unknown
+            from songbloom.licences import UNKNOWN, licence_record
+
+            enc.licences = [licence_record(f"VAE weights used for the latents ({Path(ckpt_path).name})", UNKNOWN)]
+        return enc
 
     @classmethod
     def random(cls, preset: str = "release", seed: int = 0, device: str = "cpu"):
@@ -221,10 +226,14 @@ class EncoderSpec:
     device: str = "cpu"
 
     def __call__(self) -> Encoders:
+        from songbloom.utils.devices import preprocessing_devices
+
+        # MPS: the VAE runs there, MuQ (sketch tokens) on the CPU; SketchTokenizer defaults to the CPU anyway.
+        vae_device, _, _ = preprocessing_devices(self.device)
         if self.vae_config:
-            latent = VAELatentEncoder.from_files(self.vae_config, self.vae_ckpt, self.device)
+            latent = VAELatentEncoder.from_files(self.vae_config, self.vae_ckpt, vae_device)
         elif self.vae_random:
-            latent = VAELatentEncoder.random(self.vae_random, device=self.device)
+            latent = VAELatentEncoder.random(self.vae_random, device=vae_device)
         else:
             raise ValueError("no VAE: pass --vae-config (and --vae-ckpt), or --vae-random release|tiny for a demo")
         if self.lyrics_processor == "phoneme":

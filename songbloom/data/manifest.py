@@ -2,8 +2,8 @@
 
 The schema is a superset of the public fork's JSONL (``idx``, ``audio_path``, ``lyrics``, ``prompt_wav``,
 ``sketch_tokens``, ``sketch_path``), so its files load unchanged. Our additions are ``song_id`` (segments of
-one song never straddle the train/val split), ``language``, ``license``, ``instrumental``, ``split`` and
-``sections``: per-section timestamps that let lyrics follow an audio crop instead of drifting out of step.
+one song never straddle the train/val split), ``language``, ``license`` (or ``licence``), ``instrumental``,
+``split`` and ``sections``: per-section timestamps that let lyrics follow an audio crop instead of drifting out of step.
 
 Reading never raises on a bad line: every problem is returned with file, line and field, so a batch job can
 skip it, report it, and still process every good line.
@@ -36,6 +36,7 @@ _KNOWN_FIELDS = {
     "song_id",
     "sections",
     "license",
+    "licence",
     "instrumental",
     "split",
 }
@@ -195,9 +196,12 @@ def parse_record(obj: Any, file: str, line: int, base: Path, fallback_idx: str) 
             sections = _parse_sections(obj["sections"], (file, line))
         except ManifestError as e:
             raise ManifestError(Problem(file, e.problem.reason, line, e.problem.field, idx, "bad_sections")) from None
-    for key in ("prompt_wav", "sketch_path", "song_id", "license"):
+    for key in ("prompt_wav", "sketch_path", "song_id", "license", "licence"):
         if obj.get(key) is not None and not isinstance(obj[key], str):
             raise ManifestError(Problem(file, "must be a string", line, key, idx))
+    # "licence" (British spelling, songbloom.licences) and "license" name the same field.
+    if obj.get("licence") is not None and obj.get("license") is not None and obj["licence"] != obj["license"]:
+        raise ManifestError(Problem(file, "licence and license disagree; keep one", line, "licence", idx))
     return SongRecord(
         idx=idx,
         audio_path=_resolve(audio, base),
@@ -208,7 +212,7 @@ def parse_record(obj: Any, file: str, line: int, base: Path, fallback_idx: str) 
         language=language,
         song_id=obj.get("song_id"),
         sections=sections,
-        license=obj.get("license"),
+        license=obj.get("license") if obj.get("license") is not None else obj.get("licence"),
         instrumental=bool(obj.get("instrumental", False)),
         split=split,
         extra={k: v for k, v in obj.items() if k not in _KNOWN_FIELDS},

@@ -38,6 +38,7 @@ from songbloom.data.shards import (
     encode_sample,
     sample_key,
 )
+from songbloom.licences import canonical_licence, data_licences, merge_licences, sketch_codebook_licences
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +161,12 @@ def provenance(cfg: PreprocessConfig, enc: Encoders) -> dict[str, Any]:
         "config": cfg.provenance_dict(),
     }
     prov["hash"] = hashlib.sha256(json.dumps(prov, sort_keys=True).encode()).hexdigest()
+    # Outside the hash: the encoders' licences (MuQ weights behind the codebook) describe, not define, the shards.
+    metadata = getattr(getattr(enc.sketch, "tokenizer", None), "metadata", None)
+    prov["licences"] = merge_licences(
+        sketch_codebook_licences(metadata if isinstance(metadata, dict) else None),
+        getattr(enc.latent, "licences", None),  # VAE weights loaded from files (VAELatentEncoder.from_files)
+    )
     return prov
 
 
@@ -524,6 +531,7 @@ def process_song(
             "num_segments": n_seg,
             "duration_s": meta["duration_s"],
             "frames": n,
+            "licence": canonical_licence(rec.license),
         }
         samples.append((keys[i], encode_sample(keys[i], arrays, meta, blobs), info))
     return samples, problems, n_seg - len(todo)
@@ -759,8 +767,10 @@ def write_index(out_dir: str | Path) -> dict[str, Any]:
     skipped: list[dict] = []
     for rp in sorted((out_dir / "reports").glob("task-*.json")):
         skipped += json.loads(rp.read_text(encoding="utf-8")).get("skipped", [])
+    item_licences = [(i["idx"], i.get("licence")) for side in completed_shards(out_dir) for i in side["items"]]
     index = {
         "format": INDEX_FORMAT,
+        "licences": merge_licences(data_licences(item_licences), (prov or {}).get("licences")),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "provenance": prov,
         "splits": splits,

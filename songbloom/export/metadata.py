@@ -6,6 +6,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from songbloom.licences import warn_if_non_commercial
+
 logger = logging.getLogger(__name__)
 
 EXPORT_FORMAT_VERSION = 1
@@ -20,15 +22,9 @@ def checkpoint_licences(checkpoint: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def warn_non_commercial(records: list[dict[str, Any]], what: str) -> None:
-    """Pass the records to ``songbloom.licences.warn_if_non_commercial`` when that module exists."""
-    if not records:
-        return
-    try:
-        from songbloom.licences import warn_if_non_commercial
-    except ImportError:  # the licence module is not part of this checkout yet: only log the records
-        logger.info("%s carries %d licence record(s): %s", what, len(records), records)
-        return
-    warn_if_non_commercial(records, what)
+    """Warn when any record forbids commercial use (``songbloom.licences.warn_if_non_commercial``)."""
+    if records:
+        warn_if_non_commercial(records, what)
 
 
 def export_metadata(

@@ -37,7 +37,7 @@ def export_run(
 
     ex = run_config.get("export") or {}
     out = Path(run_dir) / "export"
-    licences = list(run_config.get("licences") or [])
+    licences = list(getattr(lit, "licences", None) or [])  # gathered by run.py at the start of the run
     vae = vae_for_run(run_config, sb_cfg)
     trained = trained_copy(lit)
     lora = LoRASettings.from_config(run_config.get("lora") or {"preset": "none"})

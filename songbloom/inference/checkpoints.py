@@ -204,4 +204,5 @@ register_checkpoint_format(
 
 
 # Lightning training checkpoints, our merged exports and PEFT adapter directories (songbloom.export).
+import songbloom.migration.fork_format  # noqa: E402,F401,I001  (the public fork's .ckpt: registers "fork_ckpt")
 from songbloom.inference import formats as _formats  # noqa: E402,F401  (registers on import)

@@ -166,6 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     src.add_argument("--config", default=None, help="model YAML for a bare weights file (default: found beside it)")
     src.add_argument("--local-only", action="store_true", help="never download: use --local-dir / the Hub cache only")
+    fork = ap.add_argument_group(
+        "fork compatibility (ayutaz/SongBloom infer.py flags; settings come from the checkpoint)"
+    )
+    fork.add_argument("--use-lora", action="store_true", help="accepted; LoRA adapters are found in the checkpoint")
+    fork.add_argument("--lora-rank", type=int, default=None, help="accepted; the rank is read from the tensors")
+    fork.add_argument(
+        "--lora-alpha", type=float, default=None, help="fork LoRA alpha (not stored by the fork; default 32)"
+    )
+    fork.add_argument("--lora-dropout", type=float, default=None, help="accepted; unused at inference")
+    fork.add_argument("--lora-target-modules", default=None, help="accepted; targets are read from the key names")
     io = ap.add_argument_group("input / output")
     io.add_argument("--input-jsonl", required=True)
     io.add_argument("--output-dir", default="./output")
@@ -200,18 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _pick_device(name: str | None, dtype: torch.dtype) -> torch.device:
-    if name is None:
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {name}: CUDA is not available here (use --device cpu)")
-    if device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise SystemExit("--device mps: MPS is not available here")
-        if dtype != torch.float32:
-            raise SystemExit("--device mps runs in float32 only: pass --dtype float32")
-    return device
+def _pick_device(name: str | None, dtype: torch.dtype):
+    """Generator device/dtype and the VAE's device (MPS: float32, VAE on CPU where MPS lacks an op)."""
+    from songbloom.utils.devices import DeviceUnavailableError, resolve_inference_devices
+
+    try:
+        return resolve_inference_devices(name, dtype)
+    except DeviceUnavailableError as e:
+        raise SystemExit(str(e)) from e
 
 
 def sampling_params(args: argparse.Namespace, config):
@@ -259,19 +265,25 @@ def run(args: argparse.Namespace) -> RunSummary:
     summary.problems += problems
     for p in problems:
         logger.error("%s", p)
-    dtype = getattr(torch, args.dtype)
-    device = _pick_device(args.device, dtype)
+    plan = _pick_device(args.device, getattr(torch, args.dtype))
+    device, dtype = plan.device, plan.dtype
+    from songbloom.migration.cli_compat import fork_flag_notice
+    from songbloom.migration.fork_loader import fork_lora_alpha
+
+    fork_flag_notice(args)
     try:
         if args.ckpt_path:
-            bundle = load_checkpoint(
-                args.ckpt_path, device=device, dtype=dtype, config_path=args.config, base_path=args.base_ckpt
-            )
+            with fork_lora_alpha(args.lora_alpha):
+                bundle = load_checkpoint(
+                    args.ckpt_path, device=device, dtype=dtype, config_path=args.config, base_path=args.base_ckpt
+                )
         else:
             bundle = load_release(
                 args.model_name, args.local_dir, device=device, dtype=dtype, local_only=args.local_only
             )
     except (OSError, ValueError) as e:  # missing files, unknown layouts, key/shape mismatches: say what and stop
         raise SystemExit(f"cannot load the model: {e}") from e
+    bundle.vae.to(plan.vae_device)
     config = bundle.config
     params = sampling_params(args, config)
     pipe = SongBloomPipeline(

@@ -93,7 +93,11 @@ class SongBloomPipeline:
         gens = [self._generator(r.seed) for r in requests]
         latents = [
             sample_prompt_latent(
-                self.vae, r.prompt, self.prompt_latent, generator=g, exact_release_rng=self.params.exact_release_rng
+                self.vae,
+                _moved(r.prompt, self.device),  # the VAE may sit on another device (CPU beside MPS)
+                self.prompt_latent,
+                generator=g,
+                exact_release_rng=self.params.exact_release_rng,
             )
             for r, g in zip(requests, gens, strict=True)
         ]
@@ -124,7 +128,13 @@ class SongBloomPipeline:
                     req.name,
                     song.block_size,
                 )
-            latent = song.release_latent().to(self.device)[None].float()
+            latent = song.release_latent().to(next(self.vae.parameters()).device)[None].float()
             audio = self.vae.decode(latent, chunked=self.chunked_decode)[0].cpu()
             results.append(SongResult(req, song, audio, self.sample_rate))
         return results
+
+
+def _moved(moments: PromptMoments | None, device: torch.device) -> PromptMoments | None:
+    if moments is None or moments.mean.device == device:
+        return moments
+    return PromptMoments(moments.mean.to(device), moments.scale.to(device))

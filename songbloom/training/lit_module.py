@@ -248,6 +248,7 @@ class SongBloomLitModule(L.LightningModule):
     # ------------------------------------------------------------------ checkpoint content
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["songbloom_config"] = self.run_config
+        checkpoint["songbloom_licences"] = list(getattr(self, "licences", []))  # set by run.py (songbloom.licences)
         checkpoint["songbloom_rng"] = self._capture_rng()
         checkpoint["songbloom_ema_seen_step"] = self._ema_seen_step
         if self.ema is not None:

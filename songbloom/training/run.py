@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from songbloom.config import SongBloomConfig
+from songbloom.licences import training_licences
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.training.callbacks import StepRecorder, read_step_metrics
 from songbloom.training.checkpointing import AtomicStepCheckpoint, find_resume_checkpoint
@@ -18,6 +19,7 @@ from songbloom.training.initialisation import declared_full_sets, load_generator
 from songbloom.training.lit_module import OptimSettings, SongBloomLitModule, TrainSettings
 from songbloom.training.lora import LoRASettings, apply_lora, cast_frozen_linears
 from songbloom.training.run_dir import atomic_write_text, default_run_name, prepare_run_dir
+from songbloom.utils.devices import prepare_training_accelerator
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +192,18 @@ def _demo_song(dm, sb_cfg: SongBloomConfig, run_dir: Path, demo: dict[str, Any])
     )
 
 
+def _run_licences(c: dict[str, Any], data_cfg: dict[str, Any], init_source: str) -> list[dict[str, Any]]:
+    """What the run inherits (data, MuQ weights behind the codebook, initial weights): see songbloom.licences."""
+    init = c.get("init") or {}
+    return training_licences(
+        data_kind=str(data_cfg.get("kind", "synthetic")),
+        shards_dir=data_cfg.get("shards_dir"),
+        init_source=init_source,
+        init_description=str(init.get("release_name") or init.get("export_path") or ""),
+        codebook_path=(c.get("sketch") or {}).get("codebook_path"),
+    )
+
+
 def run(cfg: Any) -> dict[str, Any]:
     """Train (or resume) the run described by ``cfg``; returns summary metrics and the run's paths."""
     import lightning as L
@@ -197,6 +211,7 @@ def run(cfg: Any) -> dict[str, Any]:
     c = to_container(cfg)
     tcfg = dict(c.get("trainer") or {})
     check_precision(tcfg.get("precision", "32-true"), str(tcfg.get("accelerator", "cpu")))
+    prepare_training_accelerator(tcfg)  # MPS: float32 and the per-op CPU fallback, with notices
     run_name = c.get("run_name") or default_run_name(c)
     run_dir = prepare_run_dir(
         c["paths"]["runs_dir"], run_name, c, allow_config_change=bool(c.get("allow_config_change"))
@@ -225,6 +240,7 @@ def run(cfg: Any) -> dict[str, Any]:
                 data_cfg = prepare_demo_data_once(c, sb_cfg) or data_cfg
         dm = build_datamodule(data_cfg, sb_cfg, seed=int(c.get("seed", 0)))
         lit = SongBloomLitModule(model, train_settings(c), run_config=c, trainable_report=report)
+        lit.licences = _run_licences(c, data_cfg, source)
         ck = (c.get("callbacks") or {}).get("checkpoint") or {}
         fault = c.get("fault") or {}
         callbacks = [
