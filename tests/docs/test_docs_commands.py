@@ -349,10 +349,17 @@ PREFETCH = (EVAL_DEMO, JA_INFER, JA_EXPORT)
 
 
 @pytest.fixture(scope="module")
-def runner(tmp_path_factory):
+def runner(tmp_path_factory, request):
     r = Runner(build_sandbox(tmp_path_factory.mktemp("docs") / "sandbox"))
+    selected = {
+        item.callspec.params["page"]
+        for item in request.session.items
+        if getattr(item, "originalname", "") == "test_doc_page_commands"
+    }
+    wanted = {c.key for c in COMMANDS if c.path in selected}
     for key in PREFETCH:
-        r.prefetch(key)
+        if _norm(key) in wanted:  # only chains that a selected page needs
+            r.prefetch(key)
     yield r
     r.close()
     slow = sorted(r.seconds.items(), key=lambda kv: -kv[1])
