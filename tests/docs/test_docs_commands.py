@@ -79,7 +79,6 @@ GPU = "needs a GPU and the release weights"
 MIGRATION = Covered(
     "tests/migration/test_docs_migration.py::test_every_command_of_the_migration_page_runs",
     "the migration page's own test builds a fork checkpoint and a jaCappella copy",
-    requires="docs/migration.md",
 )
 NET = "downloads released weights"
 
