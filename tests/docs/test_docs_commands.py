@@ -390,6 +390,9 @@ def _check(command: DocCommand, runner: Runner) -> str:
     if command.text.startswith("hf "):
         proc = run_bash(" ".join(command.text.split()[:2]) + " --help", runner.sandbox, sandbox_env(runner.sandbox), 60)
         return "" if proc.returncode == 0 else proc.stdout + proc.stderr
+    first = command.text.split()[0]
+    if "/" in first and not (REPO_ROOT / first).is_file():
+        return f"{first} does not exist"
     return ""  # shell plumbing (cluster scripts, export lines): the covering test is the check
 
 
