@@ -96,7 +96,7 @@ class SongBloomDataModule(pl.LightningDataModule):
 
     # ---------------------------------------------------------------- setup
     def _world(self) -> tuple[int, int]:
-        trainer = getattr(self, "_trainer", None)
+        trainer = self.trainer
         if trainer is not None:
             return trainer.global_rank, trainer.world_size
         return _rank_world()
@@ -171,7 +171,7 @@ class SongBloomDataModule(pl.LightningDataModule):
     def _batches_consumed(self) -> int | None:
         """Training batches of the current pass that the trainer has processed (not what workers prefetched);
         None outside a fit."""
-        trainer = getattr(self, "_trainer", None)
+        trainer = self.trainer
         if trainer is None or not trainer.training or self.epochs.current is None:
             return None
         return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
