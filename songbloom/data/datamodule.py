@@ -172,8 +172,8 @@ class SongBloomDataModule(pl.LightningDataModule):
         """Training batches of the current pass that the trainer has processed (not what workers prefetched);
         None outside a fit."""
         trainer = self.trainer
-        if trainer is None or not trainer.training or self.epochs.current is None:
-            return None
+        if trainer is None or trainer.state.fn != "fit" or self.epochs.current is None:
+            return None  # (a save during a fit's validation still counts: the training epoch is in progress)
         return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
 
     def state_dict(self) -> dict[str, Any]:
