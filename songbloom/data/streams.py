@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +54,32 @@ class DataConfig:
 def _damaged_shard(exn: Exception) -> bool:
     logger.warning("damaged shard data skipped: %s: %s", type(exn).__name__, exn)
     return True
+
+
+_OWNER_WATCH: dict[str, int] = {}  # per worker process: the owner pid its watchdog thread follows
+
+
+def exit_with_owner(owner_pid: int, interval_s: float = 2.0) -> None:
+    """In a DataLoader worker: exit as soon as the process that owns the loader is gone.
+
+    A forkserver worker is a child of the forkserver, not of the rank, so torch's own watchdog (is my parent
+    alive?) never notices a SIGKILLed rank; and the forkserver lives on while its children hold its pipe. Both
+    would linger forever after a kill or a preemption. Started once per worker process (a daemon thread)."""
+    if _OWNER_WATCH.get("pid") == owner_pid or os.getpid() == owner_pid:
+        return
+    _OWNER_WATCH["pid"] = owner_pid
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            try:
+                os.kill(owner_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # a pid reused by another user's process: the owner is gone too
+                os._exit(0)
+
+    threading.Thread(target=watch, name="songbloom-owner-watch", daemon=True).start()
 
 
 def _rank_world() -> tuple[int, int]:
@@ -152,6 +180,7 @@ class TrainShardStream(IterableDataset):
         self.eos_id = eos_id
         self.batches_per_epoch = batches_per_epoch
         self.rank, self.world_size = rank, world_size
+        self.owner_pid = os.getpid()  # the process that builds the loader (the rank); workers watch it
         self.epoch = 0
         self.skip_batches = 0  # batches of this epoch (all workers) the trainer consumed before a resume
 
@@ -175,6 +204,8 @@ class TrainShardStream(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         rank, world = (self.rank, self.world_size) if self.rank is not None else _rank_world()
         info = get_worker_info()
+        if info is not None:
+            exit_with_owner(self.owner_pid)
         wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
         skip = min(max(0, int(self.skip_batches)), self.batches_per_epoch)
         # Batch j of an epoch comes from stream ("role") j % nw: the DataLoader asks its workers round-robin. A
@@ -241,10 +272,13 @@ class ValShardStream(IterableDataset):
         self.seconds_per_tag = seconds_per_tag
         self.eos_id = eos_id
         self.rank, self.world_size = rank, world_size
+        self.owner_pid = os.getpid()  # the process that builds the loader (the rank); workers watch it
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         rank, world = (self.rank, self.world_size) if self.rank is not None else _rank_world()
         info = get_worker_info()
+        if info is not None:
+            exit_with_owner(self.owner_pid)
         wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
         n = self.num_samples
         if n == 0:
