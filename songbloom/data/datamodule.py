@@ -9,271 +9,73 @@ so every rank gets the same number of batches. Nothing here encodes audio: shard
 from __future__ import annotations
 
 import logging
-import math
-import os
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+import multiprocessing
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader
 
-from songbloom.data.lyrics import TokenSection, window_lyric_ids
-from songbloom.data.shards import decode_sample, iter_tar_samples, load_index
+from songbloom.data.shards import load_index
+from songbloom.data.streams import (
+    DataConfig,
+    TrainShardStream,
+    ValShardStream,
+    _rank_world,
+    collate,
+    crop,
+)
+
+__all__ = ["DataConfig", "SongBloomDataModule", "TrainShardStream", "ValShardStream", "collate", "crop"]
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class DataConfig:
-    """Reading knobs. ``None`` fields are taken from the shard index (its provenance) at setup."""
-
-    shards_dir: str = "data/shards"
-    batch_size: int = 4
-    val_batch_size: int | None = None
-    num_workers: int = 2
-    max_frames: int = 3750  # crop length in latent frames (150 s at 25 Hz); rounded down to block_size
-    block_size: int = 16
-    seconds_per_tag: float | None = None
-    eos_id: int | None = None  # x_sketch padding; the model's eos id (= num_pitch)
-    prompt_max_len: int = 250
-    shuffle_buffer: int = 32
-    bucket_batches: int = 4  # length bucketing: sort this many batches' worth of samples by length
-    batches_per_epoch: int | None = None  # per rank; default: train samples // (batch_size * world_size)
-    seed: int = 0
-    pin_memory: bool = False
-    # Worker start method. None: "forkserver" once torch.distributed is initialised (forking a process that runs
-    # gloo/NCCL threads can deadlock the worker), else the platform default.
-    worker_start_method: str | None = None
+# What a forkserver imports once, before forking workers: every worker then starts with the stream code and torch
+# already imported, instead of importing them again (for every worker of every epoch) to unpickle its stream.
+FORKSERVER_PRELOAD = ["__main__", "songbloom.data.streams"]
 
 
-def _damaged_shard(exn: Exception) -> bool:
-    logger.warning("damaged shard data skipped: %s: %s", type(exn).__name__, exn)
-    return True
-
-
-def _rank_world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
-def crop(
-    sample: dict[str, Any], max_frames: int, block_size: int, seconds_per_tag: float, rng: np.random.Generator | None
-) -> dict[str, Any] | None:
-    """Cut a block-aligned window (random start with ``rng``, else the start) with the lyrics sung inside it."""
-    meta = sample["meta"]
-    frames = int(sample["latent_mean"].shape[-1])
-    length = min(frames, max_frames) // block_size * block_size
-    if length <= 0:
-        logger.warning("%s: %d frames is shorter than one block; sample skipped", meta.get("key"), frames)
-        return None
-    starts = (frames - length) // block_size + 1
-    start = int(rng.integers(starts)) * block_size if rng is not None else 0
-    if meta.get("sections") is not None:
-        fps = float(meta["frame_rate"])
-        sections = [TokenSection.from_json(s) for s in meta["sections"]]
-        ids = window_lyric_ids(sections, start / fps, (start + length) / fps, seconds_per_tag, meta["separator_ids"])
-    else:
-        ids = sample["lyric_ids"].tolist()
-    return {
-        "latent_mean": sample["latent_mean"][:, start : start + length],
-        "latent_scale": sample["latent_scale"][:, start : start + length],
-        "sketch": sample["sketch"][start : start + length],
-        "lyric_ids": ids,
-        "prompt_mean": sample["prompt_mean"],
-        "prompt_scale": sample["prompt_scale"],
-        "idx": meta["idx"],
-        "key": meta["key"],
-        "crop_start": start,
-    }
-
-
-def collate(items: Sequence[dict[str, Any]], eos_id: int, prompt_max_len: int) -> dict[str, Any]:
-    """Pad cropped samples into a batch (see docs/data.md for keys and shapes)."""
-    b = len(items)
-    d = items[0]["latent_mean"].shape[0]
-    lens = [it["latent_mean"].shape[-1] for it in items]
-    t = max(lens)
-    x_latent = torch.zeros(b, d, t)
-    x_scale = torch.zeros(b, d, t)
-    x_sketch = torch.full((b, t), eos_id, dtype=torch.long)
-    p_mean = torch.zeros(b, d, prompt_max_len)
-    p_scale = torch.zeros(b, d, prompt_max_len)
-    p_len = torch.zeros(b, dtype=torch.long)
-    for i, it in enumerate(items):
-        n = lens[i]
-        x_latent[i, :, :n] = torch.from_numpy(np.asarray(it["latent_mean"], dtype=np.float32))
-        x_scale[i, :, :n] = torch.from_numpy(np.asarray(it["latent_scale"], dtype=np.float32))
-        x_sketch[i, :n] = torch.from_numpy(np.asarray(it["sketch"], dtype=np.int64))
-        pm = np.asarray(it["prompt_mean"], dtype=np.float32)[:, :prompt_max_len]
-        p_mean[i, :, : pm.shape[-1]] = torch.from_numpy(pm)
-        p_scale[i, :, : pm.shape[-1]] = torch.from_numpy(
-            np.asarray(it["prompt_scale"], dtype=np.float32)[:, :prompt_max_len]
-        )
-        p_len[i] = pm.shape[-1]
-    return {
-        "x_latent": x_latent,
-        "x_latent_scale": x_scale,
-        "x_sketch": x_sketch,
-        "x_len": torch.tensor(lens, dtype=torch.long),
-        "prompt_latent": p_mean,
-        "prompt_latent_scale": p_scale,
-        "prompt_len": p_len,
-        "lyric_ids": [list(it["lyric_ids"]) for it in items],
-        "lyric_len": torch.tensor([len(it["lyric_ids"]) for it in items], dtype=torch.long),
-        "idx": [it["idx"] for it in items],
-        "key": [it["key"] for it in items],
-        "crop_start": torch.tensor([it["crop_start"] for it in items], dtype=torch.long),
-    }
-
-
-class TrainShardStream(IterableDataset):
-    """Endless resampled stream cut into exactly ``batches_per_epoch`` batches per rank (per epoch)."""
-
-    def __init__(
-        self,
-        urls: Sequence[str],
-        cfg: DataConfig,
-        seconds_per_tag: float,
-        eos_id: int,
-        batches_per_epoch: int,
-        rank: int | None = None,
-        world_size: int | None = None,
-    ):
-        super().__init__()
-        if not urls:
-            raise ValueError(f"no training shards in {cfg.shards_dir}")
-        self.urls = list(urls)
-        self.cfg = cfg
-        self.seconds_per_tag = seconds_per_tag
-        self.eos_id = eos_id
-        self.batches_per_epoch = batches_per_epoch
-        self.rank, self.world_size = rank, world_size
-        self.epoch = 0
-
-    def _samples(self, rng: np.random.Generator) -> Iterator[dict[str, Any]]:
-        empty_draws = 0
-        while True:
-            url = self.urls[int(rng.integers(len(self.urls)))]
-            got = 0
-            for raw in iter_tar_samples([url], handler=_damaged_shard):
-                try:
-                    sample = decode_sample(raw)
-                except Exception as e:
-                    logger.warning("%s: undecodable sample %s skipped (%s)", url, raw.get("__key__"), e)
-                    continue
-                got += 1
-                yield sample
-            empty_draws = 0 if got else empty_draws + 1
-            if empty_draws > 20 * len(self.urls):
-                raise RuntimeError(f"no readable samples in {len(self.urls)} shards (first: {self.urls[0]})")
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        rank, world = (self.rank, self.world_size) if self.rank is not None else _rank_world()
-        info = get_worker_info()
-        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
-        n_batches = self.batches_per_epoch // nw + (1 if wid < self.batches_per_epoch % nw else 0)
-        if n_batches == 0:
-            return
-        rng = np.random.default_rng([self.cfg.seed, self.epoch, rank, wid])
-        bs = self.cfg.batch_size
-        shuffle: list[dict[str, Any]] = []
-        bucket: list[dict[str, Any]] = []
-        emitted = 0
-        for sample in self._samples(rng):
-            item = crop(sample, self.cfg.max_frames, self.cfg.block_size, self.seconds_per_tag, rng)
-            if item is None:
-                continue
-            if len(shuffle) < self.cfg.shuffle_buffer:
-                shuffle.append(item)
-                continue
-            j = int(rng.integers(len(shuffle)))
-            item, shuffle[j] = shuffle[j], item
-            bucket.append(item)
-            if len(bucket) < bs * max(1, self.cfg.bucket_batches):
-                continue
-            bucket.sort(key=lambda x: x["latent_mean"].shape[-1])
-            batches = [bucket[i : i + bs] for i in range(0, len(bucket) - bs + 1, bs)]
-            bucket = bucket[len(batches) * bs :]
-            for k in rng.permutation(len(batches)):
-                yield collate(batches[k], self.eos_id, self.cfg.prompt_max_len)
-                emitted += 1
-                if emitted >= n_batches:
-                    return
-
-
-class ValShardStream(IterableDataset):
-    """Finite validation pass, split by sample across ranks and workers, with equal batch counts per rank."""
-
-    def __init__(
-        self,
-        urls: Sequence[str],
-        num_samples: int,
-        cfg: DataConfig,
-        seconds_per_tag: float,
-        eos_id: int,
-        rank: int | None = None,
-        world_size: int | None = None,
-    ):
-        super().__init__()
-        self.urls = sorted(urls)
-        self.num_samples = num_samples
-        self.cfg = cfg
-        self.seconds_per_tag = seconds_per_tag
-        self.eos_id = eos_id
-        self.rank, self.world_size = rank, world_size
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        rank, world = (self.rank, self.world_size) if self.rank is not None else _rank_world()
-        info = get_worker_info()
-        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
-        n = self.num_samples
-        if n == 0:
-            return
-        per_rank = math.ceil(n / world)
-        # global slots 0..per_rank*world-1; slot s holds sample s % n (wrapping pads the last ranks)
-        my_slots = [s for s in range(rank, per_rank * world, world)]
-        my_slots = my_slots[wid::nw]
-        want: dict[int, int] = {}
-        for s in my_slots:
-            want[s % n] = want.get(s % n, 0) + 1
-        bs = self.cfg.val_batch_size or self.cfg.batch_size
-        buf: list[dict[str, Any]] = []
-        ordinal = -1
-        for raw in iter_tar_samples(self.urls, handler=_damaged_shard):
-            ordinal += 1
-            if ordinal not in want:
-                continue
-            item = crop(decode_sample(raw), self.cfg.max_frames, self.cfg.block_size, self.seconds_per_tag, None)
-            for _ in range(want[ordinal] if item is not None else 0):
-                buf.append(item)
-                if len(buf) == bs:
-                    yield collate(buf, self.eos_id, self.cfg.prompt_max_len)
-                    buf = []
-        if buf:
-            yield collate(buf, self.eos_id, self.cfg.prompt_max_len)
+def worker_context(method: str) -> multiprocessing.context.BaseContext:
+    """The multiprocessing context for DataLoader workers; a forkserver preloads :data:`FORKSERVER_PRELOAD`."""
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(FORKSERVER_PRELOAD)  # no effect once this process's forkserver runs
+    return ctx
 
 
 class EpochCounter:
-    """The next training epoch, shared by the datamodule (for state_dict) and its loaders."""
+    """The stream position shared by the datamodule (for its state) and its training loader.
+
+    ``value`` is the epoch the next pass will stream, ``current`` the epoch of the pass in progress (None before
+    the first), and ``resume`` = (epoch, batches consumed) makes the next pass of that epoch skip those batches.
+    """
 
     def __init__(self, value: int = 0):
         self.value = value
+        self.current: int | None = None
+        self.resume: tuple[int, int] | None = None
 
 
 class _EpochLoader(DataLoader):
-    """DataLoader that hands the dataset a new epoch number on every pass (reseeding the stream)."""
+    """DataLoader that hands the dataset a new epoch number on every pass (reseeding the stream), and after a
+    resume the number of that epoch's batches to fast-forward past."""
 
     def __init__(self, *args, counter: EpochCounter, **kwargs):
         super().__init__(*args, **kwargs)
         self.counter = counter
 
     def __iter__(self):
-        self.dataset.epoch = self.counter.value
+        epoch = self.counter.value
+        skip = 0
+        if self.counter.resume is not None and self.counter.resume[0] == epoch:
+            skip = self.counter.resume[1]
+        self.counter.resume = None
+        self.dataset.epoch = epoch
+        self.dataset.skip_batches = skip
+        self.counter.current = epoch
         self.counter.value += 1
         return super().__iter__()
 
@@ -294,7 +96,7 @@ class SongBloomDataModule(pl.LightningDataModule):
 
     # ---------------------------------------------------------------- setup
     def _world(self) -> tuple[int, int]:
-        trainer = getattr(self, "_trainer", None)
+        trainer = self.trainer
         if trainer is not None:
             return trainer.global_rank, trainer.world_size
         return _rank_world()
@@ -338,12 +140,19 @@ class SongBloomDataModule(pl.LightningDataModule):
 
     # ---------------------------------------------------------------- loaders
     def _loader_kwargs(self, num_workers: int) -> dict[str, Any]:
-        kw: dict[str, Any] = {"batch_size": None, "num_workers": num_workers, "pin_memory": self.cfg.pin_memory}
+        kw: dict[str, Any] = {
+            "batch_size": None,
+            "num_workers": num_workers,
+            "pin_memory": self.cfg.pin_memory,
+            # A private generator: starting a pass must not draw from the global RNG that checkpoints capture
+            # (the streams seed themselves from (seed, epoch, rank, worker)).
+            "generator": torch.Generator().manual_seed(self.cfg.seed),
+        }
         method = self.cfg.worker_start_method
         if method is None and torch.distributed.is_available() and torch.distributed.is_initialized():
             method = "forkserver"
         if num_workers > 0 and method is not None:
-            kw["multiprocessing_context"] = method
+            kw["multiprocessing_context"] = worker_context(method)
         return kw
 
     def train_dataloader(self) -> DataLoader:
@@ -356,18 +165,54 @@ class SongBloomDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         n_val = self.splits.get("val", ([], 0))[1]
-        return DataLoader(
-            self.val_dataset(),
-            batch_size=None,
-            num_workers=min(self.cfg.num_workers, max(1, n_val)),
-            pin_memory=self.cfg.pin_memory,
-        )
+        return DataLoader(self.val_dataset(), **self._loader_kwargs(min(self.cfg.num_workers, max(1, n_val))))
 
     # ---------------------------------------------------------------- resume
+    def _batches_consumed(self) -> int | None:
+        """Training batches of the current pass that the trainer has processed (not what workers prefetched);
+        None outside a fit."""
+        trainer = self.trainer
+        if trainer is None or trainer.state.fn != "fit" or self.epochs.current is None:
+            return None  # (a save during a fit's validation still counts: the training epoch is in progress)
+        return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epochs.value, "seed": self.cfg.seed, "config": asdict(self.cfg)}
+        """Stream position: the epoch in progress and how many of its batches the trainer consumed (a resume
+        fast-forwards past exactly those), or, outside a fit, the next epoch to stream from its start."""
+        consumed = self._batches_consumed()
+        if consumed is None:
+            epoch, consumed = self.epochs.value, 0
+        else:
+            epoch = int(self.epochs.current)  # type: ignore[arg-type]
+        rank, world = self._world()
+        return {
+            "epoch": epoch,
+            "batches_consumed": consumed,
+            "seed": self.cfg.seed,
+            "num_workers": self.cfg.num_workers,
+            "world_size": world,
+            "config": asdict(self.cfg),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epochs.value = int(state.get("epoch", 0))
+        epoch = int(state.get("epoch", 0))
+        consumed = int(state.get("batches_consumed", 0))
+        self.epochs.value = epoch
+        self.epochs.resume = (epoch, consumed) if consumed > 0 else None
         if int(state.get("seed", self.cfg.seed)) != self.cfg.seed:
             logger.warning("resuming with data seed %s (checkpoint had %s)", self.cfg.seed, state.get("seed"))
+        changed = [
+            f"{k} {state[k]} -> {now}"
+            for k, now in (("num_workers", self.cfg.num_workers), ("world_size", self._world()[1]))
+            if k in state and int(state[k]) != int(now)
+        ]
+        if changed and consumed:
+            logger.warning(
+                "data stream resumes epoch %d after %d batches with %s: streams are per rank and worker, so the "
+                "rest of this epoch differs from an uninterrupted run's",
+                epoch,
+                consumed,
+                ", ".join(changed),
+            )
+        if consumed:
+            logger.info("data stream resumes at epoch %d after %d consumed batches", epoch, consumed)

@@ -249,7 +249,9 @@ class SongBloomLitModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["songbloom_config"] = self.run_config
         checkpoint["songbloom_licences"] = list(getattr(self, "licences", []))  # set by run.py (songbloom.licences)
-        checkpoint["songbloom_rng"] = self._capture_rng()
+        state = self._capture_rng()
+        checkpoint["songbloom_rng"] = state  # this rank's (rank 0's in the file), as older checkpoints hold
+        checkpoint["songbloom_rng_ranks"] = gather_rank_states(state)  # every rank's, by global rank
         checkpoint["songbloom_ema_seen_step"] = self._ema_seen_step
         if self.ema is not None:
             checkpoint["songbloom_ema"] = self.ema.state_dict()
@@ -272,7 +274,15 @@ class SongBloomLitModule(L.LightningModule):
             self.ema.load_state_dict(checkpoint["songbloom_ema"])
         self._ema_seen_step = int(checkpoint.get("songbloom_ema_seen_step", checkpoint.get("global_step", 0)))
         self._grads_checked = True  # checked on the run's first step already
-        self._pending_rng = checkpoint.get("songbloom_rng")
+        self._pending_rng = rng_state_for_rank(checkpoint, *self._rank_and_world())
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        if self._trainer is not None:
+            return self.trainer.global_rank, self.trainer.world_size
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
 
     def _capture_rng(self) -> dict[str, Any]:
         state = {
@@ -285,12 +295,57 @@ class SongBloomLitModule(L.LightningModule):
         return state
 
     def _restore_rng(self, state: dict[str, Any]) -> None:
+        if "reseed" in state:  # no saved state for this rank (the world size changed): a derived seed
+            seed = int(state["reseed"])
+            torch.manual_seed(seed)
+            random.seed(seed)
+            for gen in (self.cond_dropout.cfg_gen, self.cond_dropout.att_gen):
+                gen.manual_seed(seed + self.settings.dropout_seed)
+            logger.info("reseeded RNGs with %d at step %d", seed, self.global_step)
+            return
         torch.set_rng_state(state["torch"])
         random.setstate(_python_state_from_list(state["python"]))
         self.cond_dropout.load_state_dict(state["cond_dropout"])
         if "cuda" in state and torch.cuda.is_available() and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda"], self.device)
         logger.info("restored RNG states at step %d", self.global_step)
+
+
+def gather_rank_states(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every rank's ``state``, indexed by global rank (a collective: every rank calls it at each save, as
+    Lightning runs the checkpoint hooks on all ranks); ``[state]`` without a process group."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [state]
+    states: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(states, state)
+    return states
+
+
+def rng_state_for_rank(checkpoint: dict[str, Any], rank: int, world_size: int) -> dict[str, Any] | None:
+    """This rank's saved RNG state; after a world-size change (or from a checkpoint with rank 0's state only,
+    resumed on several ranks) a warning and ``{"reseed": seed}``, a seed derived from step, rank and the saved
+    state, so that reruns of the same resume agree."""
+    ranks = checkpoint.get("songbloom_rng_ranks")
+    if ranks is None:
+        single = checkpoint.get("songbloom_rng")
+        if single is None or world_size == 1:
+            return single
+        ranks = [single]
+    if len(ranks) == world_size:
+        return ranks[rank]
+    step = int(checkpoint.get("global_step", 0))
+    base = int(torch.as_tensor(ranks[0]["torch"]).to(torch.int64).sum()) if ranks and "torch" in ranks[0] else 0
+    seed = (base * 1_000_003 + step * 7919 + rank * 104_729) % (2**63 - 1)
+    logger.warning(
+        "checkpoint holds RNG states of %d rank(s), this run has %d: rank %d reseeds deterministically "
+        "(seed %d); the random streams after this resume differ from an uninterrupted run's",
+        len(ranks),
+        world_size,
+        rank,
+        seed,
+    )
+    return {"reseed": seed}
 
 
 def _python_state_to_list(state: tuple) -> list:

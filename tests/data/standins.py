@@ -60,10 +60,13 @@ def toy_encoders(policy: str = "error", num_codes: int = 64, sketch: bool = True
 SHARD_KW = dict(segment_seconds=6.0, val_fraction=0.34, split_seed=1, shard_maxcount=2)
 
 
-def ddp_count_batches(rank: int, world: int, shard_dirs: list[str], init_file: str, out_dir: str) -> None:
-    """One DDP rank (gloo, CPU): read an epoch of train and val batches of each shard set, a collective per batch.
+def ddp_count_batches(
+    rank: int, world: int, shard_dirs: list[str], init_file: str, out_dir: str, worker_counts: tuple[int, ...] = (0,)
+) -> None:
+    """One DDP rank (gloo, CPU): read an epoch of train and val batches of each shard set with each number of
+    loader workers, a collective per batch. Counts go to ``rank{rank}.json`` keyed ``"{dir}:{split}:w{workers}"``.
 
-    Loading runs in the rank process (num_workers=0); workers per rank are covered by the simulated-rank tests.
+    With workers, the loader starts them with forkserver (the rank runs gloo threads), as in training.
     """
     import datetime
     import json
@@ -73,22 +76,23 @@ def ddp_count_batches(rank: int, world: int, shard_dirs: list[str], init_file: s
     from songbloom.data.datamodule import SongBloomDataModule
 
     dist.init_process_group(
-        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=30)
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=120)
     )
     try:
         counts = {}
-        for shards_dir in shard_dirs:
-            dm = SongBloomDataModule(
-                shards_dir=shards_dir, batch_size=2, num_workers=0, max_frames=64, shuffle_buffer=2
-            )
-            dm.setup("fit")
-            for name, loader in (("train", dm.train_dataloader()), ("val", dm.val_dataloader())):
-                n = 0
-                for _ in loader:
-                    t = torch.ones(1)
-                    dist.all_reduce(t)  # a rank with extra batches would block here until the timeout
-                    n += 1
-                counts[f"{shards_dir}:{name}"] = n
+        for workers in worker_counts:
+            for shards_dir in shard_dirs:
+                dm = SongBloomDataModule(
+                    shards_dir=shards_dir, batch_size=2, num_workers=workers, max_frames=64, shuffle_buffer=2
+                )
+                dm.setup("fit")
+                for name, loader in (("train", dm.train_dataloader()), ("val", dm.val_dataloader())):
+                    n = 0
+                    for _ in loader:
+                        t = torch.ones(1)
+                        dist.all_reduce(t)  # a rank with extra batches would block here until the timeout
+                        n += 1
+                    counts[f"{shards_dir}:{name}:w{workers}"] = n
         with open(f"{out_dir}/rank{rank}.json", "w") as f:
             json.dump(counts, f)
     finally:
