@@ -88,7 +88,8 @@ class EvaluationCallback(L.Callback):
         start = time.monotonic()
         evaluated, truncated = 0, False
         # The trainer's precision context: a bf16-held frozen base needs autocast, as in training.
-        precision_ctx = trainer.precision_plugin.forward_context() if trainer is not None else contextlib.nullcontext()
+        plugin = getattr(trainer, "precision_plugin", None)
+        precision_ctx = plugin.forward_context() if plugin is not None else contextlib.nullcontext()
         with self._weights(pl_module, model), precision_ctx:
             for i, batch in enumerate(self._iter_batches(trainer)):
                 if self.max_batches is not None and i >= self.max_batches:
