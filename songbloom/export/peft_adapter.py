@@ -53,23 +53,6 @@ def _full_modules(model: nn.Module, fully_trained: list[str]) -> list[str]:
     return modules
 
 
-def lora_config(settings: LoRASettings, modules_to_save: list[str], base_model_name_or_path: str | None):
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=settings.rank,
-        lora_alpha=settings.alpha,
-        lora_dropout=settings.dropout,
-        target_modules=settings.target_regex(),
-        exclude_modules=settings.exclude_regex,
-        use_rslora=settings.use_rslora,
-        use_dora=settings.use_dora,
-        bias="none",
-        modules_to_save=modules_to_save or None,
-        base_model_name_or_path=base_model_name_or_path,
-    )
-
-
 def save_peft_adapter(
     model: nn.Module,
     settings: LoRASettings,
@@ -97,7 +80,9 @@ def save_peft_adapter(
             tensors[f"{PEFT_PREFIX}{module}.{pname}"] = p
     blob = save({k: v.detach().float().cpu().contiguous() for k, v in tensors.items()}, metadata={"format": "pt"})
     paths = {"adapter_weights": atomic_write(out / ADAPTER_WEIGHTS, lambda f: f.write(blob), binary=True)}
-    cfg = lora_config(settings, modules, base_model_name_or_path)
+    from songbloom.training.lora import peft_lora_config
+
+    cfg = peft_lora_config(settings, modules, base_model_name_or_path)
     cfg.auto_mapping = {"base_model_class": SongBloomModel.__name__, "parent_library": SongBloomModel.__module__}
     meta = {"songbloom": config.to_dict(), "base_model_name_or_path": base_model_name_or_path, **(metadata or {})}
     meta["songbloom_export"] = "peft_adapter"

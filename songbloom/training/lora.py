@@ -82,14 +82,11 @@ class LoRASettings:
         return regex
 
 
-def apply_lora(model: nn.Module, settings: LoRASettings) -> list[str]:
-    """Inject adapters in place (the model keeps its class and forward); freezes the whole base.
+def peft_lora_config(settings: LoRASettings, modules_to_save: list[str] | None = None, base_model: str | None = None):
+    """The peft ``LoraConfig`` for these settings: one definition for training and for adapter export."""
+    from peft import LoraConfig
 
-    Returns the names of the adapted modules. Raises when the targets match nothing.
-    """
-    from peft import LoraConfig, inject_adapter_in_model
-
-    config = LoraConfig(
+    return LoraConfig(
         r=settings.rank,
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
@@ -98,7 +95,19 @@ def apply_lora(model: nn.Module, settings: LoRASettings) -> list[str]:
         use_rslora=settings.use_rslora,
         use_dora=settings.use_dora,
         bias="none",
+        modules_to_save=modules_to_save or None,
+        base_model_name_or_path=base_model,
     )
+
+
+def apply_lora(model: nn.Module, settings: LoRASettings) -> list[str]:
+    """Inject adapters in place (the model keeps its class and forward); freezes the whole base.
+
+    Returns the names of the adapted modules. Raises when the targets match nothing.
+    """
+    from peft import inject_adapter_in_model
+
+    config = peft_lora_config(settings)
     for p in model.parameters():
         p.requires_grad_(False)
     inject_adapter_in_model(config, model)
