@@ -242,7 +242,7 @@ def test_convert_to_export_loads_strictly(fork, tmp_path, capsys):
 
 
 def test_unmapped_and_missing_keys_are_reported(fork, tmp_path):
-    ck = torch.load(fork["path"], weights_only=False)  # test-made file; we edit it
+    ck = _load_fork_file(fork["path"])  # to edit it
     sd = ck["state_dict"]
     sd["model.some_new_head.weight"] = torch.zeros(2)
     first = fork["wrapped"][0]
@@ -273,7 +273,7 @@ def test_fork_flags_notice():
 
 
 def test_checkpoint_without_stored_settings_needs_config(fork, tmp_path):
-    ck = torch.load(fork["path"], weights_only=False)  # test-made file; we edit it
+    ck = _load_fork_file(fork["path"])  # to edit it
     del ck["hyper_parameters"], ck["hparams_type"]
     raw = tmp_path / "ckpts" / "last.ckpt"
     raw.parent.mkdir()
@@ -303,3 +303,11 @@ def test_export_script_accepts_the_fork_checkpoint(fork, tmp_path):
         sd = bundle.model.state_dict()
         for k, v in fork["merged"].items():
             torch.testing.assert_close(sd[k], v, rtol=0, atol=1e-6)
+
+
+def _load_fork_file(path):
+    """The whole fork checkpoint, with the same OmegaConf allow-list the loader uses (still weights_only)."""
+    from songbloom.migration.fork_file import _omegaconf_safe_globals
+
+    with torch.serialization.safe_globals(_omegaconf_safe_globals()):
+        return torch.load(path, weights_only=True)
