@@ -65,22 +65,35 @@ class SplitReport:
 
 
 # ------------------------------------------------------------------------------------------------ reading
-def _torch_load(path: Path) -> object:
+def torch_load_safely(path: Path, *, allowed_globals: list | None = None, what: str = "tensors and plain containers",
+                      hint: str | None = None) -> object:
+    """``torch.load(weights_only=True)``, memory-mapped when the file allows, with a clear refusal message.
+
+    ``allowed_globals`` extends the unpickler's allow-list (e.g. the OmegaConf classes the public fork stores);
+    ``what`` names what the file may hold and ``hint`` what to do when it holds more.
+    """
+    import contextlib
+
+    scope = torch.serialization.safe_globals(allowed_globals) if allowed_globals else contextlib.nullcontext()
     try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as e:
-            # mmap needs the zip format of torch >= 1.6; older files load fully into memory instead.
-            if "mmap" not in str(e):
-                raise
-            logger.info("%s: not mmap-able (%s); loading it into memory", path, e)
-            return torch.load(path, map_location="cpu", weights_only=True)
+        with scope:
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as e:
+                # mmap needs the zip format of torch >= 1.6; older files load fully into memory instead.
+                if "mmap" not in str(e):
+                    raise
+                logger.info("%s: not mmap-able (%s); loading it into memory", path, e)
+                return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first_line = str(e).strip().splitlines()[-1] if str(e).strip() else ""
+        last_line = str(e).strip().splitlines()[-1] if str(e).strip() else ""
+        hint = hint or (
+            "If you trust the file, re-save only its tensors (its 'state_dict' mapping) with torch.save or "
+            "safetensors in the environment that wrote it, and load that copy."
+        )
         raise ValueError(
-            f"{path}: holds Python objects other than tensors and plain containers, which we refuse to unpickle "
-            f"(weights_only=True). If you trust the file, re-save only its tensors (its 'state_dict' mapping) with "
-            f"torch.save or safetensors in the environment that wrote it, and load that copy. ({first_line})"
+            f"{path}: holds Python objects other than {what}, which we refuse to unpickle (weights_only=True). "
+            f"{hint} ({last_line})"
         ) from e
 
 
@@ -101,7 +114,7 @@ def load_release_state_dict(path: str | Path) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    obj = _torch_load(path)
+    obj = torch_load_safely(path)
     if not isinstance(obj, Mapping):
         raise ValueError(f"{path}: expected a dict (a state dict), got {type(obj).__name__}")
     if isinstance(obj.get("state_dict"), Mapping):
@@ -119,7 +132,7 @@ def load_vae_checkpoint(path: str | Path) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"VAE checkpoint {path} does not exist")
-    obj = _torch_load(path)
+    obj = torch_load_safely(path)
     if not isinstance(obj, Mapping) or not isinstance(obj.get("state_dict"), Mapping):
         keys = sorted(map(str, obj))[:10] if isinstance(obj, Mapping) else type(obj).__name__
         raise ValueError(f"{path}: expected {{'state_dict': {{encoder.*, decoder.*}}}}, got {keys}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import pickle
 import typing
 import zipfile
 from collections.abc import Mapping
@@ -19,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
+
+from songbloom.checkpoint import torch_load_safely
 
 logger = logging.getLogger(__name__)
 
@@ -125,17 +125,13 @@ def read_fork_checkpoint(path: str | Path) -> ForkCheckpoint:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"fork checkpoint {path} does not exist")
-    try:
-        with torch.serialization.safe_globals(_omegaconf_safe_globals()):
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except pickle.UnpicklingError as e:
-        last = str(e).strip().splitlines()[-1] if str(e).strip() else ""
-        raise ValueError(
-            f"{path}: this checkpoint holds Python objects other than tensors, plain containers and the OmegaConf "
-            f"config the fork stores; we refuse to unpickle them (weights_only=True, OmegaConf classes allowed). "
-            f"If you trust the file, re-save its 'state_dict' (and 'hyper_parameters' as a plain dict via "
-            f"OmegaConf.to_container) with torch.save in the fork's environment and convert that copy. ({last})"
-        ) from e
+    obj = torch_load_safely(
+        path,
+        allowed_globals=_omegaconf_safe_globals(),
+        what="tensors, plain containers and the OmegaConf config the fork stores",
+        hint="If you trust the file, re-save its 'state_dict' (and 'hyper_parameters' as a plain dict via "
+        "OmegaConf.to_container) with torch.save in the fork's environment and convert that copy.",
+    )
     if not isinstance(obj, Mapping) or not isinstance(obj.get("state_dict"), Mapping):
         found = sorted(map(str, obj))[:10] if isinstance(obj, Mapping) else type(obj).__name__
         raise ValueError(f"{path}: not a Lightning checkpoint with a 'state_dict' (found {found})")
