@@ -40,6 +40,18 @@ def tiny_a_cases(tiny_a_dir: Path) -> dict:
     return torch.load(tiny_a_dir / "cases.pt", weights_only=True)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test, restored afterwards: tiny models are op-overhead bound, and extra threads
+    only add spin-waits on a busy 2-core box. Directories of tiny-model tests request it from an autouse fixture."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     try:
         import torch

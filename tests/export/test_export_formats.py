@@ -31,11 +31,8 @@ MAX_DURATION = 1.0
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """Tiny models in this module run on one torch thread (see tests/conftest.py)."""
 
 
 def _batch(cfg: SongBloomConfig, seed: int = 7):

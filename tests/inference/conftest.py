@@ -32,12 +32,5 @@ def tiny_a_model(tiny_a_dir) -> SongBloomModel:
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """These tiny models are op-overhead bound; extra threads only add spin-waits on a busy 2-core box.
-
-    Set per test and restored afterwards, so nothing global changes for other test directories.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """Tiny models in this directory run on one torch thread (see tests/conftest.py)."""
