@@ -22,12 +22,12 @@ import time
 import lightning as L
 import torch
 
+from songbloom.building.lora import LoRASettings, apply_lora, cast_frozen_linears
 from songbloom.config import SongBloomConfig
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.training.batch import as_training_batch
 from songbloom.training.callbacks import StepRecorder
 from songbloom.training.lit_module import OptimSettings, SongBloomLitModule, TrainSettings
-from songbloom.training.lora import LoRASettings, apply_lora, cast_frozen_linears
 from songbloom.training.optim import build_optimizer, parameter_groups
 from songbloom.training.synthetic_data import SyntheticSongDataModule, SyntheticSpec
 

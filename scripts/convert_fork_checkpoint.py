@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(message)s")
 
-    from songbloom.checkpoint import CheckpointMismatchError
-    from songbloom.migration.fork_loader import convert_fork_checkpoint
+    from songbloom.checkpoints.formats.fork import convert_fork_checkpoint
+    from songbloom.checkpoints.strict import CheckpointMismatchError
 
     try:
         out, report = convert_fork_checkpoint(

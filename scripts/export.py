@@ -5,7 +5,7 @@ python scripts/export.py export runs/<run>/checkpoints/last.ckpt --out exports/<
 python scripts/export.py merge --adapter exports/<run>/peft_adapter --strength 0.5 --out exports/<run>_half
 """
 
-from songbloom.export.cli import main
+from songbloom.cli.export import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

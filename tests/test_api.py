@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from songbloom.api import SongBloom, find_release_yaml
+from songbloom.checkpoints.bundle import SongBloom, find_release_yaml
 
 
 def test_from_release_dir_matches_fixture(tiny_a_dir, tiny_a_cases):

@@ -9,16 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from songbloom.checkpoint import (
+from songbloom.checkpoints.release_state import (
     LEGACY_VAE_PREFIX,
-    CheckpointMismatchError,
     load_release_state_dict,
-    load_vae_checkpoint,
     read_release_checkpoint,
     save_release_checkpoint,
     split_release_state_dict,
-    strict_load,
 )
+from songbloom.checkpoints.strict import CheckpointMismatchError, strict_load
+from songbloom.checkpoints.vae import load_vae_checkpoint
 
 
 def module_from_shapes(shapes: dict[str, tuple[int, ...]]) -> nn.Module:
@@ -64,7 +63,7 @@ def test_split_fixture(release_sd, tiny_a_dir: Path):
 def test_release_era_duplicate_is_dropped(release_sd, caplog):
     sd = _with_legacy_block(release_sd)
     assert len(sd) == len(release_sd) + 155
-    with caplog.at_level(logging.INFO, logger="songbloom.checkpoint"):
+    with caplog.at_level(logging.INFO, logger="songbloom.checkpoints.release_state"):
         generator, vae, report = split_release_state_dict(sd)
     assert (len(generator), len(vae)) == (58, 155)
     assert not any(k.startswith("condition_provider.conditioners.prompt_wav.tokenizer") for k in generator)
@@ -88,7 +87,7 @@ def test_differing_duplicate_is_reported(release_sd, caplog):
     sd[key] = sd[key] + 0.25
     with pytest.raises(CheckpointMismatchError, match=r"max \|diff\| 0\.25 \(at decoder\.layers\.0\.bias\)"):
         split_release_state_dict(sd)
-    with caplog.at_level(logging.WARNING, logger="songbloom.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="songbloom.checkpoints.release_state"):
         _, vae, report = split_release_state_dict(sd, duplicate_mismatch="warn")
     assert report.legacy_duplicate_identical is False
     assert report.legacy_duplicate_max_abs_diff == pytest.approx(0.25)

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from songbloom.checkpoints.vae import demo_vae
 from songbloom.config import SongBloomConfig
 from songbloom.models.songbloom import SongBloomModel
 
@@ -45,24 +46,11 @@ def load_exported_generator(export_dir: str | Path) -> tuple[SongBloomModel, Son
     return model.eval(), sb_cfg
 
 
-def demo_vae() -> nn.Module:
-    """The tiny random VAE the demo experiment encodes its shards with (same seed on both sides)."""
-    from songbloom.models.vae import OobleckVAE, VAEConfig
-
-    try:
-        from songbloom.training.demo import DEMO_VAE_SEED
-    except ImportError:  # the training stack is not installed: its documented seed
-        DEMO_VAE_SEED = 0  # noqa: N806
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(DEMO_VAE_SEED)
-        return OobleckVAE(VAEConfig.tiny()).eval()
-
-
 def load_vae_spec(spec: str | Path) -> nn.Module:
     """``"demo-tiny"`` for the demo VAE, else a VAE checkpoint path (its json config next to it, or release)."""
     if str(spec) == "demo-tiny":
         return demo_vae()
-    from songbloom.models.vae import load_vae
+    from songbloom.checkpoints.vae import load_vae
 
     path = Path(spec)
     cfg_json = path.with_suffix(".json")
@@ -88,7 +76,7 @@ def generate_songs(model: SongBloomModel, sb_cfg: SongBloomConfig, vae: nn.Modul
                    *, seconds: float) -> dict[str, tuple[torch.Tensor, int]]:
     """Generate with the sampler (``songbloom.inference``); returns name -> ``([C, T], sample_rate)``."""
     try:
-        from songbloom.api import SongBloom
+        from songbloom.checkpoints.bundle import SongBloom
         from songbloom.inference.generate import SamplingParams
         from songbloom.inference.pipeline import SongBloomPipeline, SongRequest
         from songbloom.text.vocab import Vocabulary
@@ -148,7 +136,7 @@ class RunDir:
         """The weights the run started from, rebuilt exactly as train.py built them (same seed, same init)."""
         import lightning as L
 
-        from songbloom.training.run import build_model
+        from songbloom.checkpoints.init_weights import build_model
 
         with torch.random.fork_rng(devices=[]):
             L.seed_everything(int(self.config.get("seed", 0)), workers=True, verbose=False)

@@ -4,13 +4,13 @@ Heavy optional pieces (the VAE, the lyric front end, the Hub client) are importe
 that need them.
 """
 
-from songbloom.inference.checkpoints import (
+from songbloom.checkpoints.bundle import load_release
+from songbloom.checkpoints.registry import (
     CheckpointFormat,
     LoadOptions,
     checkpoint_formats,
     detect_checkpoint_format,
     load_checkpoint,
-    load_release,
     register_checkpoint_format,
 )
 from songbloom.inference.dit_sampler import PatchDenoiser, euler_sample

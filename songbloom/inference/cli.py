@@ -251,7 +251,8 @@ def save_audio(path: Path, audio: torch.Tensor, sample_rate: int, fmt: str) -> N
 def run(args: argparse.Namespace) -> RunSummary:
     from tqdm import tqdm
 
-    from songbloom.inference.checkpoints import load_checkpoint, load_release
+    from songbloom.checkpoints.bundle import load_release
+    from songbloom.checkpoints.registry import load_checkpoint
     from songbloom.inference.pipeline import SongBloomPipeline, SongRequest
     from songbloom.inference.prompt import PromptAudioError, load_prompt_audio, prompt_moments
 
@@ -267,8 +268,8 @@ def run(args: argparse.Namespace) -> RunSummary:
         logger.error("%s", p)
     plan = _pick_device(args.device, getattr(torch, args.dtype))
     device, dtype = plan.device, plan.dtype
-    from songbloom.migration.cli_compat import fork_flag_notice
-    from songbloom.migration.fork_loader import fork_lora_alpha
+    from songbloom.checkpoints.formats.fork import fork_lora_alpha
+    from songbloom.inference.fork_flags import fork_flag_notice
 
     fork_flag_notice(args)
     try:

@@ -580,93 +580,22 @@ class OobleckVAE(nn.Module):
         return self
 
 
-# ------------------------------------------------------------------------------------------------ loading
+_MOVED = {"load_vae": "songbloom.checkpoints.vae", "state_dict_problems": "songbloom.checkpoints.vae"}
 
 
-def state_dict_problems(expected: Mapping[str, torch.Tensor], found: Mapping[str, Any], limit: int = 20) -> list[str]:
-    """Missing, unexpected and shape-mismatched keys as readable lines (empty when ``found`` fits exactly)."""
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    mismatched = [
-        f"{k}: checkpoint {tuple(found[k].shape)}, model {tuple(expected[k].shape)}"
-        for k in expected
-        if k in found and hasattr(found[k], "shape") and tuple(found[k].shape) != tuple(expected[k].shape)
-    ]
-    not_tensors = [k for k in expected if k in found and not isinstance(found[k], torch.Tensor)]
-    lines = []
-    for title, items in (
-        ("missing keys", missing),
-        ("unexpected keys", unexpected),
-        ("shape mismatches", mismatched),
-        ("entries that are not tensors", not_tensors),
-    ):
-        if items:
-            shown = "\n      ".join(items[:limit])
-            more = f"\n      ... and {len(items) - limit} more" if len(items) > limit else ""
-            lines.append(f"{len(items)} {title}:\n      {shown}{more}")
-    return lines
+def __getattr__(name: str) -> Any:
+    """Loading moved to :mod:`songbloom.checkpoints.vae`; the old names resolve there with a warning.
 
-
-def _common_prefix_hint(expected: Mapping[str, Any], found: Mapping[str, Any]) -> str | None:
-    """The prefix under which ``found`` holds every expected key (e.g. ``vae.vae.``), if there is one."""
-    if not expected or all(k in found for k in expected):
-        return None
-    probe = next(iter(expected))
-    for key in found:
-        if key.endswith("." + probe):
-            prefix = key[: -len(probe)]
-            if all(prefix + k in found for k in expected):
-                return prefix
-    return None
-
-
-def _read_checkpoint(path: Path, map_location: str | torch.device) -> Mapping[str, Any]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path), device=str(map_location))
-    obj = torch.load(path, map_location=map_location, weights_only=True)
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        return obj["state_dict"]
-    if isinstance(obj, Mapping) and all(isinstance(k, str) for k in obj):
-        return obj
-    raise ValueError(f"{path}: expected {{'state_dict': {{...}}}} or a flat state dict, got {type(obj).__name__}")
-
-
-def load_vae(
-    config: VAEConfig | str | Path,
-    ckpt_path: str | Path | None = None,
-    map_location: str | torch.device = "cpu",
-) -> OobleckVAE:
-    """Build the VAE from a config (or its json path) and load a checkpoint strictly; frozen, eval mode, float32.
-
-    The checkpoint is the release's ``{'state_dict': {...}}`` (keys ``encoder.*``/``decoder.*``), a flat state dict,
-    or a ``.safetensors`` file; it is read with ``weights_only=True``. Any missing, unexpected or wrongly shaped key
-    raises a ValueError that lists them. Without ``ckpt_path`` the weights stay randomly initialised.
+    Resolved by name at run time (PEP 562) so that model code keeps no import of the checkpoint layer.
     """
-    cfg = config if isinstance(config, VAEConfig) else VAEConfig.from_json(config)
-    vae = OobleckVAE(cfg)
-    if ckpt_path is None:
-        logger.warning("load_vae: no checkpoint given, the VAE keeps its random initial weights")
-    else:
-        path = Path(ckpt_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"VAE checkpoint not found: {path}")
-        state = _read_checkpoint(path, map_location)
-        expected = vae.state_dict()
-        problems = state_dict_problems(expected, state)
-        prefix = _common_prefix_hint(expected, state)
-        if prefix:
-            problems.append(
-                f"the checkpoint holds the VAE under the prefix {prefix!r} (a full SongBloom checkpoint?): "
-                "strip that prefix from the keys, or point ckpt_path at the VAE checkpoint"
-            )
-        if problems:
-            raise ValueError(
-                f"{path} does not fit the VAE geometry (latent_dim={cfg.latent_dim}, channels={cfg.encoder.channels}, "
-                f"c_mults={list(cfg.encoder.c_mults)}, strides={list(cfg.encoder.strides)}):\n  "
-                + "\n  ".join(problems)
-                + "\nCheck that the config json belongs to this checkpoint."
-            )
-        vae.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    return vae.to(map_location).eval().requires_grad_(False)
+    if name in _MOVED:
+        import importlib
+        import warnings
+
+        warnings.warn(
+            f"songbloom.models.vae.{name} is deprecated: import it from {_MOVED[name]} (see docs/migration.md)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

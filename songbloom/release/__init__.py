@@ -1,9 +1,7 @@
-"""Everything about the released SongBloom files: their YAML configs, where to find them, their key layout.
+"""Deprecated alias of songbloom.config.release_yaml (and neighbours); see docs/migration.md."""
 
-Checkpoint reading and writing lives in :mod:`songbloom.checkpoint`.
-"""
-
-from songbloom.release.files import (
+from songbloom.checkpoints import keys  # noqa: E402, F401
+from songbloom.checkpoints.release_files import (  # noqa: E402, F401
     MODEL_REPOS,
     SHARED_REPO,
     ReleaseFiles,
@@ -12,25 +10,17 @@ from songbloom.release.files import (
     repo_for,
     resolve_release_files,
 )
-from songbloom.release.keys import KeyComparison, assert_keys_match, compare_keys, load_reference_keys, shapes_of
-from songbloom.release.safe_eval import safe_arithmetic_eval
-from songbloom.release.yaml_loader import load_release_yaml
-from songbloom.release.yaml_writer import write_release_yaml
+from songbloom.checkpoints.release_keys import (  # noqa: E402, F401
+    KeyComparison,
+    assert_keys_match,
+    compare_keys,
+    load_reference_keys,
+    shapes_of,
+)
+from songbloom.checkpoints.release_yaml_writer import write_release_yaml  # noqa: E402, F401
+from songbloom.config import safe_eval  # noqa: E402, F401
+from songbloom.config.release_yaml import load_release_yaml  # noqa: E402, F401
+from songbloom.config.safe_eval import safe_arithmetic_eval  # noqa: E402, F401
+from songbloom.utils.deprecation import warn_moved
 
-__all__ = [
-    "MODEL_REPOS",
-    "SHARED_REPO",
-    "KeyComparison",
-    "ReleaseFiles",
-    "ReleaseFilesNotFoundError",
-    "assert_keys_match",
-    "compare_keys",
-    "load_reference_keys",
-    "load_release_yaml",
-    "release_file_plan",
-    "repo_for",
-    "resolve_release_files",
-    "safe_arithmetic_eval",
-    "shapes_of",
-    "write_release_yaml",
-]
+warn_moved(__name__, "songbloom.config.release_yaml")

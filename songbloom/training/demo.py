@@ -16,23 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from songbloom.checkpoints.vae import demo_vae
 from songbloom.config import SongBloomConfig
 
 logger = logging.getLogger(__name__)
 
-DEMO_VAE_SEED = 0
 DEMO_MUQ_SEED = 0
-
-
-def _tiny_vae():
-    """The random tiny VAE the demo encodes and decodes with (same seed on both sides)."""
-    from songbloom.models.vae import OobleckVAE, VAEConfig
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(DEMO_VAE_SEED)
-        return OobleckVAE(VAEConfig.tiny()).eval()
 
 
 def _make_songs(out: Path, demo: dict[str, Any], sb_cfg: SongBloomConfig, seed: int) -> Path:
@@ -78,7 +67,7 @@ def _preprocess(manifest: Path, codebook: Path, out: Path, sb_cfg: SongBloomConf
 
     m = sb_cfg.model
     enc = Encoders(
-        latent=VAELatentEncoder(_tiny_vae()),
+        latent=VAELatentEncoder(demo_vae()),
         lyrics=PhonemeLyricsProcessor(policy="warn", max_len=m.lyric_max_len),
         sketch=SketchTokenizerEncoder(SketchTokenizer.from_artifact(codebook, muq=build_tiny_muq(seed=DEMO_MUQ_SEED))),
     )
@@ -165,7 +154,7 @@ def generate_demo_song(
         import soundfile as sf
         from safetensors.torch import load_file
 
-        from songbloom.api import SongBloom
+        from songbloom.checkpoints.bundle import SongBloom
         from songbloom.inference.generate import SamplingParams
         from songbloom.inference.pipeline import SongBloomPipeline, SongRequest
         from songbloom.models.songbloom import SongBloomModel
@@ -176,7 +165,7 @@ def generate_demo_song(
     model = SongBloomModel(sb_cfg.model)
     model.load_state_dict(load_file(str(export_dir / "generator.safetensors")), strict=True)
     bundle = SongBloom(
-        config=sb_cfg, model=model.eval(), vae=_tiny_vae(), vocab=Vocabulary(list(sb_cfg.model.lyric_vocab))
+        config=sb_cfg, model=model.eval(), vae=demo_vae(), vocab=Vocabulary(list(sb_cfg.model.lyric_vocab))
     )
     params = SamplingParams.from_inference_config(sb_cfg.inference, max_frames=seconds * sb_cfg.frame_rate)
     result = SongBloomPipeline(bundle, params).generate([SongRequest("demo", list(lyric_ids), None, seed=seed)])[0]

@@ -22,7 +22,7 @@ import logging
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from songbloom.building.lora import base_weights, lora_layers, snapshot_full_tensors
+from songbloom.checkpoints.vae import demo_vae
 from songbloom.config import SongBloomConfig
 from songbloom.utils.atomic import atomic_write_json
 
@@ -139,51 +141,6 @@ def write_song(audio: torch.Tensor, sample_rate: int, wav_path: Path, *, title: 
     sf.write(str(wav_path), audio.float().T.numpy(), sample_rate, subtype="FLOAT")
     if spectrogram:
         mel_image(audio, sample_rate, wav_path.with_suffix(".png"), title)
-
-
-# ---------------------------------------------------------------------------------------------- weights
-def lora_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
-    try:
-        from peft.tuners.tuners_utils import BaseTunerLayer
-    except ImportError:
-        return []
-    return [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
-
-
-def snapshot_full_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """CPU copies of the tensors a LoRA run trains in full (not adapters): the base model needs their
-    values from before training."""
-    from songbloom.training.lora import is_adapter_param
-
-    return {
-        n: p.detach().cpu().clone()
-        for n, p in model.named_parameters()
-        if p.requires_grad and not is_adapter_param(n)
-    }
-
-
-@contextlib.contextmanager
-def base_weights(model: torch.nn.Module, full_tensors: Mapping[str, torch.Tensor]) -> Iterator[None]:
-    """The base model inside the block: adapters off, fully-trained tensors at their pre-training values."""
-    layers = lora_layers(model)
-    flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    params = dict(model.named_parameters())
-    saved = {n: params[n].detach().clone() for n in full_tensors}
-    try:
-        for layer in layers:
-            layer.enable_adapters(False)
-        with torch.no_grad():
-            for n, v in full_tensors.items():
-                params[n].copy_(v.to(params[n].device, params[n].dtype))
-        yield
-    finally:
-        for layer in layers:
-            layer.enable_adapters(True)
-        with torch.no_grad():
-            for n, v in saved.items():
-                params[n].copy_(v)
-        for n, p in model.named_parameters():  # peft's toggle also changes requires_grad: put ours back
-            p.requires_grad_(flags[n])
 
 
 # ---------------------------------------------------------------------------------------------- the callback
@@ -369,7 +326,7 @@ class DemoAudioCallback(L.Callback):
 
     # ------------------------------------------------------------------ pieces
     def _pipeline(self, model: torch.nn.Module, device: torch.device):
-        from songbloom.api import SongBloom
+        from songbloom.checkpoints.bundle import SongBloom
         from songbloom.inference.generate import SamplingParams
         from songbloom.inference.pipeline import SongBloomPipeline
         from songbloom.text.vocab import Vocabulary
@@ -388,7 +345,7 @@ class DemoAudioCallback(L.Callback):
         """The VAE the run's latents come from: the release VAE the config names, else the demo's tiny one."""
         if self._vae is not None:
             return self._vae
-        from songbloom.models.vae import load_vae
+        from songbloom.checkpoints.vae import load_vae
 
         s, cfg = self.settings, self.sb_cfg
         choice = s.vae
@@ -399,9 +356,7 @@ class DemoAudioCallback(L.Callback):
                 logger.warning("demo audio: the config names no VAE checkpoint, so songs are decoded by the demo's "
                                "random tiny VAE; set callbacks.demo_audio.vae=<vae json> and vae_ckpt=<file>")
         if choice == "tiny":
-            from songbloom.training.demo import _tiny_vae
-
-            vae = _tiny_vae()
+            vae = demo_vae()
         elif choice == "release":
             if not (cfg.vae_config_path and cfg.vae_ckpt_path):
                 raise ValueError("callbacks.demo_audio.vae=release but the model config names no VAE json/ckpt")

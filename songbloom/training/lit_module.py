@@ -17,6 +17,16 @@ from typing import Any
 import lightning as L
 import torch
 
+from songbloom.checkpoints.keys import (
+    EMA_KEY,
+    EMA_SEEN_STEP_KEY,
+    FROZEN_BASE_DROPPED_KEY,
+    GLOBAL_STEP_KEY,
+    LICENCES_KEY,
+    RNG_KEY,
+    RNG_RANKS_KEY,
+    TRAINING_CONFIG_KEY,
+)
 from songbloom.models.conditioners import ConditionDropout
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.training.batch import TrainingBatch, as_training_batch
@@ -247,21 +257,21 @@ class SongBloomLitModule(L.LightningModule):
 
     # ------------------------------------------------------------------ checkpoint content
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["songbloom_config"] = self.run_config
-        checkpoint["songbloom_licences"] = list(getattr(self, "licences", []))  # set by run.py (songbloom.licences)
+        checkpoint[TRAINING_CONFIG_KEY] = self.run_config
+        checkpoint[LICENCES_KEY] = list(getattr(self, "licences", []))  # set by run.py (songbloom.licences)
         state = self._capture_rng()
-        checkpoint["songbloom_rng"] = state  # this rank's (rank 0's in the file), as older checkpoints hold
-        checkpoint["songbloom_rng_ranks"] = gather_rank_states(state)  # every rank's, by global rank
-        checkpoint["songbloom_ema_seen_step"] = self._ema_seen_step
+        checkpoint[RNG_KEY] = state  # this rank's (rank 0's in the file), as older checkpoints hold
+        checkpoint[RNG_RANKS_KEY] = gather_rank_states(state)  # every rank's, by global rank
+        checkpoint[EMA_SEEN_STEP_KEY] = self._ema_seen_step
         if self.ema is not None:
-            checkpoint["songbloom_ema"] = self.ema.state_dict()
+            checkpoint[EMA_KEY] = self.ema.state_dict()
         if not self.settings.save_frozen_base:
             keep = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
             frozen = {f"model.{n}" for n, p in self.model.named_parameters() if not p.requires_grad}
             checkpoint["state_dict"] = {
                 k: v for k, v in checkpoint["state_dict"].items() if k in keep or k not in frozen
             }
-            checkpoint["songbloom_frozen_base_dropped"] = len(frozen)
+            checkpoint[FROZEN_BASE_DROPPED_KEY] = len(frozen)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         trainable = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
@@ -270,9 +280,9 @@ class SongBloomLitModule(L.LightningModule):
             raise KeyError(
                 f"checkpoint lacks {len(missing)} trainable tensors (different LoRA/trainable setup?): {missing[:20]}"
             )
-        if self.ema is not None and "songbloom_ema" in checkpoint:
-            self.ema.load_state_dict(checkpoint["songbloom_ema"])
-        self._ema_seen_step = int(checkpoint.get("songbloom_ema_seen_step", checkpoint.get("global_step", 0)))
+        if self.ema is not None and EMA_KEY in checkpoint:
+            self.ema.load_state_dict(checkpoint[EMA_KEY])
+        self._ema_seen_step = int(checkpoint.get(EMA_SEEN_STEP_KEY, checkpoint.get(GLOBAL_STEP_KEY, 0)))
         self._grads_checked = True  # checked on the run's first step already
         self._pending_rng = rng_state_for_rank(checkpoint, *self._rank_and_world())
 
@@ -326,9 +336,9 @@ def rng_state_for_rank(checkpoint: dict[str, Any], rank: int, world_size: int) -
     """This rank's saved RNG state; after a world-size change (or from a checkpoint with rank 0's state only,
     resumed on several ranks) a warning and ``{"reseed": seed}``, a seed derived from step, rank and the saved
     state, so that reruns of the same resume agree."""
-    ranks = checkpoint.get("songbloom_rng_ranks")
+    ranks = checkpoint.get(RNG_RANKS_KEY)
     if ranks is None:
-        single = checkpoint.get("songbloom_rng")
+        single = checkpoint.get(RNG_KEY)
         if single is None or world_size == 1:
             return single
         ranks = [single]

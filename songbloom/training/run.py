@@ -9,15 +9,13 @@ from typing import Any
 
 import torch
 
+from songbloom.checkpoints.init_weights import build_model
 from songbloom.config import SongBloomConfig
 from songbloom.licences import training_licences
-from songbloom.models.songbloom import SongBloomModel
 from songbloom.training.callbacks import StepRecorder, read_step_metrics
 from songbloom.training.checkpointing import AtomicStepCheckpoint, find_resume_checkpoint
 from songbloom.training.data import build_datamodule
-from songbloom.training.initialisation import declared_full_sets, load_generator_weights, mark_full_sets, resolve_init
 from songbloom.training.lit_module import OptimSettings, SongBloomLitModule, TrainSettings
-from songbloom.training.lora import LoRASettings, apply_lora, cast_frozen_linears
 from songbloom.training.run_dir import atomic_write_text, default_run_name, prepare_run_dir
 from songbloom.utils.devices import prepare_training_accelerator
 
@@ -58,60 +56,6 @@ def _file_logging(run_dir: Path) -> logging.Handler:
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)
     return handler
-
-
-def apply_training_layout(model: SongBloomModel, c: dict[str, Any], source: str) -> dict[str, list[str]]:
-    """LoRA adapters and the trainable flags the run config declares (also rebuilds a checkpoint's layout)."""
-    lora = LoRASettings.from_config(c.get("lora") or {"preset": "none"})
-    report: dict[str, list[str]] = {}
-    if lora.enabled:
-        adapted = apply_lora(model, lora)
-        report["lora_modules"] = adapted
-        sets = declared_full_sets(
-            c.get("trainable") or {},
-            source=source,
-            new_codebook=bool((c.get("sketch") or {}).get("codebook_path")),
-            language=(c.get("text") or {}).get("language"),
-        )
-        full = mark_full_sets(model, sets, (c.get("trainable") or {}).get("extra_regex"))
-        report["full_sets"] = sets
-        report["fully_trained"] = full
-        logger.info("trained in full besides the adapters: %s (%d tensors)", sets or "nothing", len(full))
-        if lora.base_dtype in ("bf16", "bfloat16"):
-            n = cast_frozen_linears(model, torch.bfloat16)
-            logger.info("frozen base: %d Linear tensors held in bf16", n)
-        elif lora.base_dtype not in (None, "fp32", "float32"):
-            raise ValueError(f"lora.base_dtype={lora.base_dtype!r}: choose null or bf16")
-    else:
-        report["fully_trained"] = [n for n, p in model.named_parameters() if p.requires_grad]
-    return report
-
-
-def build_model(c: dict[str, Any]) -> tuple[SongBloomModel, SongBloomConfig, dict[str, list[str]], str]:
-    """Model with its initial weights, LoRA and trainable flags as the config declares them."""
-    mcfg = c["model"]
-    preset = SongBloomConfig.from_name(mcfg["preset"], **(mcfg.get("overrides") or {}))
-    init = resolve_init(c.get("init") or {}, preset)
-    sb_cfg = init.config
-    if init.source != "scratch" and mcfg.get("overrides"):
-        # Weights fix the geometry; only training-time knobs may be overridden on top of them.
-        import dataclasses
-
-        sb_cfg.model = dataclasses.replace(sb_cfg.model, **mcfg["overrides"])
-    model = SongBloomModel(sb_cfg.model)
-    if init.state_dict is not None:
-        load_generator_weights(model, init.state_dict, init.description)
-    gc = (c.get("training") or {}).get("gradient_checkpointing", "none")
-    model.set_gradient_checkpointing(gc)
-    report = apply_training_layout(model, c, init.source)
-    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    logger.info(
-        "model: %.2f M parameters, %.3f M trainable (init: %s)",
-        model.num_parameters() / 1e6,
-        n_train / 1e6,
-        init.description,
-    )
-    return model, sb_cfg, report, init.source
 
 
 def train_settings(c: dict[str, Any]) -> TrainSettings:
@@ -292,7 +236,7 @@ def run(cfg: Any) -> dict[str, Any]:
         result["resumed_from"] = str(ckpt_path) if ckpt_path else None
         ex = c.get("export") or {}
         if ex.get("enabled", True) and trainer.is_global_zero:
-            from songbloom.export.run_export import export_run
+            from songbloom.training.export import export_run
 
             paths = export_run(
                 lit,

@@ -325,11 +325,11 @@ def write_tiny_release(folder: Path, name: str = "songbloom_full_150s") -> Path:
 
     import torch
 
-    from songbloom.checkpoint import save_release_checkpoint
+    from songbloom.checkpoints.release_state import save_release_checkpoint
+    from songbloom.checkpoints.release_yaml_writer import write_release_yaml
     from songbloom.config import SongBloomConfig
     from songbloom.models.songbloom import SongBloomModel
     from songbloom.models.vae import OobleckVAE, VAEConfig
-    from songbloom.release.yaml_writer import write_release_yaml
 
     cfg = SongBloomConfig.from_name("tiny")
     vae_cfg = VAEConfig.tiny()

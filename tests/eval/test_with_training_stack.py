@@ -37,10 +37,11 @@ def _compose(tmp_path, overrides):
 
 @pytest.mark.slow
 def test_callback_in_the_training_stacks_cpu_run_logs_to_wandb_offline(tmp_path, monkeypatch):
+    from songbloom.checkpoints.init_weights import build_model
     from songbloom.training.callbacks import StepRecorder
     from songbloom.training.data import build_datamodule
     from songbloom.training.lit_module import SongBloomLitModule
-    from songbloom.training.run import build_model, train_settings
+    from songbloom.training.run import train_settings
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from songbloom.checkpoint import save_release_checkpoint
+from songbloom.checkpoints.registry import load_checkpoint
+from songbloom.checkpoints.release_state import save_release_checkpoint
 from songbloom.config import SongBloomConfig
-from songbloom.inference.checkpoints import load_checkpoint
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.models.vae import OobleckVAE, VAEConfig
 from tests.training.conftest import TINY_CPU, compose_config
@@ -23,7 +23,7 @@ TRAIN_STEPS = 3
 
 def write_tiny_release_with_vae(folder: Path, **model_overrides) -> Path:
     """The release file set (YAML, .pt, VAE json/ckpt, vocabulary) of a tiny random generator and VAE."""
-    from songbloom.release.yaml_writer import write_release_yaml
+    from songbloom.checkpoints.release_yaml_writer import write_release_yaml
 
     cfg = SongBloomConfig.from_name("tiny", **model_overrides)
     torch.manual_seed(123)

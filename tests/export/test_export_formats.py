@@ -14,15 +14,16 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
-from songbloom.checkpoint import read_release_checkpoint, strict_load
+from songbloom.checkpoints.formats.peft_adapter import merge_peft_adapter
+from songbloom.checkpoints.registry import detect_checkpoint_format, load_checkpoint
+from songbloom.checkpoints.release_keys import load_reference_keys
+from songbloom.checkpoints.release_state import read_release_checkpoint
+from songbloom.checkpoints.strict import strict_load
+from songbloom.cli.export import main as export_main
 from songbloom.config import SongBloomConfig
-from songbloom.export.cli import main as export_main
-from songbloom.export.peft_adapter import merge_peft_adapter
-from songbloom.inference.checkpoints import detect_checkpoint_format, load_checkpoint
 from songbloom.inference.generate import GenerationHooks, SamplingParams, encode_cfg_conditions, generate
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.models.vae import OobleckVAE, VAEConfig
-from songbloom.release import load_reference_keys
 from tests.export.conftest import write_tiny_release_with_vae
 
 TF_TOL = 1e-4  # merge rounding: W + B@A*s once vs. the adapter applied at every forward

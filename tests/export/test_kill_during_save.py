@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from songbloom.export.training_checkpoint import load_training_checkpoint
-from songbloom.inference.checkpoints import load_checkpoint
+from songbloom.checkpoints.formats.training import load_training_checkpoint
+from songbloom.checkpoints.registry import load_checkpoint
 from songbloom.training import run
 from songbloom.training.callbacks import read_step_metrics
 from songbloom.training.checkpointing import find_resume_checkpoint

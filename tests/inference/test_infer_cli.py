@@ -10,14 +10,14 @@ import pytest
 import soundfile as sf
 import torch
 
-from songbloom.checkpoint import save_release_checkpoint
+from songbloom.checkpoints.release_state import save_release_checkpoint
+from songbloom.checkpoints.release_yaml_writer import write_release_yaml
 from songbloom.config import SongBloomConfig
 from songbloom.inference import checkpoints
 from songbloom.inference.cli import main, read_jsonl
 from songbloom.inference.generate import SamplingParams
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.models.vae import OobleckVAE, VAEConfig
-from songbloom.release import write_release_yaml
 
 MAX_DURATION = 1.0  # seconds: 25 frames -> the release length rule keeps 7 patches of 4 frames
 

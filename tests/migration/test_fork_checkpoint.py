@@ -22,17 +22,18 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from songbloom.checkpoint import LEGACY_VAE_PREFIX, CheckpointMismatchError, save_release_checkpoint
+from songbloom.checkpoints.fork_file import looks_like_fork_checkpoint, read_fork_checkpoint
+from songbloom.checkpoints.formats.fork import load_fork_checkpoint
+from songbloom.checkpoints.registry import detect_checkpoint_format, load_checkpoint
+from songbloom.checkpoints.release_state import LEGACY_VAE_PREFIX, save_release_checkpoint
+from songbloom.checkpoints.release_yaml_writer import write_release_yaml
+from songbloom.checkpoints.strict import CheckpointMismatchError
 from songbloom.config import SongBloomConfig
-from songbloom.inference.checkpoints import detect_checkpoint_format, load_checkpoint
 from songbloom.inference.cli import main as infer_main
+from songbloom.inference.fork_flags import fork_flag_notice
 from songbloom.inference.generate import SamplingParams
-from songbloom.migration import looks_like_fork_checkpoint, read_fork_checkpoint
-from songbloom.migration.cli_compat import fork_flag_notice
-from songbloom.migration.fork_loader import load_fork_checkpoint
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.models.vae import OobleckVAE, VAEConfig
-from songbloom.release import write_release_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 RANK, ALPHA = 4, 32.0  # the fork's alpha default; scaling = alpha / rank = 8
@@ -293,7 +294,7 @@ def test_checkpoint_without_stored_settings_needs_config(fork, tmp_path):
 
 def test_export_script_accepts_the_fork_checkpoint(fork, tmp_path):
     """scripts/export.py reads through the checkpoint registry, so the fork's .ckpt exports like any other."""
-    from songbloom.export.cli import main as export_main
+    from songbloom.cli.export import main as export_main
 
     out = tmp_path / "exported"
     assert export_main(["export", str(fork["path"]), "--out", str(out), "--formats", "release", "merged"]) == 0
@@ -307,7 +308,7 @@ def test_export_script_accepts_the_fork_checkpoint(fork, tmp_path):
 
 def _load_fork_file(path):
     """The whole fork checkpoint, with the same OmegaConf allow-list the loader uses (still weights_only)."""
-    from songbloom.migration.fork_file import _omegaconf_safe_globals
+    from songbloom.checkpoints.fork_file import _omegaconf_safe_globals
 
     with torch.serialization.safe_globals(_omegaconf_safe_globals()):
         return torch.load(path, weights_only=True)

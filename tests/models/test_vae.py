@@ -9,13 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from songbloom.models.vae import (
-    MIN_ENCODE_SAMPLES,
-    OobleckVAE,
-    VAEConfig,
-    load_vae,
-    plan_chunks,
-)
+from songbloom.checkpoints.vae import load_vae
+from songbloom.models.vae import MIN_ENCODE_SAMPLES, OobleckVAE, VAEConfig, plan_chunks
 from songbloom.models.vae_blocks import WNConvTranspose1d
 
 TOL = 1e-5

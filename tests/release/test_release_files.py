@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from songbloom.release import (
+from songbloom.checkpoints.release_files import (
     MODEL_REPOS,
     ReleaseFilesNotFoundError,
     release_file_plan,

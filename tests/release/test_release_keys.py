@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from songbloom.checkpoint import CheckpointMismatchError
-from songbloom.release import assert_keys_match, compare_keys, load_reference_keys, shapes_of
+from songbloom.checkpoints.release_keys import assert_keys_match, compare_keys, load_reference_keys, shapes_of
+from songbloom.checkpoints.strict import CheckpointMismatchError
 
 
 @pytest.fixture(scope="module")

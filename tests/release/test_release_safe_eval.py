@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from songbloom.release.safe_eval import safe_arithmetic_eval
+from songbloom.config.safe_eval import safe_arithmetic_eval
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from songbloom.config import SongBloomConfig
-from songbloom.release import load_release_yaml
+from songbloom.config.release_yaml import load_release_yaml
 from songbloom.text.vocab import load_vocab_list
 
 RELEASES = {

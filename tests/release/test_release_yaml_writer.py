@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from songbloom.checkpoints.release_yaml_writer import write_release_yaml
 from songbloom.config import SongBloomConfig
-from songbloom.release import load_release_yaml, write_release_yaml
+from songbloom.config.release_yaml import load_release_yaml
 from songbloom.text.vocab import load_vocab_list
 
 PATH_FIELDS = ("pretrained_path", "vae_config_path", "vae_ckpt_path")

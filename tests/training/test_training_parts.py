@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
+from songbloom.building.lora import LoRASettings, apply_lora, merge_lora
 from songbloom.config import SongBloomConfig
 from songbloom.models.songbloom import ForwardOutput, SongBloomModel
 from songbloom.training import run
 from songbloom.training.batch import as_training_batch, collate_songs
 from songbloom.training.lit_module import SongBloomLitModule, TrainSettings
-from songbloom.training.lora import LoRASettings, apply_lora, merge_lora
 from songbloom.training.losses import songbloom_loss
 from songbloom.training.optim import lr_lambda, no_decay_names, parameter_groups
 from songbloom.training.synthetic_data import SyntheticSongs, SyntheticSpec

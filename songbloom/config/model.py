@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from songbloom.config.release_yaml import load_release_yaml
 from songbloom.text.vocab import DEFAULT_VOCAB_PATH, load_vocab_list
 
 DIFFUSION_OBJECTIVES = ("rectified_flow", "v")
@@ -190,7 +191,7 @@ class SongBloomConfig:
 
     @classmethod
     def from_release_dict(cls, raw: dict[str, Any]) -> SongBloomConfig:
-        """Build from an already-resolved release YAML mapping (see :mod:`songbloom.release.yaml_loader`)."""
+        """Build from an already-resolved release YAML mapping (see :mod:`songbloom.config.release_yaml`)."""
         m = dict(raw.get("model") or {})
         cond = m.pop("condition_provider_cfg", {}) or {}
         m.pop("fuser_cfg", None)
@@ -246,8 +247,6 @@ class SongBloomConfig:
     @classmethod
     def from_release_yaml(cls, path: str | Path) -> SongBloomConfig:
         """Load a release YAML (its ``???`` paths resolve to the YAML's own directory)."""
-        from songbloom.release.yaml_loader import load_release_yaml
-
         return cls.from_release_dict(load_release_yaml(path))
 
     @classmethod

@@ -1,0 +1,66 @@
+"""Where a run's generator weights come from: ``scratch``, a ``release`` or one of our ``export``s.
+
+:func:`resolve_init` reads the files (strictly, weights-only) and hands back an
+:class:`~songbloom.building.model.InitResult`; :func:`~songbloom.building.model.build_model` turns it into a
+model without touching the disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file
+
+from songbloom.building.model import InitResult, finish_training_model, generator_config, preset_config
+from songbloom.checkpoints.release_files import resolve_release_files
+from songbloom.checkpoints.release_state import load_release_state_dict, split_release_state_dict
+from songbloom.checkpoints.strict import strict_load
+from songbloom.config import SongBloomConfig
+from songbloom.models.songbloom import SongBloomModel
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_init(init_cfg: Mapping[str, Any], preset_cfg: SongBloomConfig) -> InitResult:
+    """Read the weights named by ``init_cfg`` (not yet loaded into a model)."""
+    source = str(init_cfg.get("source", "scratch"))
+    if source == "scratch":
+        return InitResult(preset_cfg, None, source, "random init (release scheme)")
+    if source == "release":
+        name = str(init_cfg["release_name"])
+        files = resolve_release_files(
+            name, init_cfg.get("release_dir"), local_only=bool(init_cfg.get("local_only", True))
+        )
+        cfg = files.load_config()
+        sd, _vae, report = split_release_state_dict(load_release_state_dict(files.pt), require_vae=False)
+        logger.info("release %s: %d generator tensors from %s (%s)", name, len(sd), files.pt, report)
+        return InitResult(cfg, sd, source, f"release {name} ({files.pt})")
+    if source == "export":
+        path = Path(str(init_cfg["export_path"]))
+        if not path.is_file():
+            raise FileNotFoundError(f"init.export_path={path} does not exist (an exported generator .safetensors/.pt)")
+        if path.suffix == ".safetensors":
+            sd = load_file(str(path))
+        else:
+            sd, _vae, _ = split_release_state_dict(load_release_state_dict(path), require_vae=False)
+        cfg = preset_cfg
+        config_json = path.with_name("config.json")
+        if config_json.is_file():
+            cfg = SongBloomConfig.from_dict(json.loads(config_json.read_text())["songbloom"])
+        return InitResult(cfg, sd, source, f"export {path}")
+    raise ValueError(f"init.source={source!r}: choose scratch, release or export")
+
+
+def build_model(c: dict[str, Any]) -> tuple[SongBloomModel, SongBloomConfig, dict[str, list[str]], str]:
+    """The run's model with its initial weights (strict load), LoRA and trainable flags as the config declares."""
+    init = resolve_init(c.get("init") or {}, preset_config(c))
+    sb_cfg = generator_config(c, init)
+    model = SongBloomModel(sb_cfg.model)
+    if init.state_dict is not None:
+        strict_load(model, init.state_dict, what=init.description)
+    report = finish_training_model(model, c, init)
+    return model, sb_cfg, report, init.source

@@ -1,0 +1,57 @@
+"""Reading files from outside: ``torch.load(weights_only=True)`` only, memory-mapped when possible.
+
+Every checkpoint, VAE or fork file we did not write ourselves goes through :func:`torch_load_safely`, so an
+unsafe pickle is refused with one clear message whichever entry point read it.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+logger = logging.getLogger(__name__)
+
+
+def torch_load_safely(path: Path, *, allowed_globals: list | None = None, what: str = "tensors and plain containers",
+                      hint: str | None = None) -> object:
+    """``torch.load(weights_only=True)``, memory-mapped when the file allows, with a clear refusal message.
+
+    ``allowed_globals`` extends the unpickler's allow-list (e.g. the OmegaConf classes the public fork stores);
+    ``what`` names what the file may hold and ``hint`` what to do when it holds more.
+    """
+    import contextlib
+
+    scope = torch.serialization.safe_globals(allowed_globals) if allowed_globals else contextlib.nullcontext()
+    try:
+        with scope:
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as e:
+                # mmap needs the zip format of torch >= 1.6; older files load fully into memory instead.
+                if "mmap" not in str(e):
+                    raise
+                logger.info("%s: not mmap-able (%s); loading it into memory", path, e)
+                return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        last_line = str(e).strip().splitlines()[-1] if str(e).strip() else ""
+        hint = hint or (
+            "If you trust the file, re-save only its tensors (its 'state_dict' mapping) with torch.save or "
+            "safetensors in the environment that wrote it, and load that copy."
+        )
+        raise ValueError(
+            f"{path}: holds Python objects other than {what}, which we refuse to unpickle (weights_only=True). "
+            f"{hint} ({last_line})"
+        ) from e
+
+
+def check_tensors(sd: Mapping[str, object], path: Path) -> dict[str, Tensor]:
+    bad = [k for k, v in sd.items() if not isinstance(k, str) or not isinstance(v, Tensor)]
+    if bad:
+        shown = ", ".join(f"{k!r}: {type(sd[k]).__name__}" for k in bad[:10])
+        raise ValueError(f"{path}: expected a state dict of tensors; {len(bad)} entries are not ({shown})")
+    return dict(sd)  # type: ignore[arg-type]
