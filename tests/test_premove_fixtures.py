@@ -41,7 +41,7 @@ def premove(tmp_path: Path) -> Path:
 
 
 def _load(path: Path, **kw):
-    from songbloom.inference.checkpoints import load_checkpoint
+    from songbloom.checkpoints.registry import load_checkpoint
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -227,7 +227,7 @@ class EncoderSpec:
     device: str = "cpu"
 
     def __call__(self) -> Encoders:
-        from songbloom.utils.devices import preprocessing_devices
+        from songbloom.building.devices import preprocessing_devices
 
         # MPS: the VAE runs there, MuQ (sketch tokens) on the CPU; SketchTokenizer defaults to the CPU anyway.
         vae_device, _, _ = preprocessing_devices(self.device)

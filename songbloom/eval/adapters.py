@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -106,63 +105,3 @@ def lyric_ids_from_text(lyrics: str, sb_cfg: SongBloomConfig, language: str | No
 
 
 # ---------------------------------------------------------------------- run dirs of train.py
-@dataclass
-class RunDir:
-    root: Path
-    config: dict[str, Any]
-
-    @classmethod
-    def open(cls, root: str | Path) -> RunDir:
-        root = Path(root)
-        cfg = root / "config.json"
-        if not cfg.is_file():
-            raise FileNotFoundError(f"{cfg} is missing: {root} is not a train.py run dir")
-        return cls(root, json.loads(cfg.read_text(encoding="utf-8")))
-
-    @property
-    def export_dir(self) -> Path:
-        return self.root / "export"
-
-    def history(self) -> list[dict[str, float]]:
-        """The evaluation callback's records (``eval_metrics.jsonl``), else the training step records."""
-        for name in ("eval_metrics.jsonl", "metrics.jsonl"):
-            path = self.root / name
-            if path.is_file():
-                rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-                return [r for r in rows if "step" in r]
-        return []
-
-    def initial_model(self) -> SongBloomModel:
-        """The weights the run started from, rebuilt exactly as train.py built them (same seed, same init)."""
-        import lightning as L
-
-        from songbloom.checkpoints.init_weights import build_model
-
-        with torch.random.fork_rng(devices=[]):
-            L.seed_everything(int(self.config.get("seed", 0)), workers=True, verbose=False)
-            model, _, _, _ = build_model(self.config)
-        return model.eval()
-
-    def held_out_batches(self, sb_cfg: SongBloomConfig, max_batches: int | None = None) -> list[Any]:
-        """The run's validation batches (the demo's prepared data is reused, not rebuilt)."""
-        from songbloom.training.data import build_datamodule
-
-        data_cfg = self.config["data"]
-        demo = self.config.get("demo") or {}
-        if demo.get("enabled") and demo.get("prepare_data"):
-            from songbloom.training.demo import prepare_demo_data
-
-            data_cfg = prepare_demo_data(self.config, sb_cfg) or data_cfg
-        dm = build_datamodule(data_cfg, sb_cfg, seed=int(self.config.get("seed", 0)))
-        if hasattr(dm, "setup"):
-            dm.setup("validate")
-        return _take(dm.val_dataloader(), max_batches)
-
-
-def _take(batches: Iterable[Any], n: int | None) -> list[Any]:
-    out = []
-    for i, b in enumerate(batches):
-        if n is not None and i >= n:
-            break
-        out.append(b)
-    return out

@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _pick_device(name: str | None, dtype: torch.dtype):
     """Generator device/dtype and the VAE's device (MPS: float32, VAE on CPU where MPS lacks an op)."""
-    from songbloom.utils.devices import DeviceUnavailableError, resolve_inference_devices
+    from songbloom.building.devices import DeviceUnavailableError, resolve_inference_devices
 
     try:
         return resolve_inference_devices(name, dtype)

@@ -9,15 +9,15 @@ from typing import Any
 
 import torch
 
+from songbloom.building.devices import prepare_training_accelerator
 from songbloom.checkpoints.init_weights import build_model
 from songbloom.config import SongBloomConfig
-from songbloom.licences import training_licences
 from songbloom.training.callbacks import StepRecorder, read_step_metrics
 from songbloom.training.checkpointing import AtomicStepCheckpoint, find_resume_checkpoint
 from songbloom.training.data import build_datamodule
 from songbloom.training.lit_module import OptimSettings, SongBloomLitModule, TrainSettings
 from songbloom.training.run_dir import atomic_write_text, default_run_name, prepare_run_dir
-from songbloom.utils.devices import prepare_training_accelerator
+from songbloom.training.run_licences import training_licences
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ def run(cfg: Any) -> dict[str, Any]:
             ckpt_path = Path(str(resume))
         if ckpt_path is not None:
             logger.info("resuming from %s", ckpt_path)
-        from songbloom.utils.scale_out import scale_out_trainer_kwargs
+        from songbloom.training.scale_out import scale_out_trainer_kwargs
 
         # SLURM layout check, strategy, our preemption handling (Lightning's own requeue is switched off).
         scale_out = scale_out_trainer_kwargs(c, run_dir / "checkpoints")

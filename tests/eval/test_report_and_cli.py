@@ -4,9 +4,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from songbloom.cli.evaluate import main
 from songbloom.config import SongBloomConfig
 from songbloom.eval.audio_io import load_audio_folder, write_audio
-from songbloom.eval.cli import main
 from songbloom.eval.embedders import MelStatsEmbedder
 from songbloom.eval.report import lower_is_better, markdown_table, write_report
 from songbloom.eval.suite import evaluate_folders, load_prompts, match_key

@@ -14,8 +14,8 @@ from lightning.pytorch.loggers import WandbLogger
 pytest.importorskip("songbloom.training.run", reason="the training stack is not merged on this branch yet")
 pytest.importorskip("songbloom.inference.pipeline", reason="the sampler is not merged on this branch yet")
 
+from songbloom.cli.evaluate import main  # noqa: E402
 from songbloom.eval.callback import EvaluationCallback  # noqa: E402
-from songbloom.eval.cli import main  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY_CPU = ["model=tiny", "trainer=cpu", "data=synthetic", "debug=ci", "data.num_songs=8", "data.val_songs=2",

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from songbloom.utils import devices
-from songbloom.utils.devices import (
+from songbloom.building.devices import (
     MUQ_ON_MPS_NOTICE,
     DeviceUnavailableError,
     prepare_training_accelerator,
@@ -20,6 +19,7 @@ from songbloom.utils.devices import (
     resolve_inference_devices,
     vae_device_for,
 )
+from songbloom.utils import devices
 from songbloom.utils.mps_env import FALLBACK_ENV, set_mps_fallback_env_from_argv, wants_mps
 
 REPO = Path(__file__).resolve().parents[2]

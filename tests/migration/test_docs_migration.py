@@ -118,7 +118,7 @@ def test_every_command_of_the_migration_page_runs(sandbox, monkeypatch, caplog):
             report = json.loads((sandbox / "data/ja/songs.jsonl.report.json").read_text(encoding="utf-8"))
             assert report["counts"]["scat_only"] == 1 and report["counts"]["kept"] == 2
         elif script == "train.py":
-            from songbloom.utils.devices import DeviceUnavailableError
+            from songbloom.building.devices import DeviceUnavailableError
 
             with pytest.raises(DeviceUnavailableError, match="trainer.accelerator=mps"):
                 _train(argv, sandbox)

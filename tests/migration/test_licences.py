@@ -21,9 +21,9 @@ from songbloom.licences import (
     merge_licences,
     non_commercial,
     sketch_codebook_licences,
-    training_licences,
     warn_if_non_commercial,
 )
+from songbloom.training.run_licences import training_licences
 from tests.data.standins import SHARD_KW, toy_encoders
 
 MUQ_META = {"muq_licence": "CC-BY-NC-4.0", "muq_model_id": "OpenMuQ/MuQ-large-msd-iter"}

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from songbloom.training.scale_out import scale_out_trainer_kwargs
 from songbloom.utils.logging import RankedLogger
-from songbloom.utils.scale_out import scale_out_trainer_kwargs
 
 log = RankedLogger("standin")
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from songbloom.training.strategies import build_strategy
 from songbloom.utils import slurm
 from songbloom.utils.logging import RankedLogger
-from songbloom.utils.strategies import build_strategy
 
 REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "conf"
@@ -147,7 +147,7 @@ def test_fsdp_policy_wraps_every_lm_layer_and_dit_block():
     """
     from songbloom.config import SongBloomConfig
     from songbloom.models.songbloom import SongBloomModel
-    from songbloom.utils.strategies import wrappable_blocks
+    from songbloom.training.strategies import wrappable_blocks
 
     model = SongBloomModel(SongBloomConfig.from_name("tiny").model)
     policy = build_strategy(yaml.safe_load((CONF / "strategy/fsdp.yaml").read_text())).kwargs["auto_wrap_policy"]

@@ -99,7 +99,7 @@ def summarise(bundle) -> dict:
 
 def main() -> int:
     sys.path.insert(0, str(REPO_ROOT))
-    from songbloom.inference.checkpoints import load_checkpoint
+    from songbloom.checkpoints.registry import load_checkpoint
     from songbloom.training import run
     from tests.export.conftest import write_tiny_release_with_vae
     from tests.training.conftest import TINY_CPU, compose_config

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from songbloom.training.strategies import build_strategy
 from songbloom.utils import slurm
-from songbloom.utils.strategies import build_strategy
 
 
 def scale_out_trainer_kwargs(cfg: dict[str, Any], ckpt_dir: str | Path) -> dict[str, Any]:

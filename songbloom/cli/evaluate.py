@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
 
     run = None
     if args.run_dir:
-        from songbloom.eval.adapters import RunDir
+        from songbloom.training.run_dir import RunDir
 
         run = RunDir.open(args.run_dir)
         history = run.history()
@@ -139,7 +139,8 @@ def _load_models(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, tu
     exports = _pairs(args.export, "--export")
     if not exports and not args.run_dir:
         return {}
-    from songbloom.eval.adapters import RunDir, load_exported_generator
+    from songbloom.eval.adapters import load_exported_generator
+    from songbloom.training.run_dir import RunDir
 
     models = {name: load_exported_generator(p) for name, p in exports.items()}
     if args.run_dir:

@@ -1,0 +1,1 @@
+"""Command-line entry points: each module builds a parser and a ``main(argv)``; console scripts call them."""
