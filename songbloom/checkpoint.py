@@ -1,4 +1,4 @@
-"""Deprecated alias of songbloom.checkpoints.safe_load (and neighbours); see docs/migration.md."""
+"""Deprecated alias of songbloom.checkpoints.release_state (and neighbours); see docs/migration.md."""
 
 from songbloom.checkpoints.release_state import (  # noqa: E402, F401
     SplitReport,
@@ -21,4 +21,4 @@ from songbloom.checkpoints.vae import VAE_KEY_ROOTS, load_vae_checkpoint  # noqa
 from songbloom.utils.atomic import atomic_write  # noqa: E402, F401
 from songbloom.utils.deprecation import warn_moved
 
-warn_moved(__name__, "songbloom.checkpoints.safe_load")
+warn_moved(__name__, "songbloom.checkpoints.release_state")

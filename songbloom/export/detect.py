@@ -1,4 +1,4 @@
-"""Deprecated alias of songbloom.checkpoints.formats.training (and neighbours); see docs/migration.md."""
+"""Deprecated alias of songbloom.checkpoints.keys (and neighbours); see docs/migration.md."""
 
 from songbloom.checkpoints.formats.merged import CONFIG_FILE, GENERATOR_FILE, is_merged_export  # noqa: E402, F401
 from songbloom.checkpoints.formats.peft_adapter import (  # noqa: E402, F401
@@ -9,4 +9,4 @@ from songbloom.checkpoints.formats.peft_adapter import (  # noqa: E402, F401
 from songbloom.checkpoints.formats.training import TRAINING_CONFIG_KEY, is_training_checkpoint  # noqa: E402, F401
 from songbloom.utils.deprecation import warn_moved
 
-warn_moved(__name__, "songbloom.checkpoints.formats.training")
+warn_moved(__name__, "songbloom.checkpoints.keys")

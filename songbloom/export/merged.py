@@ -1,4 +1,4 @@
-"""Deprecated alias of songbloom.training.export (and neighbours); see docs/migration.md."""
+"""Deprecated alias of songbloom.checkpoints.formats.merged (and neighbours); see docs/migration.md."""
 
 from songbloom.checkpoints.formats.merged import (  # noqa: E402, F401
     check_plain as _check_plain,
@@ -12,4 +12,4 @@ from songbloom.training.export import ADAPTER_FILE, CONFIG_FILE, export_generato
 from songbloom.utils.atomic import atomic_write, atomic_write_text  # noqa: E402, F401
 from songbloom.utils.deprecation import warn_moved
 
-warn_moved(__name__, "songbloom.training.export")
+warn_moved(__name__, "songbloom.checkpoints.formats.merged")

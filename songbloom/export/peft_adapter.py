@@ -1,4 +1,4 @@
-"""Deprecated alias of songbloom.checkpoints.keys (and neighbours); see docs/migration.md."""
+"""Deprecated alias of songbloom.checkpoints.formats.peft_adapter (and neighbours); see docs/migration.md."""
 
 from songbloom.checkpoints.formats.peft_adapter import (  # noqa: E402, F401
     ADAPTER_NAME,
@@ -18,4 +18,4 @@ from songbloom.models.songbloom import SongBloomModel  # noqa: E402, F401
 from songbloom.utils.atomic import atomic_write, atomic_write_text  # noqa: E402, F401
 from songbloom.utils.deprecation import warn_moved
 
-warn_moved(__name__, "songbloom.checkpoints.keys")
+warn_moved(__name__, "songbloom.checkpoints.formats.peft_adapter")

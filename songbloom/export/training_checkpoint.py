@@ -1,4 +1,4 @@
-"""Deprecated alias of songbloom.checkpoints.keys (and neighbours); see docs/migration.md."""
+"""Deprecated alias of songbloom.checkpoints.formats.training (and neighbours); see docs/migration.md."""
 
 from songbloom.checkpoints.formats.training import (  # noqa: E402, F401
     TrainedModel,
@@ -13,4 +13,4 @@ from songbloom.models.songbloom import SongBloomModel  # noqa: E402, F401
 from songbloom.models.vae import OobleckVAE  # noqa: E402, F401
 from songbloom.utils.deprecation import warn_moved
 
-warn_moved(__name__, "songbloom.checkpoints.keys")
+warn_moved(__name__, "songbloom.checkpoints.formats.training")

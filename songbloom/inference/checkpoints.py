@@ -1,4 +1,4 @@
-"""Deprecated alias of songbloom.checkpoints.bundle (and neighbours); see docs/migration.md."""
+"""Deprecated alias of songbloom.checkpoints.registry (and neighbours); see docs/migration.md."""
 
 from songbloom.checkpoints.bundle import release_yaml_candidates as _yaml_candidates  # noqa: E402, F401
 from songbloom.checkpoints.formats.release import WEIGHT_SUFFIXES  # noqa: E402, F401
@@ -12,4 +12,4 @@ from songbloom.checkpoints.registry import (  # noqa: E402, F401
 )
 from songbloom.utils.deprecation import warn_moved
 
-warn_moved(__name__, "songbloom.checkpoints.bundle")
+warn_moved(__name__, "songbloom.checkpoints.registry")

@@ -1,4 +1,4 @@
-"""Deprecated alias of songbloom.checkpoints.formats.peft_adapter (and neighbours); see docs/migration.md."""
+"""Deprecated alias of songbloom.checkpoints.formats (and neighbours); see docs/migration.md."""
 
 from songbloom.checkpoints.formats.peft_adapter import load_adapter_base  # noqa: E402, F401
 from songbloom.checkpoints.registry import (  # noqa: E402, F401
@@ -9,4 +9,4 @@ from songbloom.checkpoints.registry import (  # noqa: E402, F401
 )
 from songbloom.utils.deprecation import warn_moved
 
-warn_moved(__name__, "songbloom.checkpoints.formats.peft_adapter")
+warn_moved(__name__, "songbloom.checkpoints.formats")

@@ -1,4 +1,4 @@
-"""Deprecated alias of songbloom.checkpoints.fork_file (and neighbours); see docs/migration.md."""
+"""Deprecated alias of songbloom.checkpoints.fork_key_mapping (and neighbours); see docs/migration.md."""
 
 from songbloom.checkpoints import fork_file  # noqa: E402, F401
 from songbloom.checkpoints.fork_file import (  # noqa: E402, F401
@@ -13,4 +13,4 @@ from songbloom.checkpoints.fork_key_mapping import (  # noqa: E402, F401
 )
 from songbloom.utils.deprecation import warn_moved
 
-warn_moved(__name__, "songbloom.checkpoints.fork_file")
+warn_moved(__name__, "songbloom.checkpoints.fork_key_mapping")

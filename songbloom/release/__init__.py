@@ -1,4 +1,4 @@
-"""Deprecated alias of songbloom.config.release_yaml (and neighbours); see docs/migration.md."""
+"""Deprecated alias of songbloom.checkpoints.release_files (and neighbours); see docs/migration.md."""
 
 from songbloom.checkpoints import keys  # noqa: E402, F401
 from songbloom.checkpoints.release_files import (  # noqa: E402, F401
@@ -23,4 +23,4 @@ from songbloom.config.release_yaml import load_release_yaml  # noqa: E402, F401
 from songbloom.config.safe_eval import safe_arithmetic_eval  # noqa: E402, F401
 from songbloom.utils.deprecation import warn_moved
 
-warn_moved(__name__, "songbloom.config.release_yaml")
+warn_moved(__name__, "songbloom.checkpoints.release_files")

@@ -1,4 +1,4 @@
-"""Deprecated alias of songbloom.checkpoints.init_weights (and neighbours); see docs/migration.md."""
+"""Deprecated alias of songbloom.building.trainable (and neighbours); see docs/migration.md."""
 
 from songbloom.building.model import InitResult  # noqa: E402, F401
 from songbloom.building.trainable import (  # noqa: E402, F401
@@ -12,4 +12,4 @@ from songbloom.checkpoints.strict import strict_load as load_generator_weights  
 from songbloom.config.model import SongBloomConfig  # noqa: E402, F401
 from songbloom.utils.deprecation import warn_moved
 
-warn_moved(__name__, "songbloom.checkpoints.init_weights")
+warn_moved(__name__, "songbloom.building.trainable")

@@ -19,7 +19,7 @@ from songbloom.building.devices import (
     resolve_inference_devices,
     vae_device_for,
 )
-from songbloom.utils import devices
+from songbloom.building import devices
 from songbloom.utils.mps_env import FALLBACK_ENV, set_mps_fallback_env_from_argv, wants_mps
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def _probe_missing_op(device):
 
 
 def test_inference_on_mps_forces_float32_and_keeps_vae_when_ops_exist(fake_mps, caplog):
-    with caplog.at_level(logging.WARNING, logger="songbloom.utils.devices"):
+    with caplog.at_level(logging.WARNING, logger="songbloom.building.devices"):
         plan = resolve_inference_devices("mps", torch.bfloat16, vae_probe=_probe_ok)
     assert plan.device.type == "mps" and plan.vae_device.type == "mps" and plan.dtype == torch.float32
     assert any("float32 only" in n for n in plan.notes)
@@ -87,7 +87,7 @@ def test_training_and_preprocessing_on_mps(fake_mps, caplog):
     cfg = {"accelerator": "mps", "precision": "bf16-mixed"}
     notes = prepare_training_accelerator(cfg)
     assert cfg["precision"] == "32-true" and any("float32 only" in n for n in notes)
-    with caplog.at_level(logging.WARNING, logger="songbloom.utils.devices"):
+    with caplog.at_level(logging.WARNING, logger="songbloom.building.devices"):
         vae_dev, muq_dev, notes = preprocessing_devices("mps")
     assert (vae_dev, muq_dev) == ("mps", "cpu") and MUQ_ON_MPS_NOTICE in notes
     assert "complex-valued STFT" in caplog.text

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from songbloom.utils import devices
+from songbloom.building import devices
 from tests.migration.test_fork_checkpoint import build_fork_checkpoint
 from tests.migration.test_jacappella import make_layout
 

@@ -2,7 +2,7 @@
 
 The training jobs go through the ``ci_cpu_ddp`` recipe, the same sbatch template users submit. They run
 ``train.py experiment=demo trainer=ddp debug=ci ...`` once the training stack calls
-``songbloom.utils.scale_out.scale_out_trainer_kwargs`` (``TRAIN_MODE``); before that, the stand-in
+``songbloom.training.scale_out.scale_out_trainer_kwargs`` (``TRAIN_MODE``); before that, the stand-in
 ``tests/slurm/standin_train.py``. Step counts are small; each wait has a timeout.
 """
 
