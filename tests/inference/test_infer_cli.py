@@ -10,10 +10,10 @@ import pytest
 import soundfile as sf
 import torch
 
+from songbloom.checkpoints import registry as checkpoints
 from songbloom.checkpoints.release_state import save_release_checkpoint
 from songbloom.checkpoints.release_yaml_writer import write_release_yaml
 from songbloom.config import SongBloomConfig
-from songbloom.checkpoints import registry as checkpoints
 from songbloom.inference.cli import main, read_jsonl
 from songbloom.inference.generate import SamplingParams
 from songbloom.models.songbloom import SongBloomModel

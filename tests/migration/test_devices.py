@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from songbloom.building import devices
 from songbloom.building.devices import (
     MUQ_ON_MPS_NOTICE,
     DeviceUnavailableError,
@@ -19,7 +20,6 @@ from songbloom.building.devices import (
     resolve_inference_devices,
     vae_device_for,
 )
-from songbloom.building import devices
 from songbloom.utils.mps_env import FALLBACK_ENV, set_mps_fallback_env_from_argv, wants_mps
 
 REPO = Path(__file__).resolve().parents[2]
