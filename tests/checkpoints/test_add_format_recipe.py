@@ -24,7 +24,7 @@ from songbloom.models.vae import OobleckVAE, VAEConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
-NEW_FORMAT = '''"""One safetensors file holding the generator, the VAE and both configs (a format made by the recipe test)."""
+NEW_FORMAT = '''"""One safetensors file: the generator, the VAE and both configs (made by the recipe test)."""
 
 from __future__ import annotations
 
