@@ -28,11 +28,11 @@ import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from songbloom.config import sampling_problems
+from songbloom.config import InferenceConfig, sampling_problems  # noqa: F401  (importable here before the move)
 from songbloom.inference.dit_sampler import PatchDenoiser, StepObserver
 from songbloom.inference.graphs import GraphCache, StaticDecodeStep
 from songbloom.inference.sampling import (
@@ -47,51 +47,79 @@ from songbloom.models.lm import KVCache
 from songbloom.models.songbloom import SongBloomModel
 
 if TYPE_CHECKING:
-    from songbloom.config import InferenceConfig, SongBloomConfig
+    from songbloom.config import SongBloomConfig
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+_INFERENCE_FIELDS = frozenset(f.name for f in dataclasses.fields(InferenceConfig))
+
+
 class SamplingParams:
-    """Generation settings (release ``inference.*`` plus the length cap and our own switches)."""
+    """Generation settings: the model's ``inference`` block plus the length cap and our own switches.
 
-    cfg_coef: float | tuple[float, float] = 1.5  # one value, or (LM, DiT)
-    temp: float = 0.9
-    diff_temp: float = 0.95
-    top_k: int = 100
-    top_p: float = 0.0
-    penalty_repeat: bool = True
-    penalty_window: int = 50
-    penalty_mode: str = "release"  # "release" (divide by 1.1, quirks kept) | "corrected" | "none"
-    steps: int = 36
-    dit_cfg_type: str = "h"
-    use_sampling: bool = True
-    max_frames: float = 4000.0  # release: (max_dur + 10) * 25
-    exact_release_rng: bool = False
+    The release's sampling fields live in :class:`~songbloom.config.InferenceConfig` only; they are read
+    through this object (``params.temp``) and set by keyword (``SamplingParams(temp=0.5, max_frames=64)``).
+    """
 
-    def __post_init__(self) -> None:
-        problems = sampling_problems(self)
-        if self.penalty_mode not in PENALTY_MODES:
-            problems.append(f"penalty_mode={self.penalty_mode!r}: choose from {PENALTY_MODES}")
-        if self.max_frames <= 0:
-            problems.append(f"max_frames={self.max_frames} must be positive")
+    def __init__(
+        self,
+        inference: InferenceConfig | None = None,
+        *,
+        max_frames: float = 4000.0,  # release: (max_dur + 10) * 25
+        penalty_mode: str = "release",  # "release" (divide by 1.1, quirks kept) | "corrected" | "none"
+        exact_release_rng: bool = False,
+        **inference_fields: Any,
+    ) -> None:
+        unknown = sorted(set(inference_fields) - {f.name for f in dataclasses.fields(InferenceConfig)})
+        if unknown:
+            raise TypeError(f"SamplingParams: unknown settings {unknown}")
+        base = inference if inference is not None else InferenceConfig()
+        if isinstance(inference_fields.get("cfg_coef", base.cfg_coef), list):
+            inference_fields["cfg_coef"] = tuple(inference_fields.get("cfg_coef", base.cfg_coef))
+        try:
+            self.inference = dataclasses.replace(base, **inference_fields)
+            problems = []
+        except ValueError as e:  # InferenceConfig's own checks, reported with ours below
+            self.inference, problems = base, [str(e)]
+        self.max_frames = max_frames
+        self.penalty_mode = penalty_mode
+        self.exact_release_rng = exact_release_rng
+        if penalty_mode not in PENALTY_MODES:
+            problems.append(f"penalty_mode={penalty_mode!r}: choose from {PENALTY_MODES}")
+        if max_frames <= 0:
+            problems.append(f"max_frames={max_frames} must be positive")
         if isinstance(self.cfg_coef, Sequence) and len(self.cfg_coef) != 2:
             problems.append(f"cfg_coef={self.cfg_coef}: give one value or [LM, DiT]")
         if problems:
             raise ValueError("invalid sampling parameters:\n  - " + "\n  - ".join(problems))
 
-    @classmethod
-    def from_inference_config(cls, inf: InferenceConfig, max_frames: float, **overrides: object) -> SamplingParams:
-        known = {f.name for f in dataclasses.fields(cls)}
-        d = {k: v for k, v in dataclasses.asdict(inf).items() if k in known}
-        if isinstance(d.get("cfg_coef"), list):
-            d["cfg_coef"] = tuple(d["cfg_coef"])
-        d.update(max_frames=max_frames, **overrides)
-        return cls(**d)
+    def __getattr__(self, name: str) -> Any:
+        if name != "inference" and name in _INFERENCE_FIELDS:
+            return getattr(self.inference, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SamplingParams) and self.as_dict() == other.as_dict()
+
+    def __repr__(self) -> str:
+        return f"SamplingParams({self.as_dict()})"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every setting, flat (for logs and provenance)."""
+        return {
+            **dataclasses.asdict(self.inference),
+            "max_frames": self.max_frames,
+            "penalty_mode": self.penalty_mode,
+            "exact_release_rng": self.exact_release_rng,
+        }
 
     @classmethod
-    def from_config(cls, cfg: SongBloomConfig, **overrides: object) -> SamplingParams:
+    def from_inference_config(cls, inf: InferenceConfig, max_frames: float, **overrides: Any) -> SamplingParams:
+        return cls(inf, max_frames=max_frames, **overrides)
+
+    @classmethod
+    def from_config(cls, cfg: SongBloomConfig, **overrides: Any) -> SamplingParams:
         """The release defaults of a model config: its ``inference`` block and ``(max_dur + 10) * 25`` frames."""
         return cls.from_inference_config(cfg.inference, cfg.max_frames, **overrides)
 
