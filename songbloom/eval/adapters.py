@@ -1,8 +1,8 @@
 """The one place where evaluation reaches into the sampler and the training stack.
 
 Everything else in :mod:`songbloom.eval` depends only on the model core, the VAE, MuQ and the text front end.
-If a teammate's API moves, only this file changes. Imports are lazy so that the metric library works
-without the sampler or the training package installed.
+If the sampler's or the trainer's API moves, only this file changes. Imports are lazy so that importing the
+metric library does not load Lightning and the sampler.
 """
 
 from __future__ import annotations
@@ -48,11 +48,8 @@ def load_exported_generator(export_dir: str | Path) -> tuple[SongBloomModel, Son
 def demo_vae() -> nn.Module:
     """The tiny random VAE the demo experiment encodes its shards with (same seed on both sides)."""
     from songbloom.models.vae import OobleckVAE, VAEConfig
+    from songbloom.training.demo import DEMO_VAE_SEED
 
-    try:
-        from songbloom.training.demo import DEMO_VAE_SEED
-    except ImportError:  # the training stack is not installed: its documented seed
-        DEMO_VAE_SEED = 0  # noqa: N806
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(DEMO_VAE_SEED)
         return OobleckVAE(VAEConfig.tiny()).eval()
@@ -87,14 +84,11 @@ class SongSpec:
 def generate_songs(model: SongBloomModel, sb_cfg: SongBloomConfig, vae: nn.Module, songs: Sequence[SongSpec],
                    *, seconds: float) -> dict[str, tuple[torch.Tensor, int]]:
     """Generate with the sampler (``songbloom.inference``); returns name -> ``([C, T], sample_rate)``."""
-    try:
-        from songbloom.api import SongBloom
-        from songbloom.inference.generate import SamplingParams
-        from songbloom.inference.pipeline import SongBloomPipeline, SongRequest
-        from songbloom.text.vocab import Vocabulary
-    except ImportError as e:
-        raise ImportError(f"generating songs for evaluation needs the sampler (songbloom.inference): {e}. "
-                          "Evaluate folders of already generated audio instead (--audio NAME=DIR)") from e
+    from songbloom.api import SongBloom
+    from songbloom.inference.generate import SamplingParams
+    from songbloom.inference.pipeline import SongBloomPipeline, SongRequest
+    from songbloom.text.vocab import Vocabulary
+
     bundle = SongBloom(config=sb_cfg, model=model.eval(), vae=vae.eval(),
                        vocab=Vocabulary(list(sb_cfg.model.lyric_vocab)))
     params = SamplingParams.from_inference_config(sb_cfg.inference, max_frames=seconds * sb_cfg.frame_rate)
@@ -164,7 +158,7 @@ class RunDir:
         if demo.get("enabled") and demo.get("prepare_data"):
             from songbloom.training.demo import prepare_demo_data
 
-            data_cfg = prepare_demo_data(self.config, sb_cfg) or data_cfg
+            data_cfg = prepare_demo_data(self.config, sb_cfg)
         dm = build_datamodule(data_cfg, sb_cfg, seed=int(self.config.get("seed", 0)))
         if hasattr(dm, "setup"):
             dm.setup("validate")

@@ -143,10 +143,8 @@ def write_song(audio: torch.Tensor, sample_rate: int, wav_path: Path, *, title: 
 
 # ---------------------------------------------------------------------------------------------- weights
 def lora_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
-    try:
-        from peft.tuners.tuners_utils import BaseTunerLayer
-    except ImportError:
-        return []
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
     return [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
 
 
@@ -582,12 +580,7 @@ def progress_bar(cfg: Mapping[str, Any] | None, trainer_cfg: Mapping[str, Any]) 
     if rate is None:
         rate = 1 if tty else int(cfg.get("log_file_every_n_steps", 50))
     if kind == "rich" or (kind == "auto" and tty):
-        try:
-            import rich  # noqa: F401
-
-            return RichProgressBar(refresh_rate=int(rate))
-        except ImportError:
-            pass
+        return RichProgressBar(refresh_rate=int(rate))
     if kind not in ("auto", "rich", "tqdm"):
         raise ValueError(f"callbacks.progress_bar.kind={kind!r}: choose auto, rich or tqdm")
     return TQDMProgressBar(refresh_rate=int(rate))

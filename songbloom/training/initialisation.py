@@ -85,12 +85,9 @@ def resolve_init(init_cfg: Mapping[str, Any], preset_cfg: SongBloomConfig) -> In
 
 
 def load_generator_weights(model: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str) -> None:
-    """Strict load with the release dev's readable key report (falls back to torch's strict load)."""
-    try:
-        from songbloom.checkpoint import strict_load
-    except ImportError:  # before the release branch is merged
-        model.load_state_dict(state_dict, strict=True)
-        return
+    """Strict load with a readable report of missing, unexpected and mis-shaped keys."""
+    from songbloom.checkpoint import strict_load
+
     strict_load(model, state_dict, what=what)
 
 
