@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 
+from songbloom.checkpoint import save_release_checkpoint
 from songbloom.config import SongBloomConfig
 from songbloom.models.songbloom import SongBloomModel
+from songbloom.release.yaml_writer import write_release_yaml
 from songbloom.training import run
 from songbloom.training.initialisation import FULL_SETS
 from songbloom.training.lora import is_adapter_param
@@ -23,10 +24,6 @@ RELEASE = "songbloom_full_150s"
 
 def write_tiny_release(folder: Path) -> dict[str, torch.Tensor]:
     """The release file set (YAML, .pt, VAE json/ckpt, vocabulary) around a tiny random generator."""
-    pytest.importorskip("songbloom.release.yaml_writer", reason="needs the release branch (songbloom.release)")
-    from songbloom.checkpoint import save_release_checkpoint
-    from songbloom.release.yaml_writer import write_release_yaml
-
     cfg = SongBloomConfig.from_name("tiny")
     torch.manual_seed(123)
     generator = SongBloomModel(cfg.model).state_dict()
