@@ -23,7 +23,7 @@ def main(cfg: DictConfig) -> float | None:
     if result.get("export_generator"):
         print(f"export      : {result['export_generator']}")
     if "song" in result:
-        print(f"song        : {result['song'] or 'not generated (see the log)'}")
+        print(f"song        : {result['song']}")
     if "ar_loss_ratio" in result:
         print(
             f"AR loss     : {result['ar_loss_first10']:.3f} (first 10% of steps) -> "

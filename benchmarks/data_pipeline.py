@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,15 +22,12 @@ import numpy as np
 import soundfile as sf
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from songbloom.data.audio import load_audio, prompt_from_wav  # noqa: E402
-from songbloom.data.datamodule import SongBloomDataModule  # noqa: E402
-from songbloom.data.encoders import Encoders, PhonemeLyricsProcessor, VAELatentEncoder  # noqa: E402
-from songbloom.data.preprocess import PreprocessConfig, run_preprocess, write_index  # noqa: E402
-from songbloom.data.shards import ResumableShardWriter, encode_sample, sample_key  # noqa: E402
-from songbloom.data.synthetic import make_synthetic_dataset  # noqa: E402
+from songbloom.data.audio import load_audio, prompt_from_wav
+from songbloom.data.datamodule import SongBloomDataModule
+from songbloom.data.encoders import Encoders, PhonemeLyricsProcessor, VAELatentEncoder
+from songbloom.data.preprocess import PreprocessConfig, run_preprocess, write_index
+from songbloom.data.shards import ResumableShardWriter, encode_sample, sample_key
+from songbloom.data.synthetic import make_synthetic_dataset
 
 
 class EnergySketch:
@@ -45,14 +41,6 @@ class EnergySketch:
         f = wav.shape[-1] // 1920
         rms = wav[:, : f * 1920].reshape(wav.shape[0], f, 1920).pow(2).mean(-1).sqrt()
         return (rms * 4 * self.num_codes).long().clamp(0, self.num_codes - 1)
-
-
-def build_vae(kind: str, vae_src: str | None) -> VAELatentEncoder:
-    import songbloom.models as models
-
-    if vae_src:
-        models.__path__.append(str(Path(vae_src) / "songbloom" / "models"))
-    return VAELatentEncoder.random(kind, seed=0)
 
 
 def fork_style_epoch(manifest: Path, enc: Encoders, prompt_seconds: float = 10.0) -> float:
@@ -118,7 +106,6 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=3)
     ap.add_argument("--clip-seconds", type=float, default=4.0)
     ap.add_argument("--vae", choices=["release", "tiny"], default="release")
-    ap.add_argument("--vae-src", help="a checkout holding songbloom/models/vae.py, if this tree lacks it")
     ap.add_argument("--dm-samples", type=int, default=24)
     ap.add_argument("--dm-batches", type=int, default=12)
     args = ap.parse_args()
@@ -128,36 +115,31 @@ def main() -> None:
         tmp = Path(tmp)
         manifest = make_synthetic_dataset(tmp / "songs", args.clips, args.clip_seconds, args.clip_seconds + 0.01)
         audio_s = sum(sf.info(p).duration for p in (tmp / "songs" / "audio").glob("*.wav"))
-        try:
-            latent = build_vae(args.vae, args.vae_src)
-        except ImportError as e:
-            print(f"VAE not available ({e}); (a) and (b) not measured yet")
-            latent = None
-        if latent is not None:
-            enc = Encoders(latent=latent, lyrics=PhonemeLyricsProcessor(policy="drop"), sketch=EnergySketch())
-            fork_s = fork_style_epoch(manifest, enc)
-            cfg = PreprocessConfig(out_dir=str(tmp / "shards"), segment_seconds=150.0, store_prompt_audio=True)
-            t0 = time.perf_counter()
-            run_preprocess([manifest], cfg, enc)
-            ours_s = time.perf_counter() - t0
-            rows.append(("(a) preprocess, ours (1 process)", f"{audio_s / ours_s:.2f} audio-s/s", f"{ours_s:.1f} s"))
-            rows.append(("(a) per-item encoding (fork way)", f"{audio_s / fork_s:.2f} audio-s/s", f"{fork_s:.1f} s"))
-            dm = SongBloomDataModule(
-                shards_dir=str(tmp / "shards"),
-                batch_size=1,
-                num_workers=0,
-                max_frames=3750,
-                shuffle_buffer=1,
-                bucket_batches=1,
-                batches_per_epoch=args.clips,
-            )
-            dm.setup("fit")
-            t0 = time.perf_counter()
-            n = sum(len(b["key"]) for b in dm.train_dataloader())
-            read_s = time.perf_counter() - t0
-            rows.append(("(b) epoch from shards", f"{n} samples", f"{read_s:.3f} s"))
-            rows.append(("(b) epoch with per-item encoding", f"{args.clips} samples", f"{fork_s:.1f} s"))
-            rows.append(("(b) ratio shards / per-item", f"{read_s / fork_s:.4f}", "target <= 0.05"))
+        latent = VAELatentEncoder.random(args.vae, seed=0)
+        enc = Encoders(latent=latent, lyrics=PhonemeLyricsProcessor(policy="drop"), sketch=EnergySketch())
+        fork_s = fork_style_epoch(manifest, enc)
+        cfg = PreprocessConfig(out_dir=str(tmp / "shards"), segment_seconds=150.0, store_prompt_audio=True)
+        t0 = time.perf_counter()
+        run_preprocess([manifest], cfg, enc)
+        ours_s = time.perf_counter() - t0
+        rows.append(("(a) preprocess, ours (1 process)", f"{audio_s / ours_s:.2f} audio-s/s", f"{ours_s:.1f} s"))
+        rows.append(("(a) per-item encoding (fork way)", f"{audio_s / fork_s:.2f} audio-s/s", f"{fork_s:.1f} s"))
+        dm = SongBloomDataModule(
+            shards_dir=str(tmp / "shards"),
+            batch_size=1,
+            num_workers=0,
+            max_frames=3750,
+            shuffle_buffer=1,
+            bucket_batches=1,
+            batches_per_epoch=args.clips,
+        )
+        dm.setup("fit")
+        t0 = time.perf_counter()
+        n = sum(len(b["key"]) for b in dm.train_dataloader())
+        read_s = time.perf_counter() - t0
+        rows.append(("(b) epoch from shards", f"{n} samples", f"{read_s:.3f} s"))
+        rows.append(("(b) epoch with per-item encoding", f"{args.clips} samples", f"{fork_s:.1f} s"))
+        rows.append(("(b) ratio shards / per-item", f"{read_s / fork_s:.4f}", "target <= 0.05"))
         write_latent_shards(tmp / "latents", args.dm_samples, 160.0)
         dm = SongBloomDataModule(
             shards_dir=str(tmp / "latents"),

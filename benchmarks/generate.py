@@ -14,20 +14,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from songbloom.config import SongBloomConfig  # noqa: E402
-from songbloom.inference.dit_sampler import euler_sample  # noqa: E402
-from songbloom.inference.generate import SamplingParams, encode_cfg_conditions, generate  # noqa: E402
-from songbloom.inference.sampling import apply_repetition_penalty, cfg_mix, sampling_probs  # noqa: E402
-from songbloom.models.lm import KVCache  # noqa: E402
-from songbloom.models.songbloom import SongBloomModel  # noqa: E402
+from songbloom.config import SongBloomConfig
+from songbloom.inference.dit_sampler import euler_sample
+from songbloom.inference.generate import SamplingParams, encode_cfg_conditions, generate
+from songbloom.inference.sampling import apply_repetition_penalty, cfg_mix, sampling_probs
+from songbloom.models.lm import KVCache
+from songbloom.models.songbloom import SongBloomModel
 
 OFFICIAL_SMALL_CPU_S_PER_PATCH = 3.43  # baselines.md: official code, preset small, batch 1, CPU fp32, 2 threads
 

@@ -3,13 +3,8 @@
 
 import json
 import logging
-import sys
-from pathlib import Path
 
-# Use the checkout this script lives in, not whichever songbloom happens to be installed.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from songbloom.cli.evaluate import main  # noqa: E402
+from songbloom.cli.evaluate import main
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -123,13 +123,8 @@ class TextFrontendLyricsProcessor:
     def __init__(self, vocabulary: Vocabulary | None = None, policy: str = "error", max_len: int | None = None):
         if policy not in LYRIC_POLICIES:
             raise ValueError(f"lyrics policy {policy!r}: choose from {LYRIC_POLICIES}")
-        try:
-            from songbloom.text import process_lyrics
-        except ImportError as e:  # pragma: no cover - depends on the text front end being merged
-            raise ImportError(
-                "songbloom.text.process_lyrics is not available; use --lyrics-processor phoneme for lyrics that "
-                "are already phonemes"
-            ) from e
+        from songbloom.text import process_lyrics
+
         self._process = process_lyrics
         self.vocabulary = vocabulary or Vocabulary.default()
         self.policy = policy

@@ -1,8 +1,8 @@
-"""The one place where evaluation reaches into the sampler and the training stack.
+"""The one place where evaluation reaches into the sampler: exported generators, VAEs and generated songs.
 
 Everything else in :mod:`songbloom.eval` depends only on the model core, the VAE, MuQ and the text front end.
-If a teammate's API moves, only this file changes. Imports are lazy so that the metric library works
-without the sampler or the training package installed.
+If the sampler's API moves, only this file changes. Reading a training run dir back is the training
+package's job (:class:`songbloom.training.run_dir.RunDir`).
 """
 
 from __future__ import annotations
@@ -74,14 +74,11 @@ class SongSpec:
 def generate_songs(model: SongBloomModel, sb_cfg: SongBloomConfig, vae: nn.Module, songs: Sequence[SongSpec],
                    *, seconds: float) -> dict[str, tuple[torch.Tensor, int]]:
     """Generate with the sampler (``songbloom.inference``); returns name -> ``([C, T], sample_rate)``."""
-    try:
-        from songbloom.checkpoints.bundle import SongBloom
-        from songbloom.inference.generate import SamplingParams
-        from songbloom.inference.pipeline import SongBloomPipeline, SongRequest
-        from songbloom.text.vocab import Vocabulary
-    except ImportError as e:
-        raise ImportError(f"generating songs for evaluation needs the sampler (songbloom.inference): {e}. "
-                          "Evaluate folders of already generated audio instead (--audio NAME=DIR)") from e
+    from songbloom.checkpoints.bundle import SongBloom
+    from songbloom.inference.generate import SamplingParams
+    from songbloom.inference.pipeline import SongBloomPipeline, SongRequest
+    from songbloom.text.vocab import Vocabulary
+
     bundle = SongBloom(config=sb_cfg, model=model.eval(), vae=vae.eval(),
                        vocab=Vocabulary(list(sb_cfg.model.lyric_vocab)))
     params = SamplingParams.from_inference_config(sb_cfg.inference, max_frames=seconds * sb_cfg.frame_rate)

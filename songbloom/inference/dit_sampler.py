@@ -68,7 +68,7 @@ def _split_heads(z: torch.Tensor, num_heads: int) -> torch.Tensor:
 
 
 def _rotate(z: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """The release rotates in float32 and casts back (errata item 18)."""
+    """The release rotates in float32 and casts back (docs/design/fidelity.md#rope-float32)."""
     return apply_rotary(z.float(), cos, sin).to(z.dtype)
 
 

@@ -1,6 +1,6 @@
 """The interleaved generation loop: sketch tokens from the LM, one latent patch per 16 tokens from the DiT.
 
-Per patch and song (release ``MVSA_DiTAR.generate`` / ``_sample_next_block``, spec 1.4-1.6):
+Per patch and song (release ``MVSA_DiTAR.generate`` / ``_sample_next_block``; docs/design/fidelity.md#sampling-loop):
 
 1. 16 LM steps on the CFG batch ``[cond rows..., null rows...]`` with a KV cache: CFG-mixed logits, the
    repetition penalty, temperature + top-k/top-p, one draw per song; the token embedding goes to both rows.
@@ -347,7 +347,7 @@ class _Generation:
     def _penalty_pool(self) -> torch.Tensor | None:
         p = self.p
         if not p.penalty_repeat or p.penalty_mode == "none" or not self.rows.tokens[0]:
-            return None  # the release has no pool until a patch has been kept (errata item 1)
+            return None  # no pool until a patch has been kept (docs/design/fidelity.md#penalty-pool-first-patch)
         kept = torch.stack([torch.cat(t) for t in self.rows.tokens])
         pool = kept[:, -p.penalty_window :] if p.penalty_window > 0 else kept
         if pool.shape[1] < p.penalty_window:

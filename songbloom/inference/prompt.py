@@ -1,10 +1,11 @@
 """Style prompts: read the audio as the official ``infer.py`` does and encode it with the VAE.
 
 Official steps: load, resample every channel to 48 kHz, average the channels (mono), cast to the generator
-dtype (errata item 11: in bf16 mode the waveform is rounded to bf16 before the fp32 VAE), keep the first
-10 s, repeat mono to the VAE's input channels, then SAMPLE the posterior. The official ``generate()``
-encodes the null row's 10 s of zeros in the same batch (errata item 2): it costs a whole VAE encoder pass
-and one extra posterior noise draw. We never run the encoder on those zeros; ``exact_release_rng`` only
+dtype (in bf16 mode the waveform is rounded to bf16 before the fp32 VAE:
+docs/design/fidelity.md#prompt-bf16-rounding), keep the first 10 s, repeat mono to the VAE's input channels,
+then SAMPLE the posterior. The official ``generate()`` encodes the null row's 10 s of zeros in the same batch
+(docs/design/fidelity.md#null-prompt-vae-batch): it costs a whole VAE encoder pass and one extra posterior
+noise draw. We never run the encoder on those zeros; ``exact_release_rng`` only
 draws the same noise tensor so the RNG stream stays the official one.
 """
 
@@ -59,7 +60,8 @@ def prompt_moments(vae, wav: torch.Tensor, generator_dtype: torch.dtype = torch.
     if wav.shape[-1] < MIN_ENCODE_SAMPLES:
         return None
     device = next(vae.parameters()).device
-    # The official infer.py casts the prompt to the generator dtype before the fp32 VAE (errata item 11).
+    # The official infer.py casts the prompt to the generator dtype before the fp32 VAE
+    # (docs/design/fidelity.md#prompt-bf16-rounding).
     wav = wav.to(generator_dtype).float().to(device)
     with torch.inference_mode():
         mean, scale = vae.encode_moments(wav[None] if wav.dim() == 2 else wav)

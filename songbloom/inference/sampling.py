@@ -4,7 +4,7 @@ Everything works on a batch of rows. Random draws go through one ``torch.Generat
 global RNG when none is given), so a row's tokens do not depend on which other rows share its batch.
 The arithmetic mirrors the release (``MVSA_DiTAR._sample_next_block`` and ``base/sample.py``) operation
 by operation, because ``torch.multinomial`` must see bit-identical probability rows for seeded runs to
-reproduce (errata item 15).
+reproduce (docs/design/fidelity.md#top-k-ties).
 """
 
 from __future__ import annotations

@@ -143,7 +143,7 @@ class ConditionTensors:
         """The fused LM prefix ``[prompt | lyrics]``.
 
         The release fuser prepends each condition in front of the previous ones while walking text
-        conditions first, then wav (errata item 16), so the prompt ends up first.
+        conditions first, then wav, so the prompt ends up first (docs/design/fidelity.md#prefix-order).
         """
         return torch.cat([self.prompt, self.lyrics.to(self.prompt.dtype)], dim=1)
 

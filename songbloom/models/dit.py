@@ -28,7 +28,7 @@ class DiTAttention(nn.Module):
         q, k, v = self.to_qkv(x).chunk(3, dim=-1)  # q | k | v, each head-major (h d)
         q, k, v = (z.view(b, t, self.num_heads, self.head_dim).transpose(1, 2) for z in (q, k, v))
         dtype = q.dtype
-        # The release rotates in float32 and casts back (errata item 18).
+        # The release rotates in float32 and casts back (docs/design/fidelity.md#rope-float32).
         q = apply_rotary(q.float(), cos, sin).to(dtype)
         k = apply_rotary(k.float(), cos, sin).to(dtype)
         out = F.scaled_dot_product_attention(q, k, v)

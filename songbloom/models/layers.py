@@ -47,7 +47,7 @@ class LayerNormWithBeta(nn.Module):
     """LayerNorm with a learnable gain and a *persistent buffer* bias.
 
     The release DiT stores ``beta`` in the state dict although it is not trained; loading must read it
-    (errata item 5), so it is a buffer, not a constant zero.
+    (docs/design/fidelity.md#dit-layernorm-beta), so it is a buffer, not a constant zero.
     """
 
     def __init__(self, dim: int, eps: float = 1e-5):

@@ -284,7 +284,7 @@ class SongBloomModel(nn.Module):
             t = t.float()
             if noise is None:
                 # Explicit shape, not randn_like: the draw must fill (patch, time, channel) in that order
-                # whatever the memory layout of x0 (errata item 10).
+                # whatever the memory layout of x0 (docs/design/fidelity.md#training-noise-layout).
                 noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype)
             x_t, nar_target = self.noise_and_target(x0, t, noise.to(x0.dtype))
         nar_pred = self.dit_velocity(x_t, t, h, s, prev)

@@ -33,7 +33,7 @@ MIN_ENCODE_SAMPLES = 2048
 """Waveforms shorter than this encode to an empty latent (B, D, 0); the release builds its null prompt this way."""
 
 POSTERIOR_STD_FLOOR = 1e-4
-"""Added after the softplus: stdev = softplus(scale) + 1e-4 (errata item 6)."""
+"""Added after the softplus: stdev = softplus(scale) + 1e-4 (docs/design/fidelity.md#vae-posterior-floor)."""
 
 RELEASE_CONFIG_NAME = "stable_audio_1920_vae.json"
 
@@ -350,7 +350,8 @@ def _parse_part(section: Any, part: str, defaults: dict[str, Any]) -> dict[str, 
         raise ValueError(f"{where} is missing")
     if section.get("type") != "oobleck":
         raise ValueError(f"{where}.type is {section.get('type')!r}; only 'oobleck' is supported")
-    # requires_grad is a training switch; soft_clip is read from the decoder section (errata item 8).
+    # requires_grad is a training switch; soft_clip is read from the decoder section
+    # (docs/design/fidelity.md#vae-soft-clip-in-decoder).
     allowed = {"type", "config", "requires_grad"} | ({"soft_clip"} if part == "decoder" else set())
     extra = set(section) - allowed
     if extra:
@@ -393,7 +394,8 @@ def _check_chunking(chunk_size: int, overlap: int) -> None:
 
 
 def plan_chunks(num_frames: int, chunk_size: int, overlap: int) -> list[ChunkPaste]:
-    """The release's chunk layout (errata item 9); pasted in order, a later chunk overwrites an earlier one.
+    """The release's chunk layout; pasted in order, a later chunk overwrites an earlier one
+    (docs/design/fidelity.md#vae-chunk-layout).
 
     Chunks start at 0, hop, 2*hop, ... while start + chunk_size <= num_frames (hop = chunk_size - overlap); one more
     chunk aligned to the end is added when the last one does not end exactly at num_frames. Each chunk drops

@@ -3,8 +3,7 @@
 Before: synthetic songs (``songbloom.data.synthetic``) -> a codebook over a tiny random MuQ
 (``songbloom.sketch``) -> shards encoded with a tiny random VAE (``VAEConfig.tiny()``, release frame geometry)
 (``songbloom.data.preprocess``). After: the sampler (``songbloom.inference``) generates one song from the
-trained weights and the same VAE. Each teammate API is called from exactly one function below; if a piece is
-not installed the demo says so and trains on the in-memory synthetic set instead of failing.
+trained weights and the same VAE. Each of those APIs is called from exactly one function below.
 """
 
 from __future__ import annotations
@@ -86,36 +85,25 @@ def _preprocess(manifest: Path, codebook: Path, out: Path, sb_cfg: SongBloomConf
     return out
 
 
-def prepare_demo_data(c: dict[str, Any], sb_cfg: SongBloomConfig) -> dict[str, Any] | None:
-    """Build (once) the demo's songs, codebook and shards; returns the ``data`` config to train on them, or
-    None when a piece of the pipeline is not installed (the caller then keeps the in-memory synthetic set)."""
+def prepare_demo_data(c: dict[str, Any], sb_cfg: SongBloomConfig) -> dict[str, Any]:
+    """Build (once) the demo's songs, codebook and shards; returns the ``data`` config to train on them."""
     demo = c.get("demo") or {}
     root = Path(c["paths"]["data_dir"]) / "demo"
     shards = root / "shards"
     stamp = root / "ready.json"
     recipe = {k: demo.get(k) for k in ("num_songs", "song_seconds", "codebook_size")} | {"seed": c.get("seed", 0)}
-    try:
-        if not (stamp.is_file() and json.loads(stamp.read_text()) == recipe):
-            logger.info(
-                "demo: generating %s synthetic songs, a codebook and shards under %s", demo.get("num_songs"), root
-            )
-            manifest = _make_songs(root / "songs", demo, sb_cfg, int(c.get("seed", 0)))
-            codebook = _train_codebook(
-                manifest,
-                root / "codebook.safetensors",
-                root / "codebook_work",
-                int(demo.get("codebook_size", sb_cfg.model.num_pitch)),
-                int(c.get("seed", 0)),
-            )
-            _preprocess(manifest, codebook, shards, sb_cfg)
-            stamp.write_text(json.dumps(recipe))
-    except ImportError as e:
-        logger.warning(
-            "demo: the data/sketch/VAE pipeline is not available (%s); training on in-memory synthetic songs instead", e
+    if not (stamp.is_file() and json.loads(stamp.read_text()) == recipe):
+        logger.info("demo: generating %s synthetic songs, a codebook and shards under %s", demo.get("num_songs"), root)
+        manifest = _make_songs(root / "songs", demo, sb_cfg, int(c.get("seed", 0)))
+        codebook = _train_codebook(
+            manifest,
+            root / "codebook.safetensors",
+            root / "codebook_work",
+            int(demo.get("codebook_size", sb_cfg.model.num_pitch)),
+            int(c.get("seed", 0)),
         )
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "unavailable").write_text(str(e))
-        return None
+        _preprocess(manifest, codebook, shards, sb_cfg)
+        stamp.write_text(json.dumps(recipe))
     data = dict(c["data"])
     data.update(kind="shards", shards_dir=str(shards), max_frames=int(sb_cfg.max_dur * sb_cfg.frame_rate))
     return data
@@ -129,7 +117,9 @@ def global_rank_from_env() -> int:
     return 0
 
 
-def prepare_demo_data_once(c: dict[str, Any], sb_cfg: SongBloomConfig, *, timeout_s: float = 1800.0):
+def prepare_demo_data_once(
+    c: dict[str, Any], sb_cfg: SongBloomConfig, *, timeout_s: float = 1800.0
+) -> dict[str, Any]:
     """Rank 0 builds the demo data; other ranks wait for its ``ready.json`` (two ranks writing the same shard
     files would race), then reuse it."""
     if global_rank_from_env() == 0:
@@ -137,8 +127,6 @@ def prepare_demo_data_once(c: dict[str, Any], sb_cfg: SongBloomConfig, *, timeou
     root = Path(c["paths"]["data_dir"]) / "demo"
     deadline = time.monotonic() + timeout_s
     while not (root / "ready.json").is_file():
-        if (root / "unavailable").is_file():
-            return None
         if time.monotonic() > deadline:
             raise TimeoutError(f"rank {global_rank_from_env()}: rank 0 did not finish the demo data in {root} "
                                f"within {timeout_s:.0f} s; check rank 0's log")
@@ -148,20 +136,17 @@ def prepare_demo_data_once(c: dict[str, Any], sb_cfg: SongBloomConfig, *, timeou
 
 def generate_demo_song(
     export_dir: Path, sb_cfg: SongBloomConfig, out_path: Path, lyric_ids: list[int], *, seconds: float, seed: int = 0
-) -> Path | None:
-    """Generate one song with the sampler from the exported generator; None when the sampler is missing."""
-    try:
-        import soundfile as sf
-        from safetensors.torch import load_file
+) -> Path:
+    """Generate one song with the sampler from the exported generator."""
+    import soundfile as sf
+    from safetensors.torch import load_file
 
-        from songbloom.checkpoints.bundle import SongBloom
-        from songbloom.inference.generate import SamplingParams
-        from songbloom.inference.pipeline import SongBloomPipeline, SongRequest
-        from songbloom.models.songbloom import SongBloomModel
-        from songbloom.text.vocab import Vocabulary
-    except ImportError as e:
-        logger.warning("demo: the sampler is not available (%s); no song generated", e)
-        return None
+    from songbloom.checkpoints.bundle import SongBloom
+    from songbloom.inference.generate import SamplingParams
+    from songbloom.inference.pipeline import SongBloomPipeline, SongRequest
+    from songbloom.models.songbloom import SongBloomModel
+    from songbloom.text.vocab import Vocabulary
+
     model = SongBloomModel(sb_cfg.model)
     model.load_state_dict(load_file(str(export_dir / "generator.safetensors")), strict=True)
     bundle = SongBloom(

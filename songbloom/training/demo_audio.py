@@ -537,12 +537,7 @@ def progress_bar(cfg: Mapping[str, Any] | None, trainer_cfg: Mapping[str, Any]) 
     if rate is None:
         rate = 1 if tty else int(cfg.get("log_file_every_n_steps", 50))
     if kind == "rich" or (kind == "auto" and tty):
-        try:
-            import rich  # noqa: F401
-
-            return RichProgressBar(refresh_rate=int(rate))
-        except ImportError:
-            pass
+        return RichProgressBar(refresh_rate=int(rate))
     if kind not in ("auto", "rich", "tqdm"):
         raise ValueError(f"callbacks.progress_bar.kind={kind!r}: choose auto, rich or tqdm")
     return TQDMProgressBar(refresh_rate=int(rate))

@@ -115,7 +115,7 @@ def summarize(metrics_path: Path) -> dict[str, float]:
     return out
 
 
-def _demo_song(dm, sb_cfg: SongBloomConfig, run_dir: Path, demo: dict[str, Any]) -> Path | None:
+def _demo_song(dm, sb_cfg: SongBloomConfig, run_dir: Path, demo: dict[str, Any]) -> Path:
     """Generate a song with the lyrics of the first validation item (the sampler decides the rest)."""
     from songbloom.training.batch import as_training_batch
     from songbloom.training.demo import generate_demo_song
@@ -181,7 +181,7 @@ def run(cfg: Any) -> dict[str, Any]:
 
             # Its own RNG stream: training must not depend on whether the demo data was already built.
             with torch.random.fork_rng(devices=[]):
-                data_cfg = prepare_demo_data_once(c, sb_cfg) or data_cfg
+                data_cfg = prepare_demo_data_once(c, sb_cfg)
         dm = build_datamodule(data_cfg, sb_cfg, seed=int(c.get("seed", 0)))
         lit = SongBloomLitModule(model, train_settings(c), run_config=c, trainable_report=report)
         lit.licences = _run_licences(c, data_cfg, source)
@@ -252,7 +252,7 @@ def run(cfg: Any) -> dict[str, Any]:
             result.update({f"export_{k}": str(v) for k, v in paths.items()})
         if demo.get("enabled") and demo.get("generate") and trainer.is_global_zero and "export_generator" in result:
             song = _demo_song(dm, sb_cfg, run_dir, demo)
-            result["song"] = str(song) if song else None
+            result["song"] = str(song)
         if trainer.is_global_zero:
             atomic_write_text(run_dir / "summary.json", json.dumps(result, indent=1))
         result["_lit_module"] = lit  # for callers in-process (demo, tests); not serialised

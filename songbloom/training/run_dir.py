@@ -170,7 +170,7 @@ class RunDir:
         if demo.get("enabled") and demo.get("prepare_data"):
             from songbloom.training.demo import prepare_demo_data
 
-            data_cfg = prepare_demo_data(self.config, sb_cfg) or data_cfg
+            data_cfg = prepare_demo_data(self.config, sb_cfg)
         dm = build_datamodule(data_cfg, sb_cfg, seed=int(self.config.get("seed", 0)))
         if hasattr(dm, "setup"):
             dm.setup("validate")

@@ -62,21 +62,17 @@ class Run:
     expect_rc: int = 0
     expect_output: str | None = None
     timeout: int = 300
-    # Guard for a script another branch adds: while the path is missing the command is only listed as pending.
-    requires: str | None = None
 
 
 @dataclass(frozen=True)
 class Parse:
     reason: str
-    requires: str | None = None
 
 
 @dataclass(frozen=True)
 class Covered:
     test: str  # "tests/x/test_y.py::test_name"
     reason: str
-    requires: str | None = None
 
 
 @dataclass(frozen=True)

@@ -208,7 +208,7 @@ SPECS: dict[str, Run | Parse | Covered | MakeDryRun] = {
     # --- configuration reference, docs tests
     "python scripts/gen_config_reference.py --check": Run(expect_output="up to date"),
     "python -m pytest tests/docs -q": Covered("tests/docs/test_docs_commands.py::test_doc_page_commands", "this suite"),
-    # --- migration.md (migrate branch): its own test runs every command of the page on tiny stand-ins
+    # --- migration.md: its own test runs every command of the page on tiny stand-ins
     "python infer.py --input-jsonl my_songs.jsonl --ckpt-path checkpoints/last.ckpt --output-dir out": MIGRATION,
     "python infer.py --input-jsonl my_songs.jsonl --ckpt-path checkpoints/last.ckpt --output-dir out --use-lora "
     "--lora-rank 16 --lora-alpha 32 --lora-target-modules q_proj,v_proj": MIGRATION,
@@ -266,15 +266,9 @@ def test_every_doc_command_has_a_spec():
     )
 
 
-def _guard_missing(spec) -> bool:
-    requires = getattr(spec, "requires", None)
-    return bool(requires) and not (REPO_ROOT / requires).exists()
-
-
 def test_no_spec_without_a_doc_command():
     present = {c.key for c in COMMANDS}
-    # Specs guarded by a page or script another branch adds wait for it (see docs/docs_tests.md).
-    stale = [k for k, spec in NORM_SPECS.items() if k not in present and not _guard_missing(spec)]
+    stale = [k for k in NORM_SPECS if k not in present]
     assert not stale, "specs whose command is no longer in the docs (remove or update them):\n" + "\n".join(stale)
 
 
@@ -286,7 +280,7 @@ def test_shell_blocks_are_tagged_bash():
 
 def test_covered_commands_name_existing_tests():
     for key, spec in NORM_SPECS.items():
-        if isinstance(spec, Covered) and not _guard_missing(spec):
+        if isinstance(spec, Covered):
             assert named_test_exists(spec.test), f"{key!r} is said to be covered by {spec.test}, which does not exist"
 
 
@@ -366,11 +360,8 @@ def runner(tmp_path_factory, request):
 
 
 def _check(command: DocCommand, runner: Runner) -> str:
-    """'' when the command passed, else the reason; pending (guarded) commands return 'pending: ...'."""
+    """'' when the command passed, else the reason."""
     spec = NORM_SPECS[command.key]
-    requires = getattr(spec, "requires", None)
-    if requires and not (REPO_ROOT / requires).exists():
-        return f"pending: {requires} is not on this branch yet"
     if isinstance(spec, Run):
         runner.run(command.key)
         return ""
@@ -398,16 +389,12 @@ def _check(command: DocCommand, runner: Runner) -> str:
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_doc_page_commands(page: Path, runner: Runner):
-    pending, failures = [], []
+    failures = []
     for command in [c for c in COMMANDS if c.path == page]:
         if command.key not in NORM_SPECS:
             failures.append(f"{command.where}: no spec")
             continue
         result = _check(command, runner)
-        if result.startswith("pending:"):
-            pending.append(f"{command.where}: {result}")
-        elif result:
+        if result:
             failures.append(f"{command.where}: {command.key}\n{result}")
     assert not failures, "\n\n".join(failures)
-    if pending:
-        print("\n".join(pending))

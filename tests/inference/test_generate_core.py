@@ -134,7 +134,8 @@ def test_greedy_when_temperature_zero(tiny_a_model):
 
 @pytest.mark.parametrize("top", [{"top_k": 20}, {"top_p": 0.9}])
 def test_bf16_generation_runs(tiny_a_model, top):
-    """bf16 generator (as with --dtype bfloat16): the DiT noise and the Euler state are bf16 too (errata 12)."""
+    """bf16 generator (as with --dtype bfloat16): the DiT noise and the Euler state are bf16 too
+    (docs/design/fidelity.md#bf16-casts-everything)."""
     import copy
 
     model = copy.deepcopy(tiny_a_model).to(torch.bfloat16)

@@ -254,7 +254,8 @@ def test_vae_stays_float32_when_a_parent_is_cast(fixture_vae: OobleckVAE, tiny_a
         audio = parent["vae"].decode(tiny_a_cases["vae.dec_latent"])
     assert latent.dtype == audio.dtype == torch.float32
     assert max_err(audio, tiny_a_cases["vae.dec_audio"]) <= TOL
-    # The only difference left is the bf16 rounding of the input waveform (errata item 11).
+    # The only difference left is the bf16 rounding of the input waveform
+    # (docs/design/fidelity.md#prompt-bf16-rounding).
     with torch.inference_mode():
         reference = fixture_vae.encode(tiny_a_cases["vae.wav"].bfloat16().float(), sample=False)
     assert max_err(latent, reference) <= TOL

@@ -126,8 +126,6 @@ def test_strategy_configs_build():
 
 
 def test_strategy_and_trainer_groups_compose_with_train_yaml():
-    if not (CONF / "train.yaml").is_file() or not (CONF / "trainer/ddp.yaml").is_file():
-        pytest.skip("conf/train.yaml and conf/trainer/ddp.yaml come with the training stack (not on this branch)")
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 
 from songbloom.building.lora import is_adapter_param
 from songbloom.building.trainable import FULL_SETS
+from songbloom.checkpoints.release_state import save_release_checkpoint
+from songbloom.checkpoints.release_yaml_writer import write_release_yaml
 from songbloom.config import SongBloomConfig
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.training import run
@@ -23,10 +24,6 @@ RELEASE = "songbloom_full_150s"
 
 def write_tiny_release(folder: Path) -> dict[str, torch.Tensor]:
     """The release file set (YAML, .pt, VAE json/ckpt, vocabulary) around a tiny random generator."""
-    pytest.importorskip("songbloom.release.yaml_writer", reason="needs the release branch (songbloom.release)")
-    from songbloom.checkpoints.release_state import save_release_checkpoint
-    from songbloom.checkpoints.release_yaml_writer import write_release_yaml
-
     cfg = SongBloomConfig.from_name("tiny")
     torch.manual_seed(123)
     generator = SongBloomModel(cfg.model).state_dict()
