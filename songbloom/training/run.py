@@ -203,7 +203,7 @@ def run(cfg: Any) -> dict[str, Any]:
         eval_cb = build_eval_callback((c.get("callbacks") or {}).get("eval"), run_dir=run_dir)
         if eval_cb is not None:  # held-out teacher-forced metrics every N steps (time-boxed)
             callbacks.append(eval_cb)
-        from songbloom.training.demo_audio import build_training_callbacks
+        from songbloom.training.callback_assembly import build_training_callbacks
 
         callbacks += build_training_callbacks(c, run_dir, sb_cfg)  # demo songs (A/B vs base), progress bar
         resume = c.get("resume", "auto")

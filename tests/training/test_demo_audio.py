@@ -1,4 +1,4 @@
-"""Demo songs during training (songbloom.training.demo_audio): W&B offline media, A/B against the base model,
+"""Demo songs during training (songbloom.training.demo_callback): W&B offline media, A/B against the base model,
 time box, failures that never stop training, and a resumed run that continues the same W&B run."""
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from songbloom.training import demo_audio as demo_audio_module
+from songbloom.training import demo_callback as demo_audio_module
 from songbloom.training import run
 from songbloom.training.callbacks import read_step_metrics
-from songbloom.training.demo_audio import DemoAudioCallback, progress_bar
+from songbloom.training.demo_callback import DemoAudioCallback
+from songbloom.training.logging_callbacks import progress_bar
 from tests.training.conftest import TINY_CPU, compose_config
 
 DEMO = [
@@ -181,7 +182,7 @@ def test_a_failing_demo_never_stops_training(tmp_path, monkeypatch, caplog):
         raise RuntimeError("sampler exploded")
 
     monkeypatch.setattr(DemoAudioCallback, "_generate", broken)
-    with caplog.at_level(logging.WARNING, logger="songbloom.training.demo_audio"):
+    with caplog.at_level(logging.WARNING, logger="songbloom.training.demo_callback"):
         result = _quick_run(tmp_path, ["callbacks.demo_audio.every_n_steps=1", "callbacks.demo_audio.at_end=false"])
     run_dir = Path(result["run_dir"])
     assert sorted(read_step_metrics(run_dir / "metrics.jsonl")) == [1, 2]
@@ -196,7 +197,7 @@ def test_time_box_abandons_a_long_song_and_skips_the_rest(tmp_path, monkeypatch,
     # progress hook looks at 3 > 2.5 s after the first patch, so the song is abandoned mid-way.
     ticks = iter(range(10**6))
     monkeypatch.setattr(demo_audio_module, "_clock", lambda: float(next(ticks)))
-    with caplog.at_level(logging.WARNING, logger="songbloom.training.demo_audio"):
+    with caplog.at_level(logging.WARNING, logger="songbloom.training.demo_callback"):
         result = _quick_run(
             tmp_path,
             ["callbacks.demo_audio.every_n_steps=100", "callbacks.demo_audio.at_end=false",
@@ -212,7 +213,7 @@ def test_time_box_abandons_a_long_song_and_skips_the_rest(tmp_path, monkeypatch,
 
 
 def test_time_box_skips_songs_that_would_not_fit(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="songbloom.training.demo_audio"):
+    with caplog.at_level(logging.WARNING, logger="songbloom.training.demo_callback"):
         result = _quick_run(
             tmp_path,
             ["callbacks.demo_audio.every_n_steps=100", "callbacks.demo_audio.at_end=false",
@@ -313,7 +314,7 @@ def test_configured_demo_items_with_lyrics_and_a_prompt(tmp_path, monkeypatch):
 
     import songbloom.text.g2p
     from songbloom.config import SongBloomConfig
-    from songbloom.training.demo_audio import DemoAudioSettings
+    from songbloom.training.demo_settings import DemoAudioSettings
 
     seen = []
     monkeypatch.setattr(songbloom.text.g2p, "process_lyrics",

@@ -1,0 +1,192 @@
+"""One preprocessing task: pick its songs, skip what is already in complete shards, encode the rest in workers,
+write the shards, the task report of skipped items and the index."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import shutil
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from songbloom.data.encoders import Encoders
+from songbloom.data.manifest import SongRecord, read_manifest
+from songbloom.data.preprocess.config import PreprocessConfig
+from songbloom.data.preprocess.index import write_index
+from songbloom.data.preprocess.provenance import claim_out_dir, effective_num_pitch, provenance
+from songbloom.data.preprocess.report import PreprocessReport, SampleError, song_problem
+from songbloom.data.preprocess.song import process_song
+from songbloom.data.preprocess.tasks import assign_split, resolve_task, task_records, worker_records
+from songbloom.data.shards import ResumableShardWriter, atomic_write_json, completed_shards, sample_key
+
+logger = logging.getLogger("songbloom.data.preprocess")  # the name the task log and its readers know
+
+EncoderFactory = Callable[[], Encoders]
+
+
+def _done_keys(out_dir: Path) -> set[str]:
+    return {item["key"] for side in completed_shards(out_dir) for item in side["items"]}
+
+
+def _song_done(rec: SongRecord, done: set[str], counts: dict[str, int]) -> bool:
+    n = counts.get(rec.idx)
+    return n is not None and all(sample_key(rec.idx, i) in done for i in range(n))
+
+
+def _run_partition(
+    records: list[SongRecord],
+    cfg: PreprocessConfig,
+    encoders: Encoders | EncoderFactory,
+    prefix: str,
+    skip_keys: set[str],
+    num_pitch: int,
+    progress: bool,
+    position: int = 0,
+) -> PreprocessReport:
+    enc = encoders() if callable(encoders) else encoders
+    report = PreprocessReport()
+    writers: dict[str, ResumableShardWriter] = {}
+    try:
+        from tqdm import tqdm
+
+        bar = tqdm(records, desc=prefix, position=position, disable=not progress, unit="song", leave=False)
+        for rec in bar:  # the per-song loop: every bad song or segment is reported here, once
+            split = assign_split(rec, cfg)
+            try:
+                samples, problems, already = process_song(rec, enc, cfg, num_pitch, split, skip_keys)
+            except SampleError as err:
+                samples, problems, already = [], [err.problem(rec)], 0
+            report.problems += problems
+            report.skipped_existing += already
+            for problem in problems:
+                logger.warning("skipped: %s", problem)
+            if samples:
+                if split not in writers:
+                    writers[split] = ResumableShardWriter(
+                        cfg.out_dir, f"{split}-{prefix}", cfg.shard_maxcount, cfg.shard_maxsize
+                    )
+                for _, sample, info in samples:
+                    writers[split].write(sample, info)
+                report.written += len(samples)
+            if samples or already:
+                report.songs_done += 1
+    finally:
+        for w in writers.values():
+            w.close()
+            report.shards += w.written_shards
+    return report
+
+
+def _configure_log(out_dir: Path, task_index: int) -> logging.Handler:
+    (out_dir / "reports").mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(out_dir / "reports" / f"task-{task_index:04d}.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("songbloom.data").addHandler(handler)
+    logging.getLogger("songbloom.data").setLevel(logging.INFO)
+    return handler
+
+
+def _read_records(manifests: Sequence[str | Path], report: PreprocessReport) -> list[SongRecord]:
+    """Every manifest's songs; bad lines and duplicate ids go into ``report``."""
+    records: list[SongRecord] = []
+    seen: dict[str, str] = {}
+    for m in manifests:
+        recs, probs = read_manifest(m)
+        report.problems += probs
+        for r in recs:
+            if r.idx in seen:
+                report.problems.append(
+                    song_problem(r, f"duplicate idx {r.idx!r} (also in {seen[r.idx]})", "duplicate_idx", fld="idx")
+                )
+                continue
+            seen[r.idx] = r.source
+            records.append(r)
+    return records
+
+
+def _encode_in_workers(
+    todo: list[SongRecord],
+    cfg: PreprocessConfig,
+    encoders: Encoders | EncoderFactory,
+    enc: Encoders,
+    task_index: int,
+    workers: int,
+    done: set[str],
+    num_pitch: int,
+    progress: bool,
+) -> list[PreprocessReport]:
+    workers = max(1, min(workers, len(todo)))
+    if workers == 1:
+        return [_run_partition(todo, cfg, enc, f"t{task_index:04d}-w00", done, num_pitch, progress)]
+    if not callable(encoders):
+        raise ValueError("workers > 1 needs a picklable encoder factory, not built encoders")
+    chunks = worker_records(todo, workers)
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        futs = [
+            pool.submit(
+                _run_partition, chunk, cfg, encoders, f"t{task_index:04d}-w{w:02d}", done, num_pitch, progress, w
+            )
+            for w, chunk in enumerate(chunks)
+        ]
+        return [f.result() for f in futs]
+
+
+def run_preprocess(
+    manifests: Sequence[str | Path],
+    cfg: PreprocessConfig,
+    encoders: Encoders | EncoderFactory,
+    task_index: int | None = 0,
+    num_tasks: int | None = 1,
+    workers: int = 1,
+    progress: bool = False,
+    overwrite: bool = False,
+) -> PreprocessReport:
+    """Preprocess this task's share of the manifests into ``cfg.out_dir`` (resumable; see the package docstring).
+
+    ``encoders`` is an :class:`Encoders` or, for ``workers > 1``, a picklable factory building one per process.
+    """
+    task_index, num_tasks = resolve_task(task_index, num_tasks)
+    out_dir = Path(cfg.out_dir)
+    if overwrite and out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handler = _configure_log(out_dir, task_index)
+    try:
+        enc = encoders() if callable(encoders) else encoders
+        num_pitch = effective_num_pitch(cfg, enc)
+        claim_out_dir(out_dir, provenance(cfg, enc))
+
+        report = PreprocessReport()
+        mine = task_records(_read_records(manifests, report), task_index, num_tasks)
+        done = _done_keys(out_dir)
+        seg_counts = {item["idx"]: item["num_segments"] for side in completed_shards(out_dir) for item in side["items"]}
+        todo = [r for r in mine if not _song_done(r, done, seg_counts)]
+        report.skipped_existing += sum(seg_counts[r.idx] for r in mine if _song_done(r, done, seg_counts))
+        report.songs_done += len(mine) - len(todo)
+        logger.info(
+            "task %d/%d: %d songs, %d already done, %d to encode",
+            task_index,
+            num_tasks,
+            len(mine),
+            len(mine) - len(todo),
+            len(todo),
+        )
+        for part in _encode_in_workers(todo, cfg, encoders, enc, task_index, workers, done, num_pitch, progress):
+            report.add(part)
+        atomic_write_json(out_dir / "reports" / f"task-{task_index:04d}.json", report.to_json())
+        logger.info(
+            "task %d: wrote %d samples in %d shards, %d already done, skipped %d items %s",
+            task_index,
+            report.written,
+            len(report.shards),
+            report.skipped_existing,
+            len(report.problems),
+            dict(Counter(p.kind for p in report.problems)),
+        )
+        write_index(out_dir)
+        return report
+    finally:
+        logging.getLogger("songbloom.data").removeHandler(handler)
+        handler.close()

@@ -1,0 +1,68 @@
+"""Skipped items: one :class:`SampleError` per bad song or segment, turned into a reported :class:`Problem`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from songbloom.data.manifest import Problem, SongRecord
+
+
+class SampleError(ValueError):
+    """A song or segment that cannot become a training sample; raised where it is found, caught once per item.
+
+    ``kind`` classifies the reason for the report; ``file`` is the file at fault (default: the manifest line, else
+    the song's audio) and ``field`` the manifest field at fault.
+    """
+
+    def __init__(self, message: str, kind: str, *, file: str | None = None, field: str | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.file = file
+        self.field = field
+
+    def problem(self, rec: SongRecord) -> Problem:
+        """The report entry of this error for song ``rec``."""
+        return song_problem(rec, str(self), self.kind, file=self.file, fld=self.field)
+
+
+def song_problem(rec: SongRecord, reason: str, kind: str, file: str | None = None, fld: str | None = None) -> Problem:
+    """A problem with song ``rec``: in ``file`` when given, else at its manifest line (else its audio file)."""
+    src_file, _, line = rec.source.rpartition(":")
+    return Problem(
+        file=file or src_file or rec.audio_path,
+        reason=reason,
+        line=int(line) if line.isdigit() and file is None else None,
+        field=fld,
+        idx=rec.idx,
+        kind=kind,
+    )
+
+
+@dataclass
+class PreprocessReport:
+    written: int = 0
+    skipped_existing: int = 0
+    songs_done: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    shards: list[str] = field(default_factory=list)
+
+    def add(self, other: PreprocessReport) -> None:
+        """Fold in another worker's report."""
+        self.written += other.written
+        self.skipped_existing += other.skipped_existing
+        self.songs_done += other.songs_done
+        self.problems += other.problems
+        self.shards += other.shards
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "written_samples": self.written,
+            "already_done_samples": self.skipped_existing,
+            "songs_done": self.songs_done,
+            "skipped_count": len(self.problems),
+            "skipped_by_kind": dict(Counter(p.kind for p in self.problems)),
+            "skipped": [p.to_json() for p in self.problems],
+            "new_shards": self.shards,
+        }
