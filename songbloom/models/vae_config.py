@@ -328,7 +328,8 @@ def _parse_part(section: Any, part: str, defaults: dict[str, Any]) -> dict[str, 
         raise ValueError(f"{where} is missing")
     if section.get("type") != "oobleck":
         raise ValueError(f"{where}.type is {section.get('type')!r}; only 'oobleck' is supported")
-    # requires_grad is a training switch; soft_clip is read from the decoder section (docs/design/fidelity.md#vae-soft-clip-in-decoder).
+    # requires_grad is a training switch; soft_clip is read from the decoder section
+    # (docs/design/fidelity.md#vae-soft-clip-in-decoder).
     allowed = {"type", "config", "requires_grad"} | ({"soft_clip"} if part == "decoder" else set())
     extra = set(section) - allowed
     if extra:
