@@ -14,7 +14,7 @@ from lightning.pytorch.loggers import WandbLogger
 pytest.importorskip("songbloom.training.run", reason="the training stack is not merged on this branch yet")
 pytest.importorskip("songbloom.inference.pipeline", reason="the sampler is not merged on this branch yet")
 
-from songbloom.cli.evaluate import main  # noqa: E402
+from songbloom.cli.evaluate import evaluate as main  # noqa: E402
 from songbloom.eval.callback import EvaluationCallback  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

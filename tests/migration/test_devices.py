@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from songbloom.building import devices
 from songbloom.building.devices import (
     MUQ_ON_MPS_NOTICE,
     DeviceUnavailableError,
@@ -19,7 +20,6 @@ from songbloom.building.devices import (
     resolve_inference_devices,
     vae_device_for,
 )
-from songbloom.utils import devices
 from songbloom.utils.mps_env import FALLBACK_ENV, set_mps_fallback_env_from_argv, wants_mps
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def _probe_missing_op(device):
 
 
 def test_inference_on_mps_forces_float32_and_keeps_vae_when_ops_exist(fake_mps, caplog):
-    with caplog.at_level(logging.WARNING, logger="songbloom.utils.devices"):
+    with caplog.at_level(logging.WARNING, logger="songbloom.building.devices"):
         plan = resolve_inference_devices("mps", torch.bfloat16, vae_probe=_probe_ok)
     assert plan.device.type == "mps" and plan.vae_device.type == "mps" and plan.dtype == torch.float32
     assert any("float32 only" in n for n in plan.notes)
@@ -87,14 +87,14 @@ def test_training_and_preprocessing_on_mps(fake_mps, caplog):
     cfg = {"accelerator": "mps", "precision": "bf16-mixed"}
     notes = prepare_training_accelerator(cfg)
     assert cfg["precision"] == "32-true" and any("float32 only" in n for n in notes)
-    with caplog.at_level(logging.WARNING, logger="songbloom.utils.devices"):
+    with caplog.at_level(logging.WARNING, logger="songbloom.building.devices"):
         vae_dev, muq_dev, notes = preprocessing_devices("mps")
     assert (vae_dev, muq_dev) == ("mps", "cpu") and MUQ_ON_MPS_NOTICE in notes
     assert "complex-valued STFT" in caplog.text
 
 
 def test_cli_reports_missing_mps(no_mps):
-    from songbloom.inference.cli import _pick_device
+    from songbloom.cli.infer import _pick_device
 
     with pytest.raises(SystemExit, match="MPS is not available"):
         _pick_device("mps", torch.float32)
@@ -109,7 +109,8 @@ def test_entry_scripts_set_the_fallback_before_torch():
     assert not set_mps_fallback_env_from_argv(["--device", "mps"], env) and env[FALLBACK_ENV] == "0"
     # infer.py really sets it before importing torch (read at import time): check in a fresh interpreter
     code = (
-        "import os, sys, runpy; sys.argv = ['infer.py', '--device', 'mps', '--help'];\n"
+        # a missing --input-jsonl stops the run right after torch is imported (--help would not import it)
+        "import os, sys, runpy; sys.argv = ['infer.py', '--device', 'mps', '--input-jsonl', 'missing.jsonl'];\n"
         "import builtins; real = builtins.__import__\n"
         "def guard(name, *a, **k):\n"
         "    if name == 'torch' and 'torch' not in sys.modules:\n"

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from songbloom.utils import devices
+from songbloom.building import devices
 from tests.migration.test_fork_checkpoint import build_fork_checkpoint
 from tests.migration.test_jacappella import make_layout
 
@@ -50,7 +50,7 @@ def _script(name: str):
 
 
 def _infer(argv: list[str]) -> int:
-    from songbloom.inference.cli import main
+    from songbloom.cli.infer import main
 
     extra = [a for a in TINY_INFER if a != "--device" and a != "cpu"] if "--device" in argv else TINY_INFER
     return main(argv + extra)
