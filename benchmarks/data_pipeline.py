@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +23,6 @@ import soundfile as sf
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from songbloom.data.audio import load_audio, prompt_from_wav  # noqa: E402
 from songbloom.data.datamodule import SongBloomDataModule  # noqa: E402

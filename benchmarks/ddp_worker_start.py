@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +22,6 @@ import torch
 import torch.multiprocessing as mp
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def _rank(rank: int, world: int, shards: str, passes: int, init_file: str, out_dir: str) -> None:

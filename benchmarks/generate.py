@@ -14,13 +14,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from songbloom.config import SongBloomConfig  # noqa: E402
 from songbloom.inference.dit_sampler import euler_sample  # noqa: E402
