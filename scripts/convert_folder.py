@@ -1,21 +1,10 @@
 #!/usr/bin/env python
-"""Folder of audio files with <stem>.lrc or <stem>.txt lyrics beside them -> JSONL manifest."""
+"""Folder of audio files with <stem>.lrc or <stem>.txt lyrics beside them -> JSONL manifest.
 
-from __future__ import annotations
+Same as the ``songbloom-convert-folder`` command (``songbloom.cli.convert_folder``).
+"""
 
-import argparse
-import logging
-
-from songbloom.data.convert import convert_folder
+from songbloom.cli.convert_folder import main
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("folder")
-    ap.add_argument("--out", required=True, help="manifest to write")
-    ap.add_argument("--language", choices=["zh", "en", "ja"])
-    ap.add_argument("--license")
-    ap.add_argument("--gap-seconds", type=float, default=4.0, help="silence between LRC lines that becomes [inst]")
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    path, problems = convert_folder(args.folder, args.out, args.language, args.license, args.gap_seconds)
-    logging.info("wrote %s (%d files skipped)", path, len(problems))
+    raise SystemExit(main())

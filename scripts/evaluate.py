@@ -1,12 +1,10 @@
 #!/usr/bin/env python
-"""Objective evaluation report: fine-tuned vs base on the same prompts and seeds (see docs/evaluation.md)."""
+"""Objective evaluation report: fine-tuned vs base on the same prompts and seeds (see docs/evaluation.md).
 
-import json
-import logging
+Same as the ``songbloom-evaluate`` command (``songbloom.cli.evaluate``).
+"""
 
 from songbloom.cli.evaluate import main
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    paths = main()
-    print(json.dumps({k: str(v) for k, v in paths.items()}, indent=1))
+    raise SystemExit(main())

@@ -6,7 +6,7 @@ Example (SLURM array of 8 tasks, each with 2 encoding processes):
         --vae-config stable_audio_1920_vae.json --vae-ckpt autoencoder_music_dsp1920.ckpt --codebook vq.pt --workers 2"
 """
 
-from songbloom.data.cli import main
+from songbloom.cli.preprocess import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -42,7 +42,8 @@ DOCS_DIR = REPO_ROOT / "docs"
 
 SURFACE_PACKAGES = ("songbloom.models", "songbloom.inference", "songbloom.export")  # every module in them
 SURFACE_MODULES = ("songbloom.api", "songbloom.config", "songbloom.eval")  # these modules only
-PYTHON_M = ("songbloom.text", "songbloom.sketch", "songbloom.data.cli")  # the modules with a __main__
+PYTHON_M = ("songbloom.text", "songbloom.sketch", "songbloom.cli.preprocess")  # the modules with a __main__
+MIGRATION = DOCS_DIR / "migration.md"
 NOT_SURFACE = {"TYPE_CHECKING", "annotations"}
 
 # Roots of dotted names the docs use for run-config blocks besides today's top-level keys: documented blocks that
@@ -58,6 +59,18 @@ NOT_CONFIG_KEYS = {
 
 
 # ---------------------------------------------------------------------------------------------- python modules
+def module_moves() -> dict[str, str]:
+    """old -> new of the *removed* rows of docs/migration.md's "Module moves" (module paths and ``python -m``)."""
+    text = MIGRATION.read_text(encoding="utf-8")
+    section = text.split("## Module moves", 1)[1].split("\n## ", 1)[0] if "## Module moves" in text else ""
+    moves = {}
+    for line in section.splitlines():
+        m = re.match(r"^\|\s*`([^`]+)`\s*\|\s*`([^`]+)`\s*\|\s*removed", line)
+        if m:  # only modules that could not stay as an alias; the others still import at their old path
+            moves[m.group(1)] = m.group(2)
+    return moves
+
+
 def surface_module_names() -> list[str]:
     names = list(SURFACE_MODULES)
     for pkg_name in SURFACE_PACKAGES:

@@ -100,6 +100,98 @@ def _merge(base: Tensor, a: Tensor, b: Tensor, scaling: float) -> Tensor:
     return (base.double() + delta).to(base.dtype)
 
 
+def _collect_adapters(sd: Mapping[str, Tensor]) -> tuple[dict[str, dict[str, Tensor]], dict[str, Tensor]]:
+    """(module -> {"A": lora_A, "B": lora_B}, every other key)."""
+    adapters: dict[str, dict[str, Tensor]] = {}
+    rest: dict[str, Tensor] = {}
+    for key, value in sd.items():
+        m = _LORA_KEY.match(key)
+        if m:
+            adapters.setdefault(m.group("module"), {})[m.group("which")] = value
+        else:
+            rest[key] = value
+    return adapters, rest
+
+
+def _unwrap_bases(rest: dict[str, Tensor], adapters: Mapping[str, object], report: MappingReport) -> dict[str, Tensor]:
+    """``<module>.base.<param>`` of an adapted module -> ``<module>.<param>`` (recorded as renamed)."""
+    flat: dict[str, Tensor] = {}
+    for key, value in rest.items():
+        module, sep, param = key.rpartition(".base.")
+        if sep and module in adapters:
+            target = f"{module}.{param}"
+            report.renamed[key] = target
+            flat[target] = value
+        else:
+            flat[key] = value
+    return flat
+
+
+def _merge_adapter(module: str, pair: dict[str, Tensor], flat: dict[str, Tensor], alpha: float,
+                   report: MappingReport) -> None:
+    """Fold one adapter into ``flat[<module>.weight]``, or record why its keys stay unmapped."""
+    a, b = pair.get("A"), pair.get("B")
+    weight_key = f"{module}.weight"
+    if a is None or b is None:
+        for which, t in pair.items():
+            if t is not None:
+                report.unmapped[f"{module}.lora_{which}.weight"] = "adapter half without its partner"
+        return
+    if weight_key not in flat:
+        report.unmapped[f"{module}.lora_A.weight"] = f"no base weight {module}.base.weight to merge into"
+        report.unmapped[f"{module}.lora_B.weight"] = f"no base weight {module}.base.weight to merge into"
+        return
+    base = flat[weight_key]
+    rank = a.shape[0]
+    if a.dim() != 2 or b.dim() != 2 or b.shape[1] != rank or (b.shape[0], a.shape[1]) != tuple(base.shape):
+        why = f"shapes A {tuple(a.shape)}, B {tuple(b.shape)} do not fit base {tuple(base.shape)}"
+        report.unmapped[f"{module}.lora_A.weight"] = why
+        report.unmapped[f"{module}.lora_B.weight"] = why
+        return
+    scaling = alpha / rank
+    flat[weight_key] = _merge(base, a, b, scaling)
+    report.merged_lora.append(MergedAdapter(module, rank, alpha, scaling))
+
+
+def _split_blocks(flat: dict[str, Tensor], report: MappingReport) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """(generator, VAE) with prefixes removed; the release-era VAE copy is used only when there is no other VAE."""
+    generator: dict[str, Tensor] = {}
+    vae: dict[str, Tensor] = {}
+    legacy: dict[str, Tensor] = {}
+    for key, value in flat.items():
+        if key.startswith(LEGACY_VAE_PREFIX):
+            legacy[key[len(LEGACY_VAE_PREFIX) :]] = value
+        elif key.startswith(VAE_PREFIX):
+            vae[key[len(VAE_PREFIX) :]] = value
+        elif key.startswith(GENERATOR_PREFIX):
+            generator[key[len(GENERATOR_PREFIX) :]] = value
+        else:
+            report.unmapped[key] = f"outside the known blocks ({GENERATOR_PREFIX}*, {VAE_PREFIX}*)"
+    if legacy and not vae:
+        vae = legacy
+        report.notes.append(f"VAE taken from the release-era copy {LEGACY_VAE_PREFIX}* ({len(legacy)} tensors)")
+    elif legacy:
+        report.dropped += sorted(LEGACY_VAE_PREFIX + k for k in legacy)
+        report.notes.append(f"dropped the release-era VAE copy {LEGACY_VAE_PREFIX}* ({len(legacy)} tensors)")
+    return generator, vae
+
+
+def _match_expected(prefix: str, got: dict[str, Tensor], expected: Mapping[str, tuple[int, ...]],
+                    report: MappingReport) -> dict[str, Tensor]:
+    """The tensors of ``got`` whose key and shape the module expects; the others unmapped, the gaps missing."""
+    out: dict[str, Tensor] = {}
+    for key, value in got.items():
+        if key not in expected:
+            report.unmapped[prefix + key] = "no such key in our model"
+        elif tuple(value.shape) != tuple(expected[key]):
+            report.unmapped[prefix + key] = f"shape {tuple(value.shape)} != ours {tuple(expected[key])}"
+        else:
+            out[key] = value
+            report.mapped.append(prefix + key)
+    report.missing += sorted(prefix + k for k in expected if k not in out)
+    return out
+
+
 def map_fork_state_dict(
     sd: Mapping[str, Tensor],
     expected_generator: Mapping[str, tuple[int, ...]],
@@ -119,87 +211,15 @@ def map_fork_state_dict(
     alpha = FORK_DEFAULT_LORA_ALPHA if lora_alpha is None else float(lora_alpha)
     report.lora_alpha_source = "fork default (not stored in the checkpoint)" if lora_alpha is None else "given"
 
-    # 1. collect adapters
-    adapters: dict[str, dict[str, Tensor]] = {}
-    rest: dict[str, Tensor] = {}
-    for key, value in sd.items():
-        m = _LORA_KEY.match(key)
-        if m:
-            adapters.setdefault(m.group("module"), {})[m.group("which")] = value
-        else:
-            rest[key] = value
-
-    # 2. unwrap "<module>.base.<param>" and fold the adapters in
-    flat: dict[str, Tensor] = {}
-    for key, value in rest.items():
-        module, sep, param = key.rpartition(".base.")
-        if sep and module in adapters:
-            target = f"{module}.{param}"
-            report.renamed[key] = target
-            flat[target] = value
-        else:
-            flat[key] = value
+    # 1. collect adapters; 2. unwrap "<module>.base.<param>" and fold the adapters in
+    adapters, rest = _collect_adapters(sd)
+    flat = _unwrap_bases(rest, adapters, report)
     for module, pair in sorted(adapters.items()):
-        a, b = pair.get("A"), pair.get("B")
-        weight_key = f"{module}.weight"
-        if a is None or b is None:
-            for which, t in pair.items():
-                if t is not None:
-                    report.unmapped[f"{module}.lora_{which}.weight"] = "adapter half without its partner"
-            continue
-        if weight_key not in flat:
-            report.unmapped[f"{module}.lora_A.weight"] = f"no base weight {module}.base.weight to merge into"
-            report.unmapped[f"{module}.lora_B.weight"] = f"no base weight {module}.base.weight to merge into"
-            continue
-        base = flat[weight_key]
-        rank = a.shape[0]
-        if a.dim() != 2 or b.dim() != 2 or b.shape[1] != rank or (b.shape[0], a.shape[1]) != tuple(base.shape):
-            why = f"shapes A {tuple(a.shape)}, B {tuple(b.shape)} do not fit base {tuple(base.shape)}"
-            report.unmapped[f"{module}.lora_A.weight"] = why
-            report.unmapped[f"{module}.lora_B.weight"] = why
-            continue
-        scaling = alpha / rank
-        flat[weight_key] = _merge(base, a, b, scaling)
-        report.merged_lora.append(MergedAdapter(module, rank, alpha, scaling))
-
+        _merge_adapter(module, pair, flat, alpha, report)
     # 3. split generator / VAE (the release-era VAE copy inside the prompt conditioner is dropped)
-    generator: dict[str, Tensor] = {}
-    vae: dict[str, Tensor] = {}
-    legacy: dict[str, Tensor] = {}
-    for key, value in flat.items():
-        if key.startswith(LEGACY_VAE_PREFIX):
-            legacy[key[len(LEGACY_VAE_PREFIX) :]] = value
-        elif key.startswith(VAE_PREFIX):
-            vae[key[len(VAE_PREFIX) :]] = value
-        elif key.startswith(GENERATOR_PREFIX):
-            generator[key[len(GENERATOR_PREFIX) :]] = value
-        else:
-            report.unmapped[key] = f"outside the known blocks ({GENERATOR_PREFIX}*, {VAE_PREFIX}*)"
-    if legacy:
-        if not vae:
-            vae = legacy
-            report.notes.append(f"VAE taken from the release-era copy {LEGACY_VAE_PREFIX}* ({len(legacy)} tensors)")
-        else:
-            report.dropped += sorted(LEGACY_VAE_PREFIX + k for k in legacy)
-            report.notes.append(f"dropped the release-era VAE copy {LEGACY_VAE_PREFIX}* ({len(legacy)} tensors)")
-
+    generator, vae = _split_blocks(flat, report)
     # 4. compare against the modules
-    for prefix, got, expected, out in (
-        (GENERATOR_PREFIX, generator, expected_generator, {}),
-        (VAE_PREFIX, vae, expected_vae, {}),
-    ):
-        for key, value in got.items():
-            if key not in expected:
-                report.unmapped[prefix + key] = "no such key in our model"
-            elif tuple(value.shape) != tuple(expected[key]):
-                report.unmapped[prefix + key] = f"shape {tuple(value.shape)} != ours {tuple(expected[key])}"
-            else:
-                out[key] = value
-                report.mapped.append(prefix + key)
-        report.missing += sorted(prefix + k for k in expected if k not in out)
-        if prefix == GENERATOR_PREFIX:
-            generator = out
-        else:
-            vae = out
+    generator = _match_expected(GENERATOR_PREFIX, generator, expected_generator, report)
+    vae = _match_expected(VAE_PREFIX, vae, expected_vae, report)
     report.mapped.sort()
     return generator, vae, report

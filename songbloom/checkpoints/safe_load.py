@@ -1,7 +1,9 @@
 """Reading files from outside: ``torch.load(weights_only=True)`` only, memory-mapped when possible.
 
 Every checkpoint, VAE or fork file we did not write ourselves goes through :func:`torch_load_safely`, so an
-unsafe pickle is refused with one clear message whichever entry point read it.
+unsafe pickle is refused with one clear message whichever entry point read it. The layers above read tensor files
+only through this package (``tests/test_tensor_file_readers.py``): pickles here, safetensors with
+:func:`load_safetensors`, :func:`safetensors_metadata` and :func:`safetensors_shape`.
 """
 
 from __future__ import annotations
@@ -47,6 +49,29 @@ def torch_load_safely(path: Path, *, allowed_globals: list | None = None, what: 
             f"{path}: holds Python objects other than {what}, which we refuse to unpickle (weights_only=True). "
             f"{hint} ({last_line})"
         ) from e
+
+
+def load_safetensors(path: str | Path, device: str = "cpu") -> dict[str, Tensor]:
+    """Every tensor of a safetensors file (no pickle involved)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(path), device=device)
+
+
+def safetensors_metadata(path: str | Path) -> dict[str, str]:
+    """The string metadata of a safetensors header, without reading the tensors."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return dict(f.metadata() or {})
+
+
+def safetensors_shape(path: str | Path, key: str) -> tuple[int, ...]:
+    """The shape of one tensor of a safetensors file, without reading it."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return tuple(f.get_slice(key).get_shape())
 
 
 def check_tensors(sd: Mapping[str, object], path: Path) -> dict[str, Tensor]:

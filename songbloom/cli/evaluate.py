@@ -1,4 +1,6 @@
-"""``scripts/evaluate.py``: compare models (folders of audio, training exports, or a run dir) in one report.
+"""Compare models (folders of audio, training exports, or a run dir) in one report.
+
+The ``songbloom-evaluate`` command (also ``scripts/evaluate.py``).
 
 Examples::
 
@@ -12,6 +14,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -72,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: list[str] | None = None) -> dict[str, Path]:
+def evaluate(argv: list[str] | None = None) -> dict[str, Path]:
+    """Run the evaluation the command line asks for; the paths of the written report files."""
     args = build_parser().parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -81,32 +85,13 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     folders: dict[str, AudioFolder] = {name: load_audio_folder(p) for name, p in _pairs(args.audio, "--audio").items()}
     models = _load_models(args, meta)
     results: dict[str, dict[str, Any]] = {name: {"metrics": {}, "skipped": {}} for name in [*folders, *models]}
-    history: list[dict[str, float]] = []
-    held_out: list[Any] = []
     reference = load_audio_folder(args.reference) if args.reference else None
-
-    run = None
-    if args.run_dir:
-        from songbloom.training.run_dir import RunDir
-
-        run = RunDir.open(args.run_dir)
-        history = run.history()
-        meta["run_dir"] = str(run.root)
+    run = _open_run_dir(args, meta)
+    history: list[dict[str, float]] = run.history() if run is not None else []
     if models:
-        sb_cfg = next(iter(models.values()))[1]
-        if args.held_out:
-            held_out = torch.load(args.held_out, map_location="cpu", weights_only=True)[: args.max_batches]
-        elif run is not None:
-            held_out = run.held_out_batches(sb_cfg, args.max_batches)
+        held_out = _held_out_batches(args, run, next(iter(models.values()))[1])
         meta["held_out_batches"] = len(held_out)
-        for name, (model, _) in models.items():
-            if not held_out:
-                results[name]["skipped"]["teacher_forced"] = "no held-out batches (--held-out or --run-dir)"
-                continue
-            tf = TeacherForcedMetrics(args.timesteps)
-            for batch in held_out:
-                tf.update(model.to(args.device), batch)
-            results[name]["metrics"].update(tf.compute())
+        _teacher_forced(args, models, held_out, results)
         if not args.no_generate:
             generated, ref_generated = _generate(args, models, prompts, held_out, out, meta)
             folders.update(generated)
@@ -114,7 +99,54 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
                 reference = ref_generated
     if reference is not None:
         meta["reference"] = str(reference.root)
+    _audio_metrics(args, folders, reference, prompts, results)
+    if not results:
+        raise SystemExit("nothing to evaluate: give --audio, --export or --run-dir")
+    baseline = args.baseline or ("base" if "base" in results else next(iter(results)))
+    return write_report(results, out, baseline=baseline, meta=meta, history=history)
 
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``songbloom-evaluate`` command: evaluate, then print the report's paths as JSON."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    paths = evaluate(argv)
+    print(json.dumps({k: str(v) for k, v in paths.items()}, indent=1))
+    return 0
+
+
+def _open_run_dir(args: argparse.Namespace, meta: dict[str, Any]):
+    if not args.run_dir:
+        return None
+    from songbloom.training.run_dir import RunDir
+
+    run = RunDir.open(args.run_dir)
+    meta["run_dir"] = str(run.root)
+    return run
+
+
+def _held_out_batches(args: argparse.Namespace, run, sb_cfg) -> list[Any]:
+    """--held-out (a torch.save'd list of batches, read weights-only), else the run dir's held-out batches."""
+    if args.held_out:
+        from songbloom.checkpoints.safe_load import torch_load_safely
+
+        return torch_load_safely(Path(args.held_out), what="held-out batches")[: args.max_batches]
+    if run is not None:
+        return run.held_out_batches(sb_cfg, args.max_batches)
+    return []
+
+
+def _teacher_forced(args, models: dict[str, tuple[Any, Any]], held_out: list[Any], results: dict) -> None:
+    for name, (model, _) in models.items():
+        if not held_out:
+            results[name]["skipped"]["teacher_forced"] = "no held-out batches (--held-out or --run-dir)"
+            continue
+        tf = TeacherForcedMetrics(args.timesteps)
+        for batch in held_out:
+            tf.update(model.to(args.device), batch)
+        results[name]["metrics"].update(tf.compute())
+
+
+def _audio_metrics(args, folders: dict[str, AudioFolder], reference, prompts, results: dict) -> None:
     embedder = _embedder(args) if folders else None
     mulan = None
     if args.mulan and folders:
@@ -129,10 +161,6 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         entry["skipped"].update(res.skipped)
         entry.update(clips=res.clips, paired_with_reference=res.paired_with_reference,
                      transcripts=res.transcripts, skipped_files=folders[name].skipped)
-    if not results:
-        raise SystemExit("nothing to evaluate: give --audio, --export or --run-dir")
-    baseline = args.baseline or ("base" if "base" in results else next(iter(results)))
-    return write_report(results, out, baseline=baseline, meta=meta, history=history)
 
 
 def _load_models(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, tuple[Any, Any]]:

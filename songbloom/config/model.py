@@ -65,6 +65,11 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         self.lyric_vocab = tuple(self.lyric_vocab)
+        problems = [*self._size_problems(), *self._choice_problems(), *self._probability_problems()]
+        if problems:
+            raise ValueError("invalid SongBloom model config:\n  - " + "\n  - ".join(problems))
+
+    def _size_problems(self) -> list[str]:
         problems = []
         for name in ("block_size", "latent_dim", "dim", "num_heads", "lm_layers", "diff_layers", "num_pitch"):
             if int(getattr(self, name)) <= 0:
@@ -76,6 +81,10 @@ class ModelConfig:
                 f"model.dim/num_heads = {self.head_dim}: the DiT rotary embedding covers max(head_dim // 2, 32) "
                 "dims, so heads need at least 32 dims (lower num_heads or raise dim)"
             )
+        return problems
+
+    def _choice_problems(self) -> list[str]:
+        problems = []
         if self.diffusion_objective not in DIFFUSION_OBJECTIVES:
             problems.append(
                 f"model.diffusion_objective={self.diffusion_objective!r}: choose from {DIFFUSION_OBJECTIVES}"
@@ -86,6 +95,10 @@ class ModelConfig:
             problems.append(f"model.time_cond_type={self.time_cond_type!r}: only 'prepend' exists in the release")
         if not self.lyric_vocab or self.lyric_vocab[0] != "":
             problems.append("model.lyric_vocab entry 0 must be '' (the pad token)")
+        return problems
+
+    def _probability_problems(self) -> list[str]:
+        problems = []
         for group, attrs in self.attribute_dropout.items():
             for attr, p in attrs.items():
                 if not 0.0 <= float(p) <= 1.0:
@@ -93,8 +106,7 @@ class ModelConfig:
         for name in ("h_dropout", "cfg_dropout"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 problems.append(f"model.{name}={getattr(self, name)} is not a probability")
-        if problems:
-            raise ValueError("invalid SongBloom model config:\n  - " + "\n  - ".join(problems))
+        return problems
 
     @property
     def head_dim(self) -> int:

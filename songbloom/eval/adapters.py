@@ -28,7 +28,7 @@ EXPORT_CONFIG = "config.json"
 
 def load_exported_generator(export_dir: str | Path) -> tuple[SongBloomModel, SongBloomConfig]:
     """A training export (``generator.safetensors`` + ``config.json`` with a ``songbloom`` config), strictly."""
-    from safetensors.torch import load_file
+    from songbloom.checkpoints.formats.merged import load_merged_generator
 
     d = Path(export_dir)
     weights, cfg_path = d / EXPORT_WEIGHTS, d / EXPORT_CONFIG
@@ -40,9 +40,7 @@ def load_exported_generator(export_dir: str | Path) -> tuple[SongBloomModel, Son
     if "songbloom" not in meta:
         raise ValueError(f"{cfg_path}: no 'songbloom' config block; was it written by train.py's export?")
     sb_cfg = SongBloomConfig.from_dict(meta["songbloom"])
-    model = SongBloomModel(sb_cfg.model)
-    model.load_state_dict(load_file(str(weights)), strict=True)
-    return model.eval(), sb_cfg
+    return load_merged_generator(d, sb_cfg), sb_cfg
 
 
 def load_vae_spec(spec: str | Path) -> nn.Module:

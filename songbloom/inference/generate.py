@@ -377,74 +377,90 @@ class _Generation:
         )
 
     # ------------------------------------------------------------------ main loop
-    def run(self) -> list[GeneratedSong]:
+    def _drop_ended(self, hit: torch.Tensor, patch: int, inputs, tokens, pool):
+        """Fast mode: rows that drew EOS end here (their patch would be discarded anyway)."""
+        n = hit.shape[0]
+        stop = hit.tolist()
+        for pos in range(n):
+            if stop[pos]:
+                self._finish(pos, "eos", patch + 1)
+        keep = [i for i in range(n) if not stop[i]]
+        return self._keep(keep, inputs, tokens, pool)
+
+    def _sketch_patch(self, inputs: torch.Tensor, patch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The P sketch tokens of one patch for every running row: (next LM inputs, tokens (n, P))."""
         m, p, P = self.m, self.p, self.P
         exact = p.exact_release_rng
+        n = len(self.rows.ids)
+        pool = self._penalty_pool()
+        tokens = torch.zeros(n, P, dtype=torch.long, device=self.device)
+        for k in range(P):
+            if patch == 0 and k == 0:  # the prefix + BOS chunk
+                logits = m.classify(self._lm(inputs))
+            else:
+                _, logits = self._lm_step(inputs)
+            mixed = cfg_mix(logits[:n], logits[n:], p.lm_coef)
+            mixed = apply_repetition_penalty(mixed, pool, m.cfg.num_pitch, p.penalty_mode)
+            record = StepRecord(patch * P + k, patch, list(self.rows.ids), logits, None, torch.empty(0))
+            tok, record.probs = self._draw_tokens(record, mixed)
+            record.tokens = tok
+            if self.hooks.on_step is not None:
+                self.hooks.on_step(record)
+            tokens[:, k] = tok
+            if pool is not None:
+                pool = torch.cat([pool, tok[:, None]], dim=1)[:, 1:]
+            emb = m.embed_sketch(tok)[:, None]
+            inputs = torch.cat([emb, emb])
+            hit = tok == self.eos
+            if not exact and bool(hit.any()):
+                inputs, tokens, pool = self._drop_ended(hit, patch, inputs, tokens, pool)
+                n = tokens.shape[0]
+                if n == 0:
+                    break
+        return inputs, tokens
+
+    def _acoustic_patch(self, inputs: torch.Tensor, tokens: torch.Tensor, patch: int) -> torch.Tensor:
+        """The DiT latents of one patch; rows past EOS or the length limit end. The next LM inputs."""
+        m, p, P = self.m, self.p, self.P
+        n = tokens.shape[0]
+        h_all, _ = self._lm_step(inputs)
+        noise = self._dit_noise(patch)
+        h = h_all if p.dit_cfg_type == "global" else h_all[:n]
+        s = m.embed_sketch(tokens)
+        latent = self._sample_patch(noise, h, s)
+        over_limit = 1 + (P + 1) * patch > p.max_frames / P * (P + 1)
+        has_eos = (tokens == self.eos).any(dim=1).tolist()
+        kept_flags = [not (over_limit or e) for e in has_eos]
+        if self.hooks.on_patch is not None:
+            self.hooks.on_patch(
+                PatchRecord(patch, list(self.rows.ids), tokens, h_all[:n], self.prev, noise, latent, kept_flags)
+            )
+        for pos in range(n):
+            if kept_flags[pos]:
+                self.rows.tokens[pos].append(tokens[pos])
+                self.rows.latents[pos].append(latent[pos])
+            else:
+                self._finish(pos, "eos" if has_eos[pos] else "max_length", patch + 1)
+        self.prev = latent
+        acoustic = m.acoustic_tokens(latent.transpose(1, 2)).to(self.dtype)  # (n, 1, dim)
+        inputs = torch.cat([acoustic, acoustic])
+        keep = [i for i in range(n) if kept_flags[i]]
+        (inputs,) = self._keep(keep, inputs)
+        return inputs
+
+    def run(self) -> list[GeneratedSong]:
         first = self.m.bos_token.to(self.dtype).expand(2 * self.n, 1, -1)
         inputs = torch.cat([self.prefix, first], dim=1)
         patch = 0
         while self.rows.ids:
-            if not exact and patch >= self.max_patches:
+            if not self.p.exact_release_rng and patch >= self.max_patches:
                 for pos in range(len(self.rows.ids)):
                     self._finish(pos, "max_length", patch)
                 break
-            n = len(self.rows.ids)
-            pool = self._penalty_pool()
-            tokens = torch.zeros(n, P, dtype=torch.long, device=self.device)
-            for k in range(P):
-                if patch == 0 and k == 0:  # the prefix + BOS chunk
-                    logits = m.classify(self._lm(inputs))
-                else:
-                    _, logits = self._lm_step(inputs)
-                mixed = cfg_mix(logits[:n], logits[n:], p.lm_coef)
-                mixed = apply_repetition_penalty(mixed, pool, m.cfg.num_pitch, p.penalty_mode)
-                record = StepRecord(patch * P + k, patch, list(self.rows.ids), logits, None, torch.empty(0))
-                tok, record.probs = self._draw_tokens(record, mixed)
-                record.tokens = tok
-                if self.hooks.on_step is not None:
-                    self.hooks.on_step(record)
-                tokens[:, k] = tok
-                if pool is not None:
-                    pool = torch.cat([pool, tok[:, None]], dim=1)[:, 1:]
-                emb = m.embed_sketch(tok)[:, None]
-                inputs = torch.cat([emb, emb])
-                hit = tok == self.eos
-                if not exact and bool(hit.any()):
-                    # Fast mode: the song ends here; its patch would be discarded anyway.
-                    stop = hit.tolist()
-                    for pos in range(n):
-                        if stop[pos]:
-                            self._finish(pos, "eos", patch + 1)
-                    keep = [i for i in range(n) if not stop[i]]
-                    inputs, tokens, pool = self._keep(keep, inputs, tokens, pool)
-                    n = len(keep)
-                    if n == 0:
-                        break
+            inputs, tokens = self._sketch_patch(inputs, patch)
             if not self.rows.ids:
                 break
-            h_all, _ = self._lm_step(inputs)
-            noise = self._dit_noise(patch)
-            h = h_all if p.dit_cfg_type == "global" else h_all[:n]
-            s = m.embed_sketch(tokens)
-            latent = self._sample_patch(noise, h, s)
-            over_limit = 1 + (P + 1) * patch > p.max_frames / P * (P + 1)
-            has_eos = (tokens == self.eos).any(dim=1).tolist()
-            kept_flags = [not (over_limit or e) for e in has_eos]
-            if self.hooks.on_patch is not None:
-                self.hooks.on_patch(
-                    PatchRecord(patch, list(self.rows.ids), tokens, h_all[:n], self.prev, noise, latent, kept_flags)
-                )
-            for pos in range(n):
-                if kept_flags[pos]:
-                    self.rows.tokens[pos].append(tokens[pos])
-                    self.rows.latents[pos].append(latent[pos])
-                else:
-                    self._finish(pos, "eos" if has_eos[pos] else "max_length", patch + 1)
-            self.prev = latent
-            acoustic = m.acoustic_tokens(latent.transpose(1, 2)).to(self.dtype)  # (n, 1, dim)
-            inputs = torch.cat([acoustic, acoustic])
-            keep = [i for i in range(n) if kept_flags[i]]
-            (inputs,) = self._keep(keep, inputs)
+            inputs = self._acoustic_patch(inputs, tokens, patch)
             patch += 1
             if self.progress is not None:
                 self.progress(patch, list(self.rows.ids))

@@ -1,4 +1,8 @@
-"""``python -m songbloom.sketch {train,tokenize,eval}``: codebook training, tokenisation and evaluation."""
+"""``python -m songbloom.sketch {train,tokenize,eval}``: codebook training, tokenisation and evaluation.
+
+Also the ``songbloom-sketch`` command (``songbloom.cli.sketch``). The code lives here, in the sketch layer, so that
+``python -m songbloom.sketch`` runs it without an upward import (``songbloom/sketch/__main__.py`` only calls ``main``).
+"""
 
 from __future__ import annotations
 
@@ -41,8 +45,8 @@ def _gather(args: argparse.Namespace, prefix: str = "") -> tuple[list[AudioItem]
     return items, skipped, {"audio_dirs": dirs, "manifests": manifests, "shards": shards}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m songbloom.sketch", description=__doc__)
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -193,8 +197,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

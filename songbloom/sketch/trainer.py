@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from songbloom.checkpoints.safe_load import load_safetensors, safetensors_metadata, safetensors_shape
 from songbloom.sketch.artifact import (
     NORMALISATIONS,
     SketchCodebook,
@@ -152,11 +152,10 @@ class FeatureCache:
         os.replace(tmp, path)
 
     def get(self, item: AudioItem) -> torch.Tensor:
-        return load_file(str(self.path(item)))["features"].float()
+        return load_safetensors(self.path(item))["features"].float()
 
     def num_frames(self, item: AudioItem) -> int:
-        with safe_open(str(self.path(item)), framework="pt") as f:
-            return int(f.get_slice("features").get_shape()[0])
+        return int(safetensors_shape(self.path(item), "features")[0])
 
 
 class CodebookTrainer:
@@ -284,14 +283,13 @@ class CodebookTrainer:
         path = self.work_dir / _STATE_FILE
         if not path.is_file():
             return None
-        with safe_open(str(path), framework="pt") as f:
-            saved_digest = (f.metadata() or {}).get("items_digest")
+        saved_digest = safetensors_metadata(path).get("items_digest")
         if saved_digest != items_digest:
             raise ValueError(
                 f"the usable training clips differ from those of the checkpoint in {self.work_dir} (clips were added, "
                 "removed or newly skipped); restore the clip list or start over with --overwrite"
             )
-        state = load_file(str(path))
+        state = load_safetensors(path)
         km_state = {k[3:]: v for k, v in state.items() if k.startswith("km.")}
         km = MiniBatchKMeans(self.cfg.num_codes, km_state["centers"].shape[1], seed=self.cfg.seed,
                              device=self.cfg.device, reseed_every=self.cfg.reseed_every)

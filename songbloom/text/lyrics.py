@@ -264,89 +264,95 @@ def _parse(text: str) -> tuple[Lyric, list[LyricProblem]]:
     if text is None or not str(text).strip():
         return Lyric([]), [LyricProblem("empty", "the lyric is empty")]
     items, song_end, problems = _items(str(text))
-    sections: list[Section] = []
-    current: Section | None = None
-    words: list[str] = []
-    sentence_time: float | None = None
-    after_sep = False
-    last_kind = ""
-
-    def close_sentence() -> None:
-        nonlocal words, sentence_time
-        if current is not None and current.vocal and words:
-            joined = " ".join(words)
-            pieces = split_sentences(joined)
-            for k, piece in enumerate(pieces):
-                current.sentences.append(Sentence(piece, sentence_time if k == 0 else None))
-        words, sentence_time = [], None
-
+    parser = _Parser(problems)
     for item in items:
-        if item.kind == "break":
-            close_sentence()
-            if item.time is not None and current is not None and current.end is None:
-                current.end = item.time
-            continue
-        if item.kind == "sep":
-            close_sentence()
-            if current is None:
-                problems.append(LyricProblem("misplaced_separator", "section separator ',' before any section",
-                                             item.text, item.line))
-            elif last_kind == "sep":
-                problems.append(LyricProblem("misplaced_separator", "two section separators in a row (empty section)",
-                                             ", ,", item.line))
-            after_sep = True
-            last_kind = "sep"
-            continue
-        if item.kind == "tag":
-            tag = canonical_tag(item.text)
-            if tag is None:
-                problems.append(LyricProblem(
-                    "unknown_tag",
-                    f"unknown structure tag; use one of {_TAG_LIST}",
-                    item.text, item.line))
-                last_kind = "tag"
-                continue
-            close_sentence()
-            same_run = current is not None and not current.vocal and current.tag == tag and not after_sep
-            if same_run and item.time is None:
-                current.repeat += 1
-            else:
-                if current is not None and current.end is None and item.time is not None:
-                    current.end = item.time
-                current = Section(tag, start=item.time)
-                sections.append(current)
-            after_sep = False
-            last_kind = "tag"
-            continue
-        # a word
-        if current is None:
-            problems.append(LyricProblem("text_before_tag",
-                                         "text before the first structure tag; start with e.g. [verse]",
-                                         item.text, item.line))
-            last_kind = "word"
-            continue
-        if after_sep:
-            problems.append(LyricProblem("misplaced_separator",
-                                         "text after a section separator ',' without a new tag; a standalone ',' "
-                                         "ends a section (use '.' between sentences)", f", {item.text}", item.line))
-            after_sep = False
-        if not current.vocal:
-            problems.append(LyricProblem("text_in_non_vocal",
-                                         f"non-vocal section [{current.tag}] must contain only its tag",
-                                         f"[{current.tag}] {item.text}", item.line))
-            last_kind = "word"
-            continue
-        if not words and sentence_time is None:
-            sentence_time = item.time
-        if current.start is None and item.time is not None and not current.sentences and not words:
-            current.start = item.time
-        words.append(item.text)
-        last_kind = "word"
-    close_sentence()
-    if last_kind == "sep" and sections:
+        parser.feed(item)
+    parser.close_sentence()
+    if parser.last_kind == "sep" and parser.sections:
         problems.append(LyricProblem("misplaced_separator", "the lyric ends with a section separator ','", ","))
-    _fill_times(sections, song_end)
-    return Lyric(sections), problems
+    _fill_times(parser.sections, song_end)
+    return Lyric(parser.sections), problems
+
+
+class _Parser:
+    """Items -> sections and sentences, one item at a time; problems are appended to ``problems``."""
+
+    def __init__(self, problems: list[LyricProblem]) -> None:
+        self.problems = problems
+        self.sections: list[Section] = []
+        self.current: Section | None = None
+        self.words: list[str] = []
+        self.sentence_time: float | None = None
+        self.after_sep = False
+        self.last_kind = ""
+
+    def feed(self, item: _Item) -> None:
+        handler = {"break": self._on_break, "sep": self._on_sep, "tag": self._on_tag}.get(item.kind, self._on_word)
+        handler(item)
+        if item.kind != "break":
+            self.last_kind = item.kind
+
+    def close_sentence(self) -> None:
+        current = self.current
+        if current is not None and current.vocal and self.words:
+            pieces = split_sentences(" ".join(self.words))
+            for k, piece in enumerate(pieces):
+                current.sentences.append(Sentence(piece, self.sentence_time if k == 0 else None))
+        self.words, self.sentence_time = [], None
+
+    def _problem(self, kind: str, message: str, excerpt: str, item: _Item) -> None:
+        self.problems.append(LyricProblem(kind, message, excerpt, item.line))
+
+    def _on_break(self, item: _Item) -> None:
+        self.close_sentence()
+        if item.time is not None and self.current is not None and self.current.end is None:
+            self.current.end = item.time
+
+    def _on_sep(self, item: _Item) -> None:
+        self.close_sentence()
+        if self.current is None:
+            self._problem("misplaced_separator", "section separator ',' before any section", item.text, item)
+        elif self.last_kind == "sep":
+            self._problem("misplaced_separator", "two section separators in a row (empty section)", ", ,", item)
+        self.after_sep = True
+
+    def _on_tag(self, item: _Item) -> None:
+        tag = canonical_tag(item.text)
+        if tag is None:
+            self._problem("unknown_tag", f"unknown structure tag; use one of {_TAG_LIST}", item.text, item)
+            return
+        self.close_sentence()
+        current = self.current
+        same_run = current is not None and not current.vocal and current.tag == tag and not self.after_sep
+        if same_run and item.time is None:
+            current.repeat += 1
+        else:
+            if current is not None and current.end is None and item.time is not None:
+                current.end = item.time
+            self.current = Section(tag, start=item.time)
+            self.sections.append(self.current)
+        self.after_sep = False
+
+    def _on_word(self, item: _Item) -> None:
+        current = self.current
+        if current is None:
+            self._problem("text_before_tag", "text before the first structure tag; start with e.g. [verse]",
+                          item.text, item)
+            return
+        if self.after_sep:
+            self._problem("misplaced_separator",
+                          "text after a section separator ',' without a new tag; a standalone ',' "
+                          "ends a section (use '.' between sentences)", f", {item.text}", item)
+            self.after_sep = False
+        if not current.vocal:
+            self._problem("text_in_non_vocal", f"non-vocal section [{current.tag}] must contain only its tag",
+                          f"[{current.tag}] {item.text}", item)
+            return
+        if not self.words and self.sentence_time is None:
+            self.sentence_time = item.time
+        if current.start is None and item.time is not None and not current.sentences and not self.words:
+            current.start = item.time
+        self.words.append(item.text)
 
 
 def _fill_times(sections: list[Section], song_end: float | None) -> None:

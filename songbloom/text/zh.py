@@ -238,28 +238,36 @@ class ChineseG2P:
     def _is_neutral_word(self, word: str) -> bool:
         return word in self.neutral_words or word[-2:] in self.neutral_words
 
+    def _neutral_position(self, word: str, pos: str) -> int | None:
+        """The syllable a word-level rule makes neutral (particles, suffixes, directional complements, 个), or None."""
+        ge = word.find("个")
+        last = word[-1:]
+        if last and (last in self.NEUTRAL_END_PARTICLES or last in "的地得"):
+            return -1
+        if len(word) == 1 and word in "了着过" and pos in {"ul", "uz", "ug"}:
+            return -1
+        if len(word) > 1 and self._has_neutral_suffix(word, pos):
+            return -1
+        if (ge >= 1 and (word[ge - 1].isnumeric() or word[ge - 1] in "几有两半多各整每做是")) or word == "个":
+            return ge
+        return -1 if self._is_neutral_word(word) else None
+
+    def _has_neutral_suffix(self, word: str, pos: str) -> bool:
+        """们/子 of pronouns and nouns, 上/下/里 of places, 来/去 after a directional verb."""
+        last = word[-1]
+        return (
+            (last in "们子" and pos in {"r", "n"} and word not in self.keep_tone_words)
+            or (last in "上下里" and pos in {"s", "l", "f"})
+            or (last in "来去" and word[-2] in "上下进出回过起开")
+        )
+
     def _neutral_sandhi(self, word: str, pos: str, finals: list[str]) -> list[str]:
         for j in range(1, len(word)):  # reduplicated nouns/verbs/adjectives: 奶奶 试试
             if word[j] == word[j - 1] and pos[:1] in {"n", "v", "a"} and word not in self.keep_tone_words:
                 finals[j] = self._set_tone(finals[j], "5")
-        ge = word.find("个")
-        last = word[-1:]
-        if last and last in self.NEUTRAL_END_PARTICLES:
-            finals[-1] = self._set_tone(finals[-1], "5")
-        elif last and last in "的地得":
-            finals[-1] = self._set_tone(finals[-1], "5")
-        elif len(word) == 1 and word in "了着过" and pos in {"ul", "uz", "ug"}:
-            finals[-1] = self._set_tone(finals[-1], "5")
-        elif len(word) > 1 and last in "们子" and pos in {"r", "n"} and word not in self.keep_tone_words:
-            finals[-1] = self._set_tone(finals[-1], "5")
-        elif len(word) > 1 and last in "上下里" and pos in {"s", "l", "f"}:
-            finals[-1] = self._set_tone(finals[-1], "5")
-        elif len(word) > 1 and last in "来去" and word[-2] in "上下进出回过起开":
-            finals[-1] = self._set_tone(finals[-1], "5")
-        elif (ge >= 1 and (word[ge - 1].isnumeric() or word[ge - 1] in "几有两半多各整每做是")) or word == "个":
-            finals[ge] = self._set_tone(finals[ge], "5")
-        elif self._is_neutral_word(word):
-            finals[-1] = self._set_tone(finals[-1], "5")
+        neutral = self._neutral_position(word, pos)
+        if neutral is not None:
+            finals[neutral] = self._set_tone(finals[neutral], "5")
 
         parts = self._split_word(word)
         head, tail = finals[: len(parts[0])], finals[len(parts[0]) :]

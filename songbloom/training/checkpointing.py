@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
+
+from songbloom.checkpoints.safe_load import torch_load_safely
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def find_resume_checkpoint(ckpt_dir: Path, hpc_dir: Path | None = None) -> Path 
     best: tuple[int, Path] | None = None
     for path in candidates:
         try:
-            step = int(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step", -1))
+            step = int(torch_load_safely(path).get("global_step", -1))
         except Exception as e:  # a damaged file: try the others
             logger.warning("skipping unreadable checkpoint %s: %s", path, e)
             continue

@@ -139,18 +139,16 @@ def generate_demo_song(
 ) -> Path:
     """Generate one song with the sampler from the exported generator."""
     import soundfile as sf
-    from safetensors.torch import load_file
 
     from songbloom.checkpoints.bundle import SongBloom
+    from songbloom.checkpoints.formats.merged import load_merged_generator
     from songbloom.inference.generate import SamplingParams
     from songbloom.inference.pipeline import SongBloomPipeline, SongRequest
-    from songbloom.models.songbloom import SongBloomModel
     from songbloom.text.vocab import Vocabulary
 
-    model = SongBloomModel(sb_cfg.model)
-    model.load_state_dict(load_file(str(export_dir / "generator.safetensors")), strict=True)
+    model = load_merged_generator(export_dir, sb_cfg)
     bundle = SongBloom(
-        config=sb_cfg, model=model.eval(), vae=demo_vae(), vocab=Vocabulary(list(sb_cfg.model.lyric_vocab))
+        config=sb_cfg, model=model, vae=demo_vae(), vocab=Vocabulary(list(sb_cfg.model.lyric_vocab))
     )
     params = SamplingParams.from_inference_config(sb_cfg.inference, max_frames=seconds * sb_cfg.frame_rate)
     result = SongBloomPipeline(bundle, params).generate([SongRequest("demo", list(lyric_ids), None, seed=seed)])[0]

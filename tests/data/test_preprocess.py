@@ -183,7 +183,7 @@ def test_index_records_shard_counts_and_durations(synthetic_shards):
 def test_cli_verify_reports_a_damaged_shard(tmp_path, synthetic_shards, capsys):
     import shutil
 
-    from songbloom.data.cli import main
+    from songbloom.cli.preprocess import main
 
     assert main(["--out", str(synthetic_shards), "--verify"]) == 0
     bad = tmp_path / "bad"

@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from songbloom.cli.evaluate import main
+from songbloom.cli.evaluate import evaluate as main
 from songbloom.config import SongBloomConfig
 from songbloom.eval.audio_io import load_audio_folder, write_audio
 from songbloom.eval.embedders import MelStatsEmbedder

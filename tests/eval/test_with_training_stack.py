@@ -8,7 +8,7 @@ import pytest
 import torch
 from lightning.pytorch.loggers import WandbLogger
 
-from songbloom.cli.evaluate import main
+from songbloom.cli.evaluate import evaluate as main
 from songbloom.eval.callback import EvaluationCallback
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

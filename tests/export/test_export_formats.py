@@ -264,7 +264,7 @@ def _expected_samples(cfg: SongBloomConfig) -> int:
 
 @pytest.mark.parametrize("fmt", ["lightning_ckpt", "release_dir", "songbloom_export", "peft_adapter"])
 def test_infer_cli_with_every_format(paths, bundles, fmt, tmp_path, monkeypatch):
-    from songbloom.inference.cli import main
+    from songbloom.cli.infer import main
 
     sr = 48000
     wav = (0.1 * np.sin(np.linspace(0, 500, sr))).astype(np.float32)

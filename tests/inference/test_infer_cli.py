@@ -13,8 +13,8 @@ import torch
 from songbloom.checkpoints import registry as checkpoints
 from songbloom.checkpoints.release_state import save_release_checkpoint
 from songbloom.checkpoints.release_yaml_writer import write_release_yaml
+from songbloom.cli.infer import main, read_jsonl
 from songbloom.config import SongBloomConfig
-from songbloom.inference.cli import main, read_jsonl
 from songbloom.inference.generate import SamplingParams
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.models.vae import OobleckVAE, VAEConfig
@@ -209,13 +209,15 @@ def test_checkpoint_registry(tmp_path, release_dir):
         with pytest.raises(ValueError, match="already registered"):
             checkpoints.register_checkpoint_format(fmt)
     finally:
-        checkpoints._FORMATS.pop("test_only")
+        from songbloom.checkpoints import registry
+
+        registry._FORMATS.pop("test_only")
     bundle = checkpoints.load_checkpoint(release_dir / "tiny_song.pt")
     assert bundle.model.cfg == SongBloomConfig.from_name("tiny").model
 
 
 def test_lyric_encoding_errors_and_warnings():
-    from songbloom.inference.cli import encode_lyrics
+    from songbloom.cli.infer import encode_lyrics
     from songbloom.text import Vocabulary, load_vocab_list
 
     vocab = Vocabulary(load_vocab_list())

@@ -94,7 +94,7 @@ def test_training_and_preprocessing_on_mps(fake_mps, caplog):
 
 
 def test_cli_reports_missing_mps(no_mps):
-    from songbloom.inference.cli import _pick_device
+    from songbloom.cli.infer import _pick_device
 
     with pytest.raises(SystemExit, match="MPS is not available"):
         _pick_device("mps", torch.float32)
@@ -109,7 +109,8 @@ def test_entry_scripts_set_the_fallback_before_torch():
     assert not set_mps_fallback_env_from_argv(["--device", "mps"], env) and env[FALLBACK_ENV] == "0"
     # infer.py really sets it before importing torch (read at import time): check in a fresh interpreter
     code = (
-        "import os, sys, runpy; sys.argv = ['infer.py', '--device', 'mps', '--help'];\n"
+        # a missing --input-jsonl stops the run right after torch is imported (--help would not import it)
+        "import os, sys, runpy; sys.argv = ['infer.py', '--device', 'mps', '--input-jsonl', 'missing.jsonl'];\n"
         "import builtins; real = builtins.__import__\n"
         "def guard(name, *a, **k):\n"
         "    if name == 'torch' and 'torch' not in sys.modules:\n"

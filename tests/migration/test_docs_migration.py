@@ -50,7 +50,7 @@ def _script(name: str):
 
 
 def _infer(argv: list[str]) -> int:
-    from songbloom.inference.cli import main
+    from songbloom.cli.infer import main
 
     extra = [a for a in TINY_INFER if a != "--device" and a != "cpu"] if "--device" in argv else TINY_INFER
     return main(argv + extra)

@@ -9,7 +9,6 @@ the release YAML it trained with pickled as an OmegaConf ``DictConfig`` under ``
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import pickle
@@ -28,8 +27,8 @@ from songbloom.checkpoints.registry import detect_checkpoint_format, load_checkp
 from songbloom.checkpoints.release_state import LEGACY_VAE_PREFIX, save_release_checkpoint
 from songbloom.checkpoints.release_yaml_writer import write_release_yaml
 from songbloom.checkpoints.strict import CheckpointMismatchError
+from songbloom.cli.infer import main as infer_main
 from songbloom.config import SongBloomConfig
-from songbloom.inference.cli import main as infer_main
 from songbloom.inference.fork_flags import fork_flag_notice
 from songbloom.inference.generate import SamplingParams
 from songbloom.models.songbloom import SongBloomModel
@@ -206,11 +205,8 @@ def test_infer_py_generates_from_fork_ckpt(fork, tmp_path, monkeypatch, caplog):
 
 
 def _convert_script():
-    spec = importlib.util.spec_from_file_location(
-        "convert_fork_checkpoint", REPO / "scripts/convert_fork_checkpoint.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    import songbloom.cli.convert_fork_checkpoint as mod
+
     return mod
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -84,9 +83,8 @@ def make_layout(root: Path) -> None:
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("convert_jacappella", REPO / "scripts/convert_jacappella.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    import songbloom.cli.convert_jacappella as mod
+
     return mod
 
 

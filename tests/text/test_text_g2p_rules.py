@@ -129,7 +129,7 @@ def test_tokenizer_matches_vocab_tokenize(vocab):
 
 # ----- CLI ---------------------------------------------------------------------------------------------
 def test_cli_json(tmp_path, capsys, monkeypatch, g2p):
-    import songbloom.text.__main__ as cli
+    import songbloom.text.cli as cli
 
     monkeypatch.setattr(cli, "LyricG2P", lambda japanese_latin="english": g2p)
     path = tmp_path / "lyrics.txt"

@@ -73,24 +73,38 @@ def export_merged(
     return paths
 
 
-def load_merged_export(path: str | Path) -> tuple[SongBloomConfig, SongBloomModel, OobleckVAE | None, dict[str, Any]]:
-    """(config, generator, VAE or None, metadata) of an export directory; strict loads, safetensors only."""
+def load_merged_generator(path: str | Path, config: SongBloomConfig | None = None) -> SongBloomModel:
+    """The generator of an export directory (strictly, safetensors only), built from ``config`` (default: the
+    directory's config.json); in eval mode."""
     path = Path(path)
+    if config is None:
+        config, _ = _read_export_config(path)
+    model = SongBloomModel(config.model)
+    strict_load(model, load_file(str(path / GENERATOR_FILE)), what=f"generator from {path / GENERATOR_FILE}")
+    return model.eval()
+
+
+def _read_export_config(path: Path) -> tuple[SongBloomConfig, dict[str, Any]]:
     cfg_path = path / CONFIG_FILE
     try:
         meta = json.loads(cfg_path.read_text(encoding="utf-8"))
-        config = SongBloomConfig.from_dict(meta["songbloom"])
+        return SongBloomConfig.from_dict(meta["songbloom"]), meta
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{cfg_path}: not a songbloom export config ({e}); re-export with scripts/export.py") from e
-    model = SongBloomModel(config.model)
-    strict_load(model, load_file(str(path / GENERATOR_FILE)), what=f"generator from {path / GENERATOR_FILE}")
+
+
+def load_merged_export(path: str | Path) -> tuple[SongBloomConfig, SongBloomModel, OobleckVAE | None, dict[str, Any]]:
+    """(config, generator, VAE or None, metadata) of an export directory; strict loads, safetensors only."""
+    path = Path(path)
+    config, meta = _read_export_config(path)
+    model = load_merged_generator(path, config)
     vae = None
     if (path / VAE_FILE).is_file():
         if not (path / VAE_CONFIG_FILE).is_file():
             raise FileNotFoundError(f"{path / VAE_FILE} has no {VAE_CONFIG_FILE} beside it; re-export the directory")
         vae = OobleckVAE(VAEConfig.from_json(path / VAE_CONFIG_FILE))
         strict_load(vae, load_file(str(path / VAE_FILE)), what=f"VAE from {path / VAE_FILE}")
-    return config, model.eval(), vae, meta
+    return config, model, vae, meta
 
 
 # ------------------------------------------------------------------------------------------------ the format

@@ -1,4 +1,7 @@
-"""Command line of ``scripts/preprocess.py`` (kept here so the script stays a thin wrapper)."""
+"""Encode songs from JSONL manifests into WebDataset shards.
+
+The ``songbloom-preprocess`` command (also ``scripts/preprocess.py``).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""``infer.py``: generate songs from a JSONL of lyrics and style prompts (official CLI compatible).
+"""``songbloom-infer`` (also ``infer.py``): generate songs from a JSONL of lyrics and style prompts.
+
+The flags are those of the official CLI (compatible).
 
 Each JSONL line is ``{"idx": ..., "lyrics": ..., "prompt_wav": ...}`` as in the official examples; outputs
 are ``<output-dir>/<idx>_s<i>.<format>``. Bad lines, missing prompt files and unusable lyrics are reported
@@ -16,8 +18,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from songbloom.utils.mps_env import set_mps_fallback_env_from_argv
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +156,6 @@ def encode_lyrics(text: str, vocab, max_len: int, *, strict: bool = False) -> tu
 # ------------------------------------------------------------------------------------------------ arguments
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="infer.py",
         description="Generate songs with SongBloom from a JSONL of {idx, lyrics, prompt_wav} (official format).",
     )
     src = ap.add_argument_group("model")
@@ -248,13 +253,132 @@ def save_audio(path: Path, audio: torch.Tensor, sample_rate: int, fmt: str) -> N
 
 
 # ------------------------------------------------------------------------------------------------ main
-def run(args: argparse.Namespace) -> RunSummary:
+def _report(summary: RunSummary, problem: ItemProblem) -> None:
+    summary.problems.append(problem)
+    logger.error("%s", problem)
+
+
+def _warn(summary: RunSummary, jsonl: Path, item: JobItem, note: str) -> None:
+    summary.warnings.append(f"{jsonl}:{item.line} (idx {item.idx}): {note}")
+    logger.warning("%s", summary.warnings[-1])
+
+
+def _load_bundle(args: argparse.Namespace, device, dtype):
+    """The model named by --ckpt-path (any checkpoint format) or --model-name (a release); SystemExit when unusable."""
+    from songbloom.checkpoints.bundle import load_release
+    from songbloom.checkpoints.formats.fork import fork_lora_alpha
+    from songbloom.checkpoints.registry import load_checkpoint
+    from songbloom.inference.fork_flags import fork_flag_notice
+
+    fork_flag_notice(args)
+    try:
+        if args.ckpt_path:
+            with fork_lora_alpha(args.lora_alpha):
+                return load_checkpoint(
+                    args.ckpt_path, device=device, dtype=dtype, config_path=args.config, base_path=args.base_ckpt
+                )
+        return load_release(args.model_name, args.local_dir, device=device, dtype=dtype, local_only=args.local_only)
+    except (OSError, ValueError) as e:  # missing files, unknown layouts, key/shape mismatches: say what and stop
+        raise SystemExit(f"cannot load the model: {e}") from e
+
+
+def _seeding(args: argparse.Namespace) -> tuple[int | None, int]:
+    """(base seed for song k = base + k, or None with --exact-release-rng (global RNG seeded here); batch size)."""
+    import torch
+
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    if not args.exact_release_rng:
+        logger.info("base seed %d (song k uses %d + k)", seed, seed)
+        return seed, args.batch_size
+    if args.batch_size != 1:
+        logger.warning(
+            "--exact-release-rng generates one song at a time (the official RNG stream); ignoring --batch-size"
+        )
+    torch.manual_seed(seed)
+    logger.info("exact release RNG: global seed %d", seed)
+    return None, 1
+
+
+def _encode_item(args, item: JobItem, jsonl: Path, bundle, pipe, dtype, summary: RunSummary):
+    """(lyric ids, prompt moments or None) of one item, or None after reporting why it cannot run."""
+    from songbloom.inference.prompt import PromptAudioError, load_prompt_audio, prompt_moments
+
+    config = bundle.config
+    try:
+        ids, notes = encode_lyrics(item.lyrics, bundle.vocab, config.model.lyric_max_len, strict=args.strict_lyrics)
+    except Exception as e:  # the text front end raises ValueError subclasses; anything else is reported too
+        _report(summary, ItemProblem(str(jsonl), item.line, item.idx, f"lyrics: {e}"))
+        return None
+    for note in notes:
+        _warn(summary, jsonl, item, note)
+    try:
+        wav = load_prompt_audio(item.prompt_path, pipe.sample_rate, config.prompt_len)
+        moments = prompt_moments(bundle.vae, wav, dtype)
+    except PromptAudioError as e:
+        _report(summary, ItemProblem(str(jsonl), item.line, item.idx, f"prompt: {e}"))
+        return None
+    if moments is None:
+        msg = f"prompt {item.prompt_path} is shorter than the VAE minimum; generating without a style prompt"
+        _warn(summary, jsonl, item, msg)
+    return ids, moments
+
+
+def _prepare_requests(args, items: list[JobItem], jsonl: Path, bundle, pipe, dtype, base_seed, summary: RunSummary):
+    """Every valid item with its lyrics and prompt encoded once, as ``n_samples`` requests (song k: seed base + k,
+    k counting the songs of failed items too, so a song's seed does not depend on other lines)."""
+    from songbloom.inference.pipeline import SongRequest
+
+    requests: list[tuple[JobItem, SongRequest]] = []
+    for n, item in enumerate(items):
+        encoded = _encode_item(args, item, jsonl, bundle, pipe, dtype, summary)
+        if encoded is None:
+            continue
+        ids, moments = encoded
+        for i in range(args.n_samples):
+            k = n * args.n_samples + i
+            seed = None if base_seed is None else base_seed + k
+            requests.append((item, SongRequest(f"{item.idx}_s{i}", ids, moments, seed)))
+    return requests
+
+
+def _generate_chunk(args, chunk, pipe, params, config, jsonl: Path, out_dir: Path, summary: RunSummary) -> None:
+    """Generate one batch of requests with a progress bar per song and write the songs; a failure is reported."""
     from tqdm import tqdm
 
-    from songbloom.checkpoints.bundle import load_release
-    from songbloom.checkpoints.registry import load_checkpoint
-    from songbloom.inference.pipeline import SongBloomPipeline, SongRequest
-    from songbloom.inference.prompt import PromptAudioError, load_prompt_audio, prompt_moments
+    bars = [
+        tqdm(total=params.max_patches(config.model.block_size), desc=req.name, unit="patch", position=j, leave=True)
+        for j, (_, req) in enumerate(chunk)
+    ]
+
+    def progress(done: int, running: list[int]) -> None:
+        for j in running:
+            bars[j].update(1)
+
+    t0 = time.perf_counter()
+    try:
+        results = pipe.generate([req for _, req in chunk], progress=progress)
+    except (RuntimeError, ValueError) as e:  # e.g. out of memory: report these songs, keep going
+        for item, req in chunk:
+            _report(summary, ItemProblem(str(jsonl), item.line, item.idx, f"{req.name}: generation failed: {e}"))
+        return
+    finally:
+        for bar in bars:
+            bar.close()
+    elapsed = time.perf_counter() - t0
+    for _, res in zip(chunk, results, strict=True):
+        path = out_dir / f"{res.request.name}.{args.output_format}"
+        save_audio(path, res.audio, res.sample_rate, args.output_format)
+        summary.written.append(path)
+        seconds = res.audio.shape[-1] / res.sample_rate
+        logger.info(
+            "%s: %.2f s of audio (%s) in %.1f s -> %s", res.request.name, seconds, res.song.stop_reason, elapsed, path
+        )
+
+
+def run(args: argparse.Namespace) -> RunSummary:
+    import torch
+
+    from songbloom.inference.pipeline import SongBloomPipeline
 
     summary = RunSummary()
     jsonl = Path(args.input_jsonl)
@@ -263,27 +387,10 @@ def run(args: argparse.Namespace) -> RunSummary:
     if args.n_samples < 1 or args.batch_size < 1:
         raise SystemExit("--n-samples and --batch-size must be >= 1")
     items, problems = read_jsonl(jsonl)
-    summary.problems += problems
     for p in problems:
-        logger.error("%s", p)
+        _report(summary, p)
     plan = _pick_device(args.device, getattr(torch, args.dtype))
-    device, dtype = plan.device, plan.dtype
-    from songbloom.checkpoints.formats.fork import fork_lora_alpha
-    from songbloom.inference.fork_flags import fork_flag_notice
-
-    fork_flag_notice(args)
-    try:
-        if args.ckpt_path:
-            with fork_lora_alpha(args.lora_alpha):
-                bundle = load_checkpoint(
-                    args.ckpt_path, device=device, dtype=dtype, config_path=args.config, base_path=args.base_ckpt
-                )
-        else:
-            bundle = load_release(
-                args.model_name, args.local_dir, device=device, dtype=dtype, local_only=args.local_only
-            )
-    except (OSError, ValueError) as e:  # missing files, unknown layouts, key/shape mismatches: say what and stop
-        raise SystemExit(f"cannot load the model: {e}") from e
+    bundle = _load_bundle(args, plan.device, plan.dtype)
     bundle.vae.to(plan.vae_device)
     config = bundle.config
     params = sampling_params(args, config)
@@ -294,96 +401,19 @@ def run(args: argparse.Namespace) -> RunSummary:
         chunked_decode=not args.no_chunked_decode,
         cuda_graphs=False if args.no_cuda_graphs else None,
     )
-    batch_size = 1 if args.exact_release_rng else args.batch_size
-    if args.exact_release_rng and args.batch_size != 1:
-        logger.warning(
-            "--exact-release-rng generates one song at a time (the official RNG stream); ignoring --batch-size"
-        )
-    if args.exact_release_rng:
-        seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
-        torch.manual_seed(seed)
-        logger.info("exact release RNG: global seed %d", seed)
-        base_seed = None
-    else:
-        base_seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
-        logger.info("base seed %d (song k uses %d + k)", base_seed, base_seed)
+    base_seed, batch_size = _seeding(args)
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    max_len = config.model.lyric_max_len
-
     # Prepare every valid item (lyrics + prompt encoded once), then generate in batches.
-    requests: list[tuple[JobItem, SongRequest]] = []
-    k = 0
-    for item in items:
-        try:
-            ids, notes = encode_lyrics(item.lyrics, bundle.vocab, max_len, strict=args.strict_lyrics)
-        except Exception as e:  # the text front end raises ValueError subclasses; anything else is reported too
-            summary.problems.append(ItemProblem(str(jsonl), item.line, item.idx, f"lyrics: {e}"))
-            logger.error("%s", summary.problems[-1])
-            k += args.n_samples
-            continue
-        for note in notes:
-            summary.warnings.append(f"{jsonl}:{item.line} (idx {item.idx}): {note}")
-            logger.warning("%s", summary.warnings[-1])
-        try:
-            wav = load_prompt_audio(item.prompt_path, pipe.sample_rate, config.prompt_len)
-            moments = prompt_moments(bundle.vae, wav, dtype)
-        except PromptAudioError as e:
-            summary.problems.append(ItemProblem(str(jsonl), item.line, item.idx, f"prompt: {e}"))
-            logger.error("%s", summary.problems[-1])
-            k += args.n_samples
-            continue
-        if moments is None:
-            msg = f"prompt {item.prompt_path} is shorter than the VAE minimum; generating without a style prompt"
-            summary.warnings.append(f"{jsonl}:{item.line} (idx {item.idx}): {msg}")
-            logger.warning("%s", summary.warnings[-1])
-        for i in range(args.n_samples):
-            seed = None if base_seed is None else base_seed + k
-            requests.append((item, SongRequest(f"{item.idx}_s{i}", ids, moments, seed)))
-            k += 1
-
+    requests = _prepare_requests(args, items, jsonl, bundle, pipe, plan.dtype, base_seed, summary)
     for start in range(0, len(requests), batch_size):
-        chunk = requests[start : start + batch_size]
-        bars = [
-            tqdm(total=params.max_patches(config.model.block_size), desc=req.name, unit="patch", position=j, leave=True)
-            for j, (_, req) in enumerate(chunk)
-        ]
-
-        def progress(done: int, running: list[int], bars=bars) -> None:
-            for j in running:
-                bars[j].update(1)
-
-        t0 = time.perf_counter()
-        try:
-            results = pipe.generate([req for _, req in chunk], progress=progress)
-        except (RuntimeError, ValueError) as e:  # e.g. out of memory: report these songs, keep going
-            for item, req in chunk:
-                summary.problems.append(
-                    ItemProblem(str(jsonl), item.line, item.idx, f"{req.name}: generation failed: {e}")
-                )
-                logger.error("%s", summary.problems[-1])
-            continue
-        finally:
-            for bar in bars:
-                bar.close()
-        elapsed = time.perf_counter() - t0
-        for (item, _), res in zip(chunk, results, strict=True):
-            path = out_dir / f"{res.request.name}.{args.output_format}"
-            save_audio(path, res.audio, res.sample_rate, args.output_format)
-            summary.written.append(path)
-            seconds = res.audio.shape[-1] / res.sample_rate
-            logger.info(
-                "%s: %.2f s of audio (%s) in %.1f s -> %s",
-                res.request.name,
-                seconds,
-                res.song.stop_reason,
-                elapsed,
-                path,
-            )
+        _generate_chunk(args, requests[start : start + batch_size], pipe, params, config, jsonl, out_dir, summary)
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    set_mps_fallback_env_from_argv(argv)  # before torch is imported (this module imports it lazily)
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO), format="%(levelname)s %(message)s"

@@ -1,0 +1,78 @@
+"""``python -m songbloom.text FILE|-``: show phonemes, dropped tokens and truncation for each lyric line.
+
+Also the ``songbloom-text`` command (``songbloom.cli.text``). The code lives here, in the text layer, so that
+``python -m songbloom.text`` runs it without an upward import (``songbloom/text/__main__.py`` only calls ``main``).
+
+Each input line is one lyric (a whole song in canonical one-line form, or a single lyric line). With
+``--json`` one JSON object is printed per input line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from songbloom.text.g2p import LANGUAGES, LyricG2P
+from songbloom.text.lyrics import validate_lyrics
+from songbloom.text.tokenizer import DEFAULT_MAX_LEN, LyricTokenizer
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    p.add_argument("file", help="text file with one lyric per line, or - for stdin")
+    p.add_argument("--json", action="store_true", help="print one JSON object per input line")
+    p.add_argument("--language", choices=LANGUAGES, default=None, help="override language detection")
+    p.add_argument("--max-len", type=int, default=DEFAULT_MAX_LEN, help="conditioner max_len (600; 1000 for 240 s)")
+    p.add_argument("--check-format", action="store_true", help="also validate the lyric format of each line")
+    p.add_argument("--japanese-latin", choices=("english", "pyopenjtalk"), default="english",
+                   help="how Latin words inside Japanese are read")
+    return p
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    args = build_parser(prog).parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
+    tokenizer = LyricTokenizer(max_len=args.max_len, policy="drop", g2p=LyricG2P(japanese_latin=args.japanese_latin))
+    n_bad = 0
+    with stream:
+        for lineno, raw in enumerate(stream, start=1):
+            line = raw.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            try:
+                enc = tokenizer.encode(line, language=args.language)
+                error = None
+            except Exception as exc:  # report and go on: a data check must cover every line
+                enc, error = None, f"{type(exc).__name__}: {exc}"
+            problems = [str(p) for p in validate_lyrics(line)] if args.check_format else []
+            bad = error is not None or bool(problems) or (enc is not None and not enc.ok)
+            n_bad += bad
+            if args.json:
+                record = {"line": lineno, "text": line}
+                if enc is not None:
+                    record.update(tokens=enc.tokens, ids=enc.ids, dropped=enc.dropped, truncated=enc.truncated,
+                                  num_tokens=enc.num_tokens_before_truncation)
+                else:
+                    record.update(tokens=[], ids=[], dropped=[], truncated=False, error=error)
+                if args.check_format:
+                    record["format_problems"] = problems
+                print(json.dumps(record, ensure_ascii=False))
+                continue
+            print(f"line {lineno}: {line}")
+            if error:
+                print(f"  ERROR {error}")
+                continue
+            print(f"  phonemes ({enc.num_tokens_before_truncation}): {enc.processed}")
+            if enc.dropped:
+                print(f"  dropped ({len(enc.dropped)}): {' '.join(repr(t) for t in enc.dropped)}")
+            if enc.truncated:
+                print(f"  TRUNCATED: {enc.num_tokens_before_truncation} tokens > max_len {args.max_len}")
+            for p in problems:
+                print(f"  format: {p}")
+    if not args.json:
+        print(f"{n_bad} line(s) with problems", file=sys.stderr)
+    return 1 if n_bad else 0
+
