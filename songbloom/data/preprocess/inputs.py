@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from songbloom.checkpoints.safe_load import torch_load_safely
 from songbloom.data.audio import AudioError, is_silent, load_audio
 from songbloom.data.encoders import Encoders, LyricsError, LyricsProcessor
 from songbloom.data.lyrics import TokenSection, check_release_lyrics
@@ -144,7 +145,7 @@ def _load_sketch_file(path: str) -> np.ndarray:
             with np.load(p, allow_pickle=False) as z:
                 arr = z["sketch"] if "sketch" in z else z[z.files[0]]
         elif p.suffix == ".pt":
-            obj = torch.load(p, map_location="cpu", weights_only=True)
+            obj = torch_load_safely(p, what="a tensor of sketch ids (or {'sketch': tensor})")
             obj = obj["sketch"] if isinstance(obj, dict) else obj
             arr = torch.as_tensor(obj).numpy()
         else:
