@@ -16,7 +16,7 @@ from omegaconf import DictConfig  # noqa: E402
 def main(cfg: DictConfig) -> float | None:
     from songbloom.training import run
 
-    result = run(cfg)
+    result, _ = run(cfg)  # (metrics, objects)
     print(f"run dir     : {result['run_dir']}")
     print(f"checkpoint  : {result['checkpoint']}")
     print(f"metrics     : {result['run_dir']}/metrics.jsonl (summary.json)")

@@ -25,6 +25,8 @@ from torch.utils.data import DataLoader, Dataset
 from songbloom.training.scale_out import scale_out_trainer_kwargs
 from songbloom.utils.logging import RankedLogger
 
+DDP_GLOO = {"_target_": "songbloom.training.strategies.ddp", "process_group_backend": "gloo"}
+
 log = RankedLogger("standin")
 
 
@@ -94,7 +96,7 @@ def main() -> int:
     ckpt_dir = run_dir / "checkpoints"
     cfg = {
         "trainer": {"accelerator": "cpu", "devices": devices, "num_nodes": num_nodes},
-        "strategy": {"kind": "ddp", "process_group_backend": "gloo"} if devices * num_nodes > 1 else None,
+        "strategy": DDP_GLOO if devices * num_nodes > 1 else None,
         "preemption": {"signal": o.get("preemption.signal", "auto")},
     }
     extra = scale_out_trainer_kwargs(cfg, ckpt_dir)  # raises before Lightning on a task-layout mismatch
