@@ -77,8 +77,8 @@ def test_fixture_loads_with_recorded_outputs(premove: Path, name: str, rel: str,
 
 
 def test_run_dir_resumes_from_its_step(premove: Path):
-    from songbloom.training import run
     from songbloom.training.callbacks import read_step_metrics
+    from tests.training.conftest import run_flat
 
     root = premove / "root"
     run_dir = root / "outputs" / "runs" / "full"
@@ -87,7 +87,7 @@ def test_run_dir_resumes_from_its_step(premove: Path):
     assert stored == STEPS
     # More steps than the stored run is a config change (trainer.max_steps); resume=auto picks last.ckpt.
     cfg = compose_config([f"paths.root_dir={root}", *full_run_overrides(stored + 2), "allow_config_change=true"])
-    result = run(cfg)
+    result = run_flat(cfg)
     assert result["resumed_from"] and result["resumed_from"].endswith("last.ckpt"), result
     assert result["steps"] == stored + 2, result
     assert sorted(read_step_metrics(run_dir / "metrics.jsonl")) == list(range(1, stored + 3))

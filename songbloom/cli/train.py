@@ -27,7 +27,7 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 def _train(cfg: DictConfig) -> float | None:
     from songbloom.training import run
 
-    result = run(cfg)
+    result, _ = run(cfg)  # (metrics, objects)
     print(f"run dir     : {result['run_dir']}")
     print(f"checkpoint  : {result['checkpoint']}")
     print(f"metrics     : {result['run_dir']}/metrics.jsonl (summary.json)")

@@ -3,6 +3,7 @@
 - :mod:`~songbloom.config.model`: :class:`SongBloomConfig` (model, inference and file settings) and presets.
 - :mod:`~songbloom.config.release_yaml`: reading release YAMLs with safe resolvers (no ``eval``).
 - :mod:`~songbloom.config.safe_eval`: the arithmetic the release YAMLs' ``${eval:...}`` needs, and no more.
+- :mod:`~songbloom.config.run`: the typed run config (one dataclass per block of `conf/train.yaml`), parsed once.
 
 This package imports no torch, Lightning, Hydra or W&B: reading a config is cheap.
 """

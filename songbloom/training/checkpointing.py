@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -72,29 +71,16 @@ def find_resume_checkpoint(ckpt_dir: Path, hpc_dir: Path | None = None) -> Path 
     return best[1] if best else None
 
 
-def _kill_mid_write(tmp: Path) -> None:
-    """Fault injection for tests: cut the temp file in half (a write in progress), then SIGKILL ourselves."""
-    size = tmp.stat().st_size
-    with open(tmp, "r+b") as f:
-        f.truncate(size // 2)
-    logger.warning("fault injection: SIGKILL while %s is half written (%d of %d bytes)", tmp, size // 2, size)
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-def write_step_checkpoint(
-    trainer: L.Trainer, ckpt_dir: Path, step: int, *, keep_last: int | None = None, kill_mid_write: bool = False
-) -> Path:
+def write_step_checkpoint(trainer: L.Trainer, ckpt_dir: Path, step: int, *, keep_last: int | None = None) -> Path:
     """Write ``step=N.ckpt`` atomically (temp file, fsync, rename), point ``last.ckpt`` at it, prune to
     ``keep_last``, then wait for every rank. A kill at any moment leaves the previous ``last.ckpt`` intact
-    (``kill_mid_write`` proves it in tests)."""
+    (tests/training/fault_injection.py proves it)."""
     ckpt_dir = Path(ckpt_dir)
     final = ckpt_dir / f"step={step:07d}.ckpt"
     tmp = ckpt_dir / f".step={step:07d}.ckpt.tmp"
     if trainer.is_global_zero:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
     trainer.save_checkpoint(tmp)
-    if kill_mid_write and trainer.is_global_zero:
-        _kill_mid_write(tmp)
     if trainer.is_global_zero:
         _fsync_file(tmp)
         os.replace(tmp, final)
@@ -120,15 +106,11 @@ class AtomicStepCheckpoint(L.Callback):
         every_n_steps: int,
         keep_last: int = 3,
         save_at_end: bool = True,
-        kill_after_step: int | None = None,
-        kill_during_save_step: int | None = None,
     ):
         self.ckpt_dir = Path(ckpt_dir)
         self.every_n_steps = int(every_n_steps)
         self.keep_last = max(int(keep_last), 1)
         self.save_at_end = save_at_end
-        self.kill_after_step = kill_after_step  # fault injection for tests: SIGKILL right after this save
-        self.kill_during_save_step = kill_during_save_step  # ... or in the middle of writing this one
         self._last_saved_step = -1
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -150,10 +132,6 @@ class AtomicStepCheckpoint(L.Callback):
             self.save(trainer, trainer.global_step)
 
     def save(self, trainer: L.Trainer, step: int) -> Path:
-        kill = self.kill_during_save_step is not None and step == self.kill_during_save_step
-        final = write_step_checkpoint(trainer, self.ckpt_dir, step, keep_last=self.keep_last, kill_mid_write=kill)
+        final = write_step_checkpoint(trainer, self.ckpt_dir, step, keep_last=self.keep_last)
         self._last_saved_step = step
-        if self.kill_after_step is not None and step == self.kill_after_step:
-            logger.warning("fault injection: SIGKILL after the step-%d checkpoint", step)
-            os.kill(os.getpid(), signal.SIGKILL)
         return final

@@ -104,8 +104,11 @@ def prepare_demo_data(c: dict[str, Any], sb_cfg: SongBloomConfig) -> dict[str, A
         )
         _preprocess(manifest, codebook, shards, sb_cfg)
         stamp.write_text(json.dumps(recipe))
-    data = dict(c["data"])
-    data.update(kind="shards", shards_dir=str(shards), max_frames=int(sb_cfg.max_dur * sb_cfg.frame_rate))
+    from songbloom.training.data import SHARDS_TARGET, shards_keys
+
+    keep = set(shards_keys())  # the synthetic block's batch size, workers and seed carry over
+    data = {k: v for k, v in c["data"].items() if k in keep}
+    data.update(_target_=SHARDS_TARGET, shards_dir=str(shards), max_frames=int(sb_cfg.max_dur * sb_cfg.frame_rate))
     return data
 
 

@@ -75,12 +75,14 @@ class SongBloomLitModule(L.LightningModule):
         *,
         run_config: dict | None = None,
         trainable_report: dict[str, list[str]] | None = None,
+        licences: list[dict] | None = None,
     ):
         super().__init__()
         self.model = model
         self.settings = settings
         self.run_config = run_config or {}
         self.trainable_report = trainable_report or {}
+        self.licences = list(licences or [])  # what the run inherits (songbloom.licences); stored in checkpoints
         mcfg = model.cfg
         self.cond_dropout = ConditionDropout(
             mcfg.cfg_dropout,
@@ -258,7 +260,7 @@ class SongBloomLitModule(L.LightningModule):
     # ------------------------------------------------------------------ checkpoint content
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[TRAINING_CONFIG_KEY] = self.run_config
-        checkpoint[LICENCES_KEY] = list(getattr(self, "licences", []))  # set by run.py (songbloom.licences)
+        checkpoint[LICENCES_KEY] = list(self.licences)
         state = self._capture_rng()
         checkpoint[RNG_KEY] = state  # this rank's (rank 0's in the file), as older checkpoints hold
         checkpoint[RNG_RANKS_KEY] = gather_rank_states(state)  # every rank's, by global rank

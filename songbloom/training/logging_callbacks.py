@@ -37,12 +37,12 @@ def progress_bar(cfg: Mapping[str, Any] | None, trainer_cfg: Mapping[str, Any]) 
 
     cfg = dict(cfg or {})
     tty = sys.stdout.isatty()
-    kind = cfg.get("kind", "auto")
+    kind = cfg.get("style", "auto")
     rate = cfg.get("refresh_rate")
     if rate is None:
         rate = 1 if tty else int(cfg.get("log_file_every_n_steps", 50))
     if kind == "rich" or (kind == "auto" and tty):
         return RichProgressBar(refresh_rate=int(rate))  # rich is a pinned dependency
     if kind not in ("auto", "rich", "tqdm"):
-        raise ValueError(f"callbacks.progress_bar.kind={kind!r}: choose auto, rich or tqdm")
+        raise ValueError(f"callbacks.progress_bar.style={kind!r}: choose auto, rich or tqdm")
     return TQDMProgressBar(refresh_rate=int(rate))

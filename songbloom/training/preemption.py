@@ -11,6 +11,7 @@ same W&B run. Use this with ``SLURMEnvironment(auto_requeue=False)`` so exactly 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -21,12 +22,13 @@ from typing import Any
 import lightning as L
 import torch
 
+from songbloom.config.run import SIGTERM_POLICIES, PreemptionConfig
 from songbloom.utils import slurm
 from songbloom.utils.logging import RankedLogger
 
 log = RankedLogger(__name__)
 
-SIGTERM_POLICIES = ("requeue_near_time_limit", "requeue", "checkpoint", "ignore")
+__all__ = ["SIGTERM_POLICIES", "PreemptedExit", "PreemptionCheckpoint", "from_config", "parse_signal"]
 
 
 class PreemptedExit(SystemExit):
@@ -221,8 +223,10 @@ class PreemptionCheckpoint(L.Callback):
         raise PreemptedExit(0 if requeue else 128 + int(signum))
 
 
-def from_config(cfg: dict[str, Any] | None, ckpt_dir: str | Path) -> PreemptionCheckpoint | None:
+def from_config(cfg: PreemptionConfig | dict[str, Any] | None, ckpt_dir: str | Path) -> PreemptionCheckpoint | None:
     """The callback for the ``preemption:`` config block (None when ``enabled: false``)."""
+    if isinstance(cfg, PreemptionConfig):
+        cfg = dataclasses.asdict(cfg)
     cfg = dict(cfg or {})
     if not cfg.pop("enabled", True):
         return None

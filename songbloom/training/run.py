@@ -1,21 +1,33 @@
-"""``run(cfg)``: everything ``train.py`` does, from a resolved Hydra config to a trained, exported run dir."""
+"""``run(cfg)``: everything ``train.py`` does, from a composed Hydra config to a trained, exported run dir.
+
+Steps: parse the typed config once (:func:`parse_config`), then :func:`build` (model, data, logger, callbacks,
+trainer), :func:`fit` and :func:`finish` (summary, export, demo song), inside :func:`run_scope` (run dir, log
+file, threads). ``_target_`` blocks are instantiated here from the composed config only; the configs stored
+in run dirs and checkpoints are compared and recorded, never instantiated.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.loggers import WandbLogger
 
 from songbloom.building.devices import prepare_training_accelerator
 from songbloom.checkpoints.init_weights import build_model
 from songbloom.config import SongBloomConfig
+from songbloom.config.run import DemoConfig, RunConfig, parse_run_config
 from songbloom.training.callbacks import StepRecorder, read_step_metrics
-from songbloom.training.checkpointing import AtomicStepCheckpoint, find_resume_checkpoint
-from songbloom.training.data import build_datamodule
+from songbloom.training.checkpointing import find_resume_checkpoint
+from songbloom.training.data import build_datamodule, data_kind
+from songbloom.training.instantiate import block_problems, instantiate, instantiate_all
 from songbloom.training.lit_module import OptimSettings, SongBloomLitModule, TrainSettings
+from songbloom.training.logging_callbacks import FinishWandbRun
 from songbloom.training.run_dir import atomic_write_text, default_run_name, prepare_run_dir
 from songbloom.training.run_licences import training_licences
 
@@ -65,36 +77,6 @@ def train_settings(c: dict[str, Any]) -> TrainSettings:
     return TrainSettings(optim=optim, **{k: v for k, v in t.items() if k in keep and k != "optim"})
 
 
-def _loggers(c: dict[str, Any], run_dir: Path):
-    kind = (c.get("logger") or {}).get("kind", "none")
-    if kind == "none":
-        return False
-    if kind == "csv":
-        from lightning.pytorch.loggers import CSVLogger
-
-        return CSVLogger(save_dir=str(run_dir), name="csv", version="")
-    if kind == "wandb":
-        from lightning.pytorch.loggers import WandbLogger
-
-        lc = c["logger"]
-        id_file = run_dir / "wandb_id.txt"  # one W&B run per run dir: requeues continue the same curves
-        if not id_file.is_file():
-            import uuid
-
-            atomic_write_text(id_file, uuid.uuid4().hex[:12])
-        return WandbLogger(
-            project=lc.get("project", "songbloom"),
-            name=run_dir.name,
-            id=id_file.read_text().strip(),
-            save_dir=str(run_dir),
-            offline=bool(lc.get("offline", True)),
-            resume="allow",
-            config=c,
-            log_model=False,
-        )
-    raise ValueError(f"logger.kind={kind!r}: choose wandb, csv or none")
-
-
 def summarize(metrics_path: Path) -> dict[str, float]:
     recs = read_step_metrics(metrics_path)
     steps = sorted(recs)
@@ -115,7 +97,7 @@ def summarize(metrics_path: Path) -> dict[str, float]:
     return out
 
 
-def _demo_song(dm, sb_cfg: SongBloomConfig, run_dir: Path, demo: dict[str, Any]) -> Path:
+def _demo_song(dm, sb_cfg: SongBloomConfig, run_dir: Path, demo: DemoConfig) -> Path:
     """Generate a song with the lyrics of the first validation item (the sampler decides the rest)."""
     from songbloom.training.batch import as_training_batch
     from songbloom.training.demo import generate_demo_song
@@ -131,134 +113,178 @@ def _demo_song(dm, sb_cfg: SongBloomConfig, run_dir: Path, demo: dict[str, Any])
         sb_cfg,
         run_dir / "demo_song.wav",
         lyric_ids,
-        seconds=float(demo.get("generate_seconds", 4.0)),
-        seed=int(demo.get("seed", 0)),
+        seconds=float(demo.generate_seconds),
+        seed=int(demo.seed),
     )
 
 
-def _run_licences(c: dict[str, Any], data_cfg: dict[str, Any], init_source: str) -> list[dict[str, Any]]:
+def _run_licences(rc: RunConfig, data_cfg: Mapping[str, Any], init_source: str) -> list[dict[str, Any]]:
     """What the run inherits (data, MuQ weights behind the codebook, initial weights): see songbloom.licences."""
-    init = c.get("init") or {}
     return training_licences(
-        data_kind=str(data_cfg.get("kind", "synthetic")),
+        data_kind=data_kind(data_cfg),
         shards_dir=data_cfg.get("shards_dir"),
         init_source=init_source,
-        init_description=str(init.get("release_name") or init.get("export_path") or ""),
-        codebook_path=(c.get("sketch") or {}).get("codebook_path"),
+        init_description=str(rc.init.release_name or rc.init.export_path or ""),
+        codebook_path=rc.sketch.codebook_path,
     )
 
 
-def run(cfg: Any) -> dict[str, Any]:
-    """Train (or resume) the run described by ``cfg``; returns summary metrics and the run's paths."""
-    import lightning as L
+def parse_config(c: dict[str, Any]) -> RunConfig:
+    """The typed run config; one error lists every problem, ``_target_`` blocks checked against their targets."""
+    return parse_run_config(c, check_target=block_problems)
 
-    c = to_container(cfg)
-    tcfg = dict(c.get("trainer") or {})
+
+@contextmanager
+def run_scope(rc: RunConfig, c: dict[str, Any]) -> Iterator[Path]:
+    """The run dir (created or reused), its ``train.log`` and the run's CPU threads, restored on the way out."""
+    tcfg = rc.trainer
     check_precision(tcfg.get("precision", "32-true"), str(tcfg.get("accelerator", "cpu")))
-    prepare_training_accelerator(tcfg)  # MPS: float32 and the per-op CPU fallback, with notices
-    run_name = c.get("run_name") or default_run_name(c)
-    run_dir = prepare_run_dir(
-        c["paths"]["runs_dir"], run_name, c, allow_config_change=bool(c.get("allow_config_change"))
-    )
+    prepare_training_accelerator(dict(tcfg))  # MPS: float32 and the per-op CPU fallback, with notices
+    run_name = rc.run_name or default_run_name(c)
+    run_dir = prepare_run_dir(rc.paths.runs_dir, run_name, c, allow_config_change=rc.allow_config_change)
     handler = _file_logging(run_dir)
     threads_before = torch.get_num_threads()
-    if c.get("num_threads"):
-        torch.set_num_threads(int(c["num_threads"]))  # scoped to this run, restored below
+    if rc.num_threads:
+        torch.set_num_threads(int(rc.num_threads))
     try:
-        sk = c.get("sketch") or {}
-        if sk.get("required") and not sk.get("codebook_path"):
-            raise ValueError(
-                "sketch.codebook_path is required for this experiment: the shards' sketch tokens come from a "
-                "codebook you train with `python -m songbloom.sketch train ...`; pass sketch.codebook_path=<file>"
-            )
-        logger.info("run dir %s", run_dir)
-        L.seed_everything(int(c.get("seed", 0)), workers=True, verbose=False)
-        model, sb_cfg, report, source = build_model(c)
-        demo = c.get("demo") or {}
-        data_cfg = c["data"]
-        if demo.get("enabled") and demo.get("prepare_data"):
-            from songbloom.training.demo import prepare_demo_data_once
-
-            # Its own RNG stream: training must not depend on whether the demo data was already built.
-            with torch.random.fork_rng(devices=[]):
-                data_cfg = prepare_demo_data_once(c, sb_cfg)
-        dm = build_datamodule(data_cfg, sb_cfg, seed=int(c.get("seed", 0)))
-        lit = SongBloomLitModule(model, train_settings(c), run_config=c, trainable_report=report)
-        lit.licences = _run_licences(c, data_cfg, source)
-        ck = (c.get("callbacks") or {}).get("checkpoint") or {}
-        fault = c.get("fault") or {}
-        callbacks = [
-            StepRecorder(run_dir / "metrics.jsonl"),
-            AtomicStepCheckpoint(
-                run_dir / "checkpoints",
-                int(ck.get("every_n_steps", 0)),
-                int(ck.get("keep_last", 3)),
-                bool(ck.get("save_at_end", True)),
-                kill_after_step=fault.get("sigkill_after_step"),
-                kill_during_save_step=fault.get("sigkill_during_save_step"),
-            ),
-        ]
-        from songbloom.eval.callback import build_eval_callback
-
-        eval_cb = build_eval_callback((c.get("callbacks") or {}).get("eval"), run_dir=run_dir)
-        if eval_cb is not None:  # held-out teacher-forced metrics every N steps (time-boxed)
-            callbacks.append(eval_cb)
-        from songbloom.training.callback_assembly import build_training_callbacks
-
-        callbacks += build_training_callbacks(c, run_dir, sb_cfg)  # demo songs (A/B vs base), progress bar
-        resume = c.get("resume", "auto")
-        ckpt_path = None
-        if resume == "auto":
-            ckpt_path = find_resume_checkpoint(run_dir / "checkpoints", hpc_dir=run_dir)
-        elif resume not in (None, "never", False):
-            ckpt_path = Path(str(resume))
-        if ckpt_path is not None:
-            logger.info("resuming from %s", ckpt_path)
-        from songbloom.training.scale_out import scale_out_trainer_kwargs
-
-        # SLURM layout check, strategy, our preemption handling (Lightning's own requeue is switched off).
-        scale_out = scale_out_trainer_kwargs(c, run_dir / "checkpoints")
-        callbacks += scale_out["callbacks"]
-        if "strategy" in scale_out:
-            tcfg["strategy"] = scale_out["strategy"]
-        trainer = L.Trainer(
-            **tcfg,
-            plugins=scale_out["plugins"],
-            callbacks=callbacks,
-            logger=_loggers(c, run_dir),
-            default_root_dir=str(run_dir),
-            enable_checkpointing=False,
-        )
-        trainer.fit(lit, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
-        result: dict[str, Any] = summarize(run_dir / "metrics.jsonl")
-        result["run_dir"] = str(run_dir)
-        result["checkpoint"] = str(run_dir / "checkpoints" / "last.ckpt")
-        result["resumed_from"] = str(ckpt_path) if ckpt_path else None
-        ex = c.get("export") or {}
-        if ex.get("enabled", True) and trainer.is_global_zero:
-            from songbloom.training.export import export_run
-
-            paths = export_run(
-                lit,
-                sb_cfg,
-                run_dir,
-                c,
-                extra={
-                    "trainable": report,
-                    "init_source": source,
-                    "sketch_codebook": (c.get("sketch") or {}).get("codebook_path"),
-                },
-            )
-            result.update({f"export_{k}": str(v) for k, v in paths.items()})
-        if demo.get("enabled") and demo.get("generate") and trainer.is_global_zero and "export_generator" in result:
-            song = _demo_song(dm, sb_cfg, run_dir, demo)
-            result["song"] = str(song)
-        if trainer.is_global_zero:
-            atomic_write_text(run_dir / "summary.json", json.dumps(result, indent=1))
-        result["_lit_module"] = lit  # for callers in-process (demo, tests); not serialised
-        result["_songbloom_config"] = sb_cfg
-        return result
+        yield run_dir
     finally:
         torch.set_num_threads(threads_before)
         logging.getLogger().removeHandler(handler)
         handler.close()
+
+
+def _data_config(rc: RunConfig, c: dict[str, Any], sb_cfg: SongBloomConfig) -> Mapping[str, Any]:
+    if not (rc.demo.enabled and rc.demo.prepare_data):
+        return rc.data
+    from songbloom.training.demo import prepare_demo_data_once
+
+    # Its own RNG stream: training must not depend on whether the demo data was already built.
+    with torch.random.fork_rng(devices=[]):
+        return prepare_demo_data_once(c, sb_cfg)
+
+
+def _resume_path(rc: RunConfig, run_dir: Path) -> Path | None:
+    if rc.resume == "auto":
+        return find_resume_checkpoint(run_dir / "checkpoints", hpc_dir=run_dir)
+    if rc.resume in (None, "never", False):
+        return None
+    return Path(str(rc.resume))
+
+
+def build(rc: RunConfig, c: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """Model, data, logger, callbacks and trainer of the run: the objects ``run`` returns beside the metrics."""
+    import lightning as L
+
+    from songbloom.training.scale_out import scale_out_trainer_kwargs
+
+    logger.info("run dir %s", run_dir)
+    L.seed_everything(rc.seed, workers=True, verbose=False)
+    logger.info("%s", rc.lora.describe())
+    model, sb_cfg, report, source = build_model(c)
+    data_cfg = _data_config(rc, c, sb_cfg)
+    dm = build_datamodule(data_cfg, sb_cfg, seed=rc.seed)
+    lit = SongBloomLitModule(
+        model, train_settings(c), run_config=c, trainable_report=report, licences=_run_licences(rc, data_cfg, source)
+    )
+    ckpt_dir = run_dir / "checkpoints"
+    exp_logger = instantiate(rc.logger, run_dir=run_dir, run_config=c)
+    context = dict(
+        run_dir=run_dir,
+        ckpt_dir=ckpt_dir,
+        songbloom_config=sb_cfg,
+        run_config=c,
+        trainer_config=dict(rc.trainer),
+        logger_enabled=exp_logger is not None,
+        lora_enabled=rc.lora.enabled,
+    )
+    callbacks = [StepRecorder(run_dir / "metrics.jsonl"), *instantiate_all(rc.callbacks, **context)]
+    if isinstance(exp_logger, WandbLogger):
+        callbacks.append(FinishWandbRun())
+    # SLURM layout check, strategy, our preemption handling (Lightning's own requeue is switched off).
+    scale_out = scale_out_trainer_kwargs(c, ckpt_dir)
+    trainer_kwargs = dict(rc.trainer)
+    if "strategy" in scale_out:
+        trainer_kwargs["strategy"] = scale_out["strategy"]
+    trainer = L.Trainer(
+        **trainer_kwargs,
+        plugins=scale_out["plugins"],
+        callbacks=[*callbacks, *scale_out["callbacks"]],
+        logger=exp_logger if exp_logger is not None else False,
+        default_root_dir=str(run_dir),
+        enable_checkpointing=False,
+    )
+    ckpt_path = _resume_path(rc, run_dir)
+    if ckpt_path is not None:
+        logger.info("resuming from %s", ckpt_path)
+    return {
+        "cfg": c,
+        "run_config": rc,
+        "run_dir": run_dir,
+        "songbloom_config": sb_cfg,
+        "trainable_report": report,
+        "init_source": source,
+        "datamodule": dm,
+        "model": lit,
+        "logger": exp_logger,
+        "callbacks": trainer.callbacks,
+        "trainer": trainer,
+        "ckpt_path": ckpt_path,
+    }
+
+
+def fit(objects: dict[str, Any]) -> None:
+    ckpt_path = objects["ckpt_path"]
+    objects["trainer"].fit(
+        objects["model"],
+        datamodule=objects["datamodule"],
+        ckpt_path=str(ckpt_path) if ckpt_path else None,
+        weights_only=True,
+    )
+
+
+def _export(o: dict[str, Any]) -> dict[str, str]:
+    from songbloom.training.export import export_run
+
+    extra = {
+        "trainable": o["trainable_report"],
+        "init_source": o["init_source"],
+        "sketch_codebook": o["run_config"].sketch.codebook_path,
+    }
+    paths = export_run(o["model"], o["songbloom_config"], o["run_dir"], o["cfg"], extra=extra)
+    return {f"export_{k}": str(v) for k, v in paths.items()}
+
+
+def finish(o: dict[str, Any]) -> dict[str, Any]:
+    """Summary metrics, the run-end export and the demo song (rank 0); ``summary.json`` in the run dir."""
+    rc: RunConfig = o["run_config"]
+    run_dir: Path = o["run_dir"]
+    metrics: dict[str, Any] = summarize(run_dir / "metrics.jsonl")
+    metrics["run_dir"] = str(run_dir)
+    metrics["checkpoint"] = str(run_dir / "checkpoints" / "last.ckpt")
+    metrics["resumed_from"] = str(o["ckpt_path"]) if o["ckpt_path"] else None
+    if not o["trainer"].is_global_zero:
+        return metrics
+    if rc.export.enabled:
+        metrics.update(_export(o))
+    if rc.demo.enabled and rc.demo.generate and "export_generator" in metrics:
+        song = _demo_song(o["datamodule"], o["songbloom_config"], run_dir, rc.demo)
+        metrics["song"] = str(song)
+    atomic_write_text(run_dir / "summary.json", json.dumps(metrics, indent=1))
+    return metrics
+
+
+def run(cfg: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train (or resume) the run described by ``cfg`` (composed from ``conf/`` and the command line).
+
+    Returns ``(metrics, objects)``: summary metrics and paths (also in ``<run_dir>/summary.json``), and the
+    run's objects (``model`` = the LightningModule, ``trainer``, ``datamodule``, ``songbloom_config``,
+    ``run_config`` = the typed config, ``cfg`` = the resolved dict, ...).
+    """
+    c = to_container(cfg)
+    rc = parse_config(c)
+    with run_scope(rc, c) as run_dir:
+        objects = build(rc, c, run_dir)
+        fit(objects)
+        metrics = finish(objects)
+    return metrics, objects

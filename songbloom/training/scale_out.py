@@ -2,7 +2,7 @@
 
 ``scale_out_trainer_kwargs(cfg, ckpt_dir)`` checks the SLURM task layout against ``trainer.devices`` and
 ``trainer.num_nodes`` (before Lightning, with a message naming the ``#SBATCH`` line), builds the strategy from
-the ``strategy`` group, turns Lightning's own SLURM requeue off and adds the preemption callback.
+the ``strategy`` group (``_target_``), turns Lightning's own SLURM requeue off and adds the preemption callback.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def scale_out_trainer_kwargs(cfg: dict[str, Any], ckpt_dir: str | Path) -> dict[
     job = slurm.check_task_layout(tcfg.get("devices", 1), tcfg.get("num_nodes", 1), tcfg.get("accelerator"))
     out: dict[str, Any] = {"plugins": [], "callbacks": []}
     if cfg.get("strategy"):
-        lora_enabled = str((cfg.get("lora") or {}).get("preset", "none")) != "none"
+        lora = cfg.get("lora") or {}
+        lora_enabled = bool(lora.get("targets")) or lora.get("preset", "none") not in (None, "none")
         out["strategy"] = build_strategy(cfg["strategy"], lora_enabled=lora_enabled)
     if job is not None and not job.interactive:
         from lightning.pytorch.plugins.environments import SLURMEnvironment

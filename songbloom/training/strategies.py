@@ -1,7 +1,8 @@
-"""Lightning strategy objects from the plain ``strategy:`` config group (``conf/strategy/*.yaml``).
+"""Lightning strategy objects for the ``strategy:`` config group (``conf/strategy/*.yaml``: ``_target_`` = one of
+the builders below; ``trainer=ddp``/``trainer=fsdp`` select it).
 
-Hydra configs stay data: block classes are named from a fixed table (no imports or ``eval`` of config strings),
-and the FSDP wrap policy is built here, where the model's block classes are known.
+Block classes are named from a fixed table (no imports or ``eval`` of the names), and the FSDP wrap policy is
+built here, where the model's block classes are known.
 """
 
 from __future__ import annotations
@@ -32,55 +33,75 @@ def _block_classes(names: list[str] | tuple[str, ...] | None, key: str) -> set[t
     return out
 
 
-def _timeout(cfg: dict[str, Any]) -> timedelta:
-    return timedelta(seconds=float(cfg.get("timeout_s") or 1800))
+def _timeout(timeout_s: float | None) -> timedelta:
+    return timedelta(seconds=float(timeout_s or 1800))
+
+
+def ddp(
+    find_unused_parameters: bool = False,
+    gradient_as_bucket_view: bool = True,
+    static_graph: bool = False,
+    process_group_backend: str | None = None,
+    timeout_s: float = 1800,
+    lora_enabled: bool = False,
+):
+    """``conf/strategy/ddp.yaml``: a full model copy per GPU."""
+    from lightning.pytorch.strategies import DDPStrategy
+
+    if lora_enabled and find_unused_parameters:
+        logger.warning(
+            "strategy.find_unused_parameters=true with LoRA: every adapter receives a gradient, so this only "
+            "adds a graph traversal per step; set it to false"
+        )
+    return DDPStrategy(
+        find_unused_parameters=bool(find_unused_parameters),
+        gradient_as_bucket_view=bool(gradient_as_bucket_view),
+        static_graph=bool(static_graph),
+        process_group_backend=process_group_backend,
+        timeout=_timeout(timeout_s),
+    )
+
+
+def fsdp(
+    sharding_strategy: str = "FULL_SHARD",
+    auto_wrap: list[str] | tuple[str, ...] = ("LlamaDecoderLayer", "DiTBlock"),
+    activation_checkpointing: bool | list[str] = False,
+    cpu_offload: bool = False,
+    state_dict_type: str = "full",
+    use_orig_params: bool = True,
+    limit_all_gathers: bool = True,
+    process_group_backend: str | None = None,
+    timeout_s: float = 1800,
+):
+    """``conf/strategy/fsdp.yaml``: parameters, gradients and optimizer state sharded over the GPUs."""
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    wrap = _block_classes(auto_wrap, "auto_wrap")
+    act = activation_checkpointing
+    act_blocks = _block_classes(auto_wrap if act is True else (act or []), "activation_checkpointing")
+    if state_dict_type not in ("full", "sharded"):
+        raise ValueError(f"strategy.state_dict_type={state_dict_type!r}: choose full or sharded")
+    return FSDPStrategy(
+        auto_wrap_policy=wrap or None,
+        activation_checkpointing_policy=act_blocks or None,
+        sharding_strategy=str(sharding_strategy),
+        state_dict_type=state_dict_type,
+        cpu_offload=bool(cpu_offload),
+        # LoRA mixes frozen and trainable tensors inside one wrapped block: FSDP must keep original params.
+        use_orig_params=bool(use_orig_params),
+        limit_all_gathers=bool(limit_all_gathers),
+        process_group_backend=process_group_backend,
+        timeout=_timeout(timeout_s),
+    )
 
 
 def build_strategy(cfg: dict[str, Any] | None, *, lora_enabled: bool = False):
-    """A Lightning strategy (or its registry name) for ``cfg`` = the resolved ``strategy`` group.
+    """A Lightning strategy for ``cfg`` = the resolved ``strategy`` group (``_target_`` + its keys), or
+    ``"auto"`` (Lightning's choice) when there is none."""
+    from songbloom.training.instantiate import instantiate
 
-    ``kind``: ``auto`` (Lightning's choice), ``ddp``, or ``fsdp``. Returns a string for ``auto`` so the
-    Trainer keeps its own defaults.
-    """
-    cfg = dict(cfg or {})
-    kind = str(cfg.get("kind", "auto")).lower()
-    if kind in ("auto", "single", "none"):
+    if not cfg:
         return "auto"
-    if kind == "ddp":
-        from lightning.pytorch.strategies import DDPStrategy
-
-        find_unused = bool(cfg.get("find_unused_parameters", False))
-        if lora_enabled and find_unused:
-            logger.warning(
-                "strategy.find_unused_parameters=true with LoRA: every adapter receives a gradient, so this only "
-                "adds a graph traversal per step; set it to false"
-            )
-        return DDPStrategy(
-            find_unused_parameters=find_unused,
-            gradient_as_bucket_view=bool(cfg.get("gradient_as_bucket_view", True)),
-            static_graph=bool(cfg.get("static_graph", False)),
-            process_group_backend=cfg.get("process_group_backend"),
-            timeout=_timeout(cfg),
-        )
-    if kind == "fsdp":
-        from lightning.pytorch.strategies import FSDPStrategy
-
-        wrap = _block_classes(cfg.get("auto_wrap", ["LlamaDecoderLayer", "DiTBlock"]), "auto_wrap")
-        act = cfg.get("activation_checkpointing")
-        act_blocks = _block_classes(cfg.get("auto_wrap") if act is True else (act or []), "activation_checkpointing")
-        state_dict_type = str(cfg.get("state_dict_type", "full"))
-        if state_dict_type not in ("full", "sharded"):
-            raise ValueError(f"strategy.state_dict_type={state_dict_type!r}: choose full or sharded")
-        return FSDPStrategy(
-            auto_wrap_policy=wrap or None,
-            activation_checkpointing_policy=act_blocks or None,
-            sharding_strategy=str(cfg.get("sharding_strategy", "FULL_SHARD")),
-            state_dict_type=state_dict_type,
-            cpu_offload=bool(cfg.get("cpu_offload", False)),
-            # LoRA mixes frozen and trainable tensors inside one wrapped block: FSDP must keep original params.
-            use_orig_params=bool(cfg.get("use_orig_params", True)),
-            limit_all_gathers=bool(cfg.get("limit_all_gathers", True)),
-            process_group_backend=cfg.get("process_group_backend"),
-            timeout=_timeout(cfg),
-        )
-    raise ValueError(f"strategy.kind={kind!r}: choose auto, ddp or fsdp")
+    if "_target_" not in cfg:
+        raise ValueError(f"strategy {dict(cfg)!r} names no _target_: choose auto (strategy=null), ddp or fsdp")
+    return instantiate(cfg, lora_enabled=lora_enabled)

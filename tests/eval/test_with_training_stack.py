@@ -59,9 +59,9 @@ def test_callback_in_the_training_stacks_cpu_run_logs_to_wandb_offline(tmp_path,
 
 @pytest.mark.slow
 def test_evaluate_py_on_a_train_py_run_dir(tmp_path):
-    from songbloom.training import run
+    from tests.training.conftest import run_flat
 
-    result = run(_compose(tmp_path, ["experiment=demo", *TINY_CPU, "trainer.max_steps=2"]))
+    result = run_flat(_compose(tmp_path, ["experiment=demo", *TINY_CPU, "trainer.max_steps=2"]))
     paths = main(["--run-dir", result["run_dir"], "--out", str(tmp_path / "report"), "--embedder", "mel",
                   "--seconds", "1", "--max-batches", "1", "--timesteps", "0.5"])
     report = json.loads(paths["json"].read_text())
@@ -76,9 +76,9 @@ def test_evaluate_py_on_a_train_py_run_dir(tmp_path):
 
 def test_eval_callback_runs_under_the_trainers_precision_with_a_bf16_frozen_base(tmp_path):
     """A LoRA run with the frozen base held in bf16 only works under autocast; evaluation must use it too."""
-    from songbloom.training.run import run
+    from tests.training.conftest import run_flat
 
-    result = run(_compose(tmp_path, [
+    result = run_flat(_compose(tmp_path, [
         "experiment=demo", *TINY_CPU, "trainer.max_steps=2", "lora=lm_all", "lora.base_dtype=bf16",
         "trainer.precision=bf16-mixed", "callbacks.eval.enabled=true", "callbacks.eval.every_n_steps=1",
         "callbacks.eval.max_batches=1", "export.enabled=false",

@@ -42,7 +42,7 @@ def write_tiny_release_with_vae(folder: Path, **model_overrides) -> Path:
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory) -> dict:
     """``experiment=japanese_lora`` for a few steps with EMA, adapter-only checkpoints and the run-end export."""
-    from songbloom.training import run
+    from tests.training.conftest import run_flat
 
     root = tmp_path_factory.mktemp("export_run")
     release = write_tiny_release_with_vae(root / "release")
@@ -63,7 +63,7 @@ def lora_run(tmp_path_factory) -> dict:
             "run_name=lora",
         ]
     )
-    result = run(cfg)
+    result = run_flat(cfg)
     result["release_dir"] = release
     result["root"] = root
     return result

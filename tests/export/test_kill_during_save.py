@@ -14,10 +14,10 @@ import torch
 
 from songbloom.checkpoints.formats.training import load_training_checkpoint
 from songbloom.checkpoints.registry import load_checkpoint
-from songbloom.training import run
 from songbloom.training.callbacks import read_step_metrics
 from songbloom.training.checkpointing import find_resume_checkpoint
-from tests.training.conftest import REPO_ROOT, TINY_CPU, compose_config
+from tests.training.conftest import REPO_ROOT, TINY_CPU, compose_config, run_flat
+from tests.training.fault_injection import FAULT
 
 N_STEPS = 6
 EVERY = 2
@@ -38,7 +38,8 @@ def _overrides(root: Path) -> list[str]:
 
 
 def test_kill_during_checkpoint_save_keeps_the_previous_one(tmp_path: Path):
-    cmd = [sys.executable, "train.py", *_overrides(tmp_path), f"fault.sigkill_during_save_step={KILL_WHILE_SAVING}"]
+    kill = [FAULT, f"+callbacks.fault.sigkill_during_save_step={KILL_WHILE_SAVING}"]
+    cmd = [sys.executable, "train.py", *_overrides(tmp_path), *kill]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
@@ -57,7 +58,7 @@ def test_kill_during_checkpoint_save_keeps_the_previous_one(tmp_path: Path):
     assert trained.global_step == EVERY
     assert all(torch.isfinite(p).all() for p in trained.model.parameters())
 
-    resumed = run(compose_config(_overrides(tmp_path)))
+    resumed = run_flat(compose_config(_overrides(tmp_path)))
     assert resumed["resumed_from"] and resumed["resumed_from"].endswith("last.ckpt")
     assert sorted(read_step_metrics(run_dir / "metrics.jsonl")) == list(range(1, N_STEPS + 1))
     assert not partial.exists()  # the resumed run cleaned up the interrupted write

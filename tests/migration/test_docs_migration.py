@@ -57,10 +57,9 @@ def _infer(argv: list[str]) -> int:
 
 
 def _train(argv: list[str], root: Path):
-    from songbloom.training.run import run
-    from tests.training.conftest import compose_config
+    from tests.training.conftest import compose_config, run_flat
 
-    return run(compose_config([f"paths.root_dir={root}", *argv]))
+    return run_flat(compose_config([f"paths.root_dir={root}", *argv]))
 
 
 @pytest.fixture

@@ -103,8 +103,7 @@ def test_shard_index_records_data_and_muq_licences(licensed_shards):
 
 
 def test_training_checkpoint_and_export_record_licences(licensed_shards, tmp_path, caplog):
-    from songbloom.training.run import run
-    from tests.training.conftest import TINY_CPU, compose_config
+    from tests.training.conftest import TINY_CPU, compose_config, run_flat
 
     overrides = [o for o in TINY_CPU if not o.startswith("data")] + [
         "data=shards",
@@ -117,7 +116,7 @@ def test_training_checkpoint_and_export_record_licences(licensed_shards, tmp_pat
     ]
     cfg = compose_config([f"paths.root_dir={tmp_path}", *overrides])
     with caplog.at_level(logging.WARNING, logger="songbloom.licences"):
-        result = run(cfg)
+        result = run_flat(cfg)
     ck = torch.load(result["checkpoint"], weights_only=True, map_location="cpu")
     licences = {r["licence"] for r in ck[CHECKPOINT_KEY]}
     assert {"jaCappella-research", "CC-BY-NC-4.0", "CC0-1.0", "unknown"} <= licences

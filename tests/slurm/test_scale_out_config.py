@@ -120,8 +120,8 @@ def test_strategy_configs_build():
     assert hybrid["sharding_strategy"] == "HYBRID_SHARD" and hybrid["defaults"] == ["fsdp"]
     with pytest.raises(ValueError, match="unknown block"):
         build_strategy({**fsdp_cfg, "auto_wrap": ["os.system"]})
-    with pytest.raises(ValueError, match="choose auto, ddp or fsdp"):
-        build_strategy({"kind": "deepspeed"})
+    with pytest.raises(ValueError, match="choose auto"):
+        build_strategy({"kind": "deepspeed"})  # no _target_: the old `kind:` dispatch is gone
     assert build_strategy(None) == "auto"
 
 
@@ -135,7 +135,8 @@ def test_strategy_and_trainer_groups_compose_with_train_yaml():
         choice = "strategy=fsdp_hybrid" if has_group else "+strategy=fsdp_hybrid"
         cfg = compose(config_name="train", overrides=["trainer=ddp_multinode", choice])
     assert (cfg.trainer.num_nodes, cfg.trainer.devices) == (2, 8)
-    assert cfg.strategy.kind == "fsdp" and cfg.strategy.sharding_strategy == "HYBRID_SHARD"
+    assert cfg.strategy._target_ == "songbloom.training.strategies.fsdp"
+    assert cfg.strategy.sharding_strategy == "HYBRID_SHARD"
 
 
 def test_fsdp_policy_wraps_every_lm_layer_and_dit_block():

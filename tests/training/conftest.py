@@ -43,3 +43,12 @@ def compose(tmp_path: Path):
         return compose_config([f"paths.root_dir={tmp_path}", *overrides])
 
     return _compose
+
+
+def run_flat(cfg) -> dict:
+    """``run(cfg)`` -> ``(metrics, objects)`` as one dict for tests: the metrics plus ``_lit_module`` (the
+    LightningModule) and ``_songbloom_config``."""
+    from songbloom.training import run
+
+    metrics, objects = run(cfg)
+    return {**metrics, "_lit_module": objects["model"], "_songbloom_config": objects["songbloom_config"]}

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from songbloom.training import run
 from songbloom.training.callbacks import read_step_metrics
+from tests.training.conftest import run_flat
 
 
 @pytest.mark.slow
@@ -25,7 +25,7 @@ def test_demo_builds_data_trains_and_generates(compose):
             "data.batch_size=2",
         ]
     )
-    result = run(cfg)
+    result = run_flat(cfg)
     run_dir = Path(result["run_dir"])
     assert sorted(read_step_metrics(run_dir / "metrics.jsonl")) == [1, 2, 3]
     # It trained on shards built by the pipeline.

@@ -14,11 +14,10 @@ import soundfile as sf
 import torch
 
 from songbloom.training import demo_callback as demo_audio_module
-from songbloom.training import run
 from songbloom.training.callbacks import read_step_metrics
 from songbloom.training.demo_callback import DemoAudioCallback
 from songbloom.training.logging_callbacks import progress_bar
-from tests.training.conftest import TINY_CPU, compose_config
+from tests.training.conftest import TINY_CPU, compose_config, run_flat
 
 DEMO = [
     "callbacks.demo_audio.enabled=true",
@@ -89,16 +88,15 @@ def lora_wandb_run(tmp_path_factory):
             *TINY_CPU,
             *DEMO,
             "logger=wandb",
-            "logger.kind=wandb",
             "lora=lm_attn",
             "trainable.sketch_embedding=true",
             "training.optim.lr=0.05",
             "trainer.max_steps=2",
             "callbacks.demo_audio.every_n_steps=2",
-            "callbacks.lr_monitor=true",
+            "callbacks.lr_monitor.enabled=true",
         ]
     )
-    return run(cfg)
+    return run_flat(cfg)
 
 
 def test_wandb_offline_run_holds_scalars_and_ab_demo_media(lora_wandb_run):
@@ -174,7 +172,7 @@ def test_base_weights_regenerate_the_step_0_song_after_training(lora_wandb_run):
 
 def _quick_run(tmp_path: Path, extra: list[str]):
     cfg = compose_config([f"paths.root_dir={tmp_path}", *TINY_CPU, *DEMO, "trainer.max_steps=2", *extra])
-    return run(cfg)
+    return run_flat(cfg)
 
 
 def test_a_failing_demo_never_stops_training(tmp_path, monkeypatch, caplog):
@@ -252,12 +250,12 @@ def test_preemption_pending_reads_the_preemption_callbacks_flags(tmp_path):
 
 
 def test_full_finetune_resume_continues_the_wandb_run_and_reuses_the_base_songs(tmp_path):
-    common = ["logger=wandb", "logger.kind=wandb", "callbacks.demo_audio.every_n_steps=2",
+    common = ["logger=wandb", "callbacks.demo_audio.every_n_steps=2",
               "callbacks.checkpoint.every_n_steps=2", "callbacks.demo_audio.num_items=1"]
     first = _quick_run(tmp_path, common)  # _quick_run adds DEMO
     run_dir = Path(first["run_dir"])
     run_id = (run_dir / "wandb_id.txt").read_text().strip()
-    second = run(compose_config([f"paths.root_dir={tmp_path}", *TINY_CPU, *DEMO, *common, "trainer.max_steps=4",
+    second = run_flat(compose_config([f"paths.root_dir={tmp_path}", *TINY_CPU, *DEMO, *common, "trainer.max_steps=4",
                                  f"run_name={run_dir.name}", "allow_config_change=true"]))
     assert second["run_dir"] == str(run_dir) and second["resumed_from"]
     folders, rows, ids = wandb_history(run_dir)
@@ -288,13 +286,13 @@ def test_demo_settings_are_not_part_of_the_run_identity():
 
     a = to_container(compose_config([*TINY_CPU, *DEMO]))
     b = to_container(compose_config([*TINY_CPU, *DEMO, "callbacks.demo_audio.every_n_steps=7",
-                                     "callbacks.progress_bar.kind=tqdm", "callbacks.lr_monitor=true"]))
+                                     "callbacks.progress_bar.style=tqdm", "callbacks.lr_monitor.enabled=true"]))
     assert a["callbacks"]["demo_audio"] != b["callbacks"]["demo_audio"]
     assert default_run_name(a) == default_run_name(b)  # a requeue with other demo settings resumes the same run
 
 
 def test_demo_written_to_the_run_dir_without_wandb(tmp_path):
-    result = _quick_run(tmp_path, ["logger.kind=csv", "callbacks.demo_audio.every_n_steps=2",
+    result = _quick_run(tmp_path, ["logger=csv", "callbacks.demo_audio.every_n_steps=2",
                                    "callbacks.demo_audio.num_items=1", "callbacks.demo_audio.at_end=false"])
     run_dir = Path(result["run_dir"])
     assert not (run_dir / "wandb").exists()
@@ -343,9 +341,9 @@ def test_progress_bar_choice(monkeypatch):
 
     assert progress_bar({}, {"enable_progress_bar": False}) is None
     monkeypatch.setattr("sys.stdout.isatty", lambda: False)
-    bar = progress_bar({"kind": "auto", "log_file_every_n_steps": 25}, {})
+    bar = progress_bar({"style": "auto", "log_file_every_n_steps": 25}, {})
     assert isinstance(bar, TQDMProgressBar) and bar.refresh_rate == 25
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)
-    assert isinstance(progress_bar({"kind": "auto"}, {}), RichProgressBar)
-    with pytest.raises(ValueError, match="progress_bar.kind"):
-        progress_bar({"kind": "fancy"}, {})
+    assert isinstance(progress_bar({"style": "auto"}, {}), RichProgressBar)
+    with pytest.raises(ValueError, match="progress_bar.style"):
+        progress_bar({"style": "fancy"}, {})

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from songbloom.training import run
-from tests.training.conftest import EXPERIMENTS, TINY_CPU
+from tests.training.conftest import EXPERIMENTS, TINY_CPU, run_flat
 
 # Experiments that start from release weights are run from scratch here (the release-init path is covered
 # by test_japanese_lora.py against a local release-layout folder).
@@ -23,7 +22,7 @@ def test_expected_experiments_exist():
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_runs_one_step(compose, experiment: str):
     cfg = compose([f"experiment={experiment}", *TINY_CPU, *SCRATCH_INIT, "trainer.max_steps=1"])
-    result = run(cfg)
+    result = run_flat(cfg)
     run_dir = Path(result["run_dir"])
     assert run_dir.name.startswith(f"{experiment}-")
     assert result["steps"] == 1.0
@@ -36,7 +35,7 @@ def test_experiment_runs_one_step(compose, experiment: str):
 
 def test_japanese_lora_declares_its_trainable_sets(compose):
     cfg = compose(["experiment=japanese_lora", *TINY_CPU, *SCRATCH_INIT, "trainer.max_steps=1"])
-    result = run(cfg)
+    result = run_flat(cfg)
     report = result["_lit_module"].trainable_report
     # A new codebook is not declared here (codebook_path=null, scratch init), but Japanese lyrics are.
     assert report["full_sets"] == ["lyric_embedding"]
@@ -50,16 +49,16 @@ def test_missing_manifest_names_the_converters(compose):
 
     cfg = compose(["experiment=japanese_lora", "model=tiny", "trainer=cpu", "debug=ci", *SCRATCH_INIT])
     with pytest.raises(DataConfigError, match="data.manifest is required.*scripts/preprocess.py"):
-        run(cfg)
+        run_flat(cfg)
 
 
 def test_missing_codebook_is_a_clear_error(compose):
     cfg = compose(["experiment=japanese_lora", *TINY_CPU, "init.source=scratch"])
     with pytest.raises(ValueError, match="sketch.codebook_path is required"):
-        run(cfg)
+        run_flat(cfg)
 
 
 def test_fp16_is_refused(compose):
     cfg = compose([*TINY_CPU, "trainer.precision=16-mixed"])
     with pytest.raises(ValueError, match="fp16 precision is refused"):
-        run(cfg)
+        run_flat(cfg)

@@ -16,8 +16,7 @@ from songbloom.checkpoints.release_state import save_release_checkpoint
 from songbloom.checkpoints.release_yaml_writer import write_release_yaml
 from songbloom.config import SongBloomConfig
 from songbloom.models.songbloom import SongBloomModel
-from songbloom.training import run
-from tests.training.conftest import TINY_CPU
+from tests.training.conftest import TINY_CPU, run_flat
 
 RELEASE = "songbloom_full_150s"
 
@@ -91,7 +90,7 @@ def test_japanese_lora_trains_exactly_the_declared_tensors(compose, tmp_path: Pa
             "training.condition_dropout=false",
         ]
     )
-    result = run(cfg)
+    result = run_flat(cfg)
     _assert_declared_tensors_trained(result, release_sd)
 
 
@@ -174,6 +173,6 @@ def test_japanese_lora_on_japanese_shards(compose, tmp_path: Path):
             "training.condition_dropout=false",
         ]
     )
-    result = run(cfg)
-    assert result["_lit_module"].run_config["data"]["kind"] == "shards"
+    result = run_flat(cfg)
+    assert result["_lit_module"].run_config["data"]["_target_"] == "songbloom.training.data.shards"
     _assert_declared_tensors_trained(result, release_sd)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from songbloom.training import run
 from songbloom.training.callbacks import read_step_metrics
-from tests.training.conftest import REPO_ROOT, TINY_CPU, compose_config
+from tests.training.conftest import REPO_ROOT, TINY_CPU, compose_config, run_flat
+from tests.training.fault_injection import FAULT
 
 N_STEPS = 6
 KILL_AT = 3
@@ -42,14 +42,14 @@ def _overrides(root: Path, run_name: str, workers: int, extra: list[str]) -> lis
     ids=["workers0", "workers2-lora-ema"],
 )
 def test_kill_and_resume_matches_straight_run(tmp_path: Path, workers: int, extra: list[str]):
-    straight = run(compose_config(_overrides(tmp_path, "straight", workers, extra)))
+    straight = run_flat(compose_config(_overrides(tmp_path, "straight", workers, extra)))
     assert straight["steps"] == N_STEPS
 
     cmd = [
         sys.executable,
         "train.py",
         *_overrides(tmp_path, "killed", workers, extra),
-        f"fault.sigkill_after_step={KILL_AT}",
+        FAULT, f"+callbacks.fault.sigkill_after_step={KILL_AT}",
     ]
     proc = subprocess.run(
         cmd,
@@ -63,7 +63,7 @@ def test_kill_and_resume_matches_straight_run(tmp_path: Path, workers: int, extr
     killed_dir = tmp_path / "outputs" / "runs" / "killed"
     assert sorted(read_step_metrics(killed_dir / "metrics.jsonl")) == list(range(1, KILL_AT + 1))
 
-    resumed = run(compose_config(_overrides(tmp_path, "killed", workers, extra)))
+    resumed = run_flat(compose_config(_overrides(tmp_path, "killed", workers, extra)))
     assert resumed["resumed_from"] and resumed["resumed_from"].endswith("last.ckpt")
 
     a = read_step_metrics(Path(straight["run_dir"]) / "metrics.jsonl")

@@ -17,10 +17,10 @@ import pytest
 
 from songbloom.data.preprocess import PreprocessConfig, run_preprocess
 from songbloom.data.synthetic import make_synthetic_dataset
-from songbloom.training import run
 from songbloom.training.callbacks import read_step_metrics
 from tests.data.standins import SHARD_KW, toy_encoders
-from tests.training.conftest import REPO_ROOT, compose_config
+from tests.training.conftest import REPO_ROOT, compose_config, run_flat
+from tests.training.fault_injection import FAULT
 
 N_STEPS = 6
 KILL_AT = 3
@@ -67,7 +67,7 @@ def test_shard_stream_kill_and_resume_matches_straight_run(tmp_path: Path, tiny_
                 sys.executable,
                 "train.py",
                 *shard_overrides(tmp_path, tiny_shards, f"killed-w{w}", w),
-                f"fault.sigkill_after_step={KILL_AT}",
+                FAULT, f"+callbacks.fault.sigkill_after_step={KILL_AT}",
             ],
             cwd=REPO_ROOT,
             env=env,
@@ -79,7 +79,7 @@ def test_shard_stream_kill_and_resume_matches_straight_run(tmp_path: Path, tiny_
     }
     try:
         straight = {
-            w: run(compose_config(shard_overrides(tmp_path, tiny_shards, f"straight-w{w}", w))) for w in WORKERS
+            w: run_flat(compose_config(shard_overrides(tmp_path, tiny_shards, f"straight-w{w}", w))) for w in WORKERS
         }
         for w, proc in killed.items():
             _, err = proc.communicate(timeout=600)
@@ -92,7 +92,7 @@ def test_shard_stream_kill_and_resume_matches_straight_run(tmp_path: Path, tiny_
     for w in WORKERS:
         killed_dir = tmp_path / "outputs" / "runs" / f"killed-w{w}"
         assert sorted(read_step_metrics(killed_dir / "metrics.jsonl")) == list(range(1, KILL_AT + 1))
-        resumed = run(compose_config(shard_overrides(tmp_path, tiny_shards, f"killed-w{w}", w)))
+        resumed = run_flat(compose_config(shard_overrides(tmp_path, tiny_shards, f"killed-w{w}", w)))
         assert resumed["resumed_from"] and resumed["resumed_from"].endswith("last.ckpt")
         assert "after 3 consumed batches" in (killed_dir / "train.log").read_text()
 

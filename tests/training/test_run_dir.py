@@ -55,7 +55,7 @@ def test_resume_skips_damaged_checkpoints(tmp_path: Path):
 
 
 def test_retention_and_rerun_of_the_same_command(compose):
-    from songbloom.training import run
+    from tests.training.conftest import run_flat
 
     overrides = [
         *TINY_CPU,
@@ -63,10 +63,10 @@ def test_retention_and_rerun_of_the_same_command(compose):
         "callbacks.checkpoint.every_n_steps=1",
         "callbacks.checkpoint.keep_last=2",
     ]
-    first = run(compose(overrides))
+    first = run_flat(compose(overrides))
     ck = Path(first["run_dir"]) / "checkpoints"
     assert [s for s, _ in step_checkpoints(ck)] == [3, 4]
     assert (ck / "last.ckpt").samefile(ck / "step=0000004.ckpt")
     assert not list(ck.glob(".*"))
-    again = run(compose(overrides))  # the same command lands in the same dir and resumes (nothing left to do)
+    again = run_flat(compose(overrides))  # the same command lands in the same dir and resumes (nothing left to do)
     assert again["run_dir"] == first["run_dir"] and again["resumed_from"].endswith("last.ckpt")

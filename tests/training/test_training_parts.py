@@ -10,13 +10,12 @@ import torch
 from songbloom.building.lora import LoRASettings, apply_lora, merge_lora
 from songbloom.config import SongBloomConfig
 from songbloom.models.songbloom import ForwardOutput, SongBloomModel
-from songbloom.training import run
 from songbloom.training.batch import as_training_batch, collate_songs
 from songbloom.training.lit_module import SongBloomLitModule, TrainSettings
 from songbloom.training.losses import songbloom_loss
 from songbloom.training.optim import lr_lambda, no_decay_names, parameter_groups
 from songbloom.training.synthetic_data import SyntheticSongs, SyntheticSpec
-from tests.training.conftest import TINY_CPU
+from tests.training.conftest import TINY_CPU, run_flat
 
 
 def _tiny():
@@ -59,7 +58,7 @@ def test_schedules():
 
 def test_ema_updates_once_per_optimizer_step(compose):
     cfg = compose([*TINY_CPU, "trainer.max_steps=3", "trainer.accumulate_grad_batches=2", "training.ema=true"])
-    lit = run(cfg)["_lit_module"]
+    lit = run_flat(cfg)["_lit_module"]
     assert lit.global_step == 3
     assert lit.ema.num_updates == 3  # not 6 (micro-batches)
 
@@ -79,7 +78,7 @@ def test_gradient_guard_names_parameters_without_gradient(compose, monkeypatch):
 
     monkeypatch.setattr(run_mod, "build_model", build_with_orphan)
     with pytest.raises(RuntimeError, match=r"no gradient.*orphan\.weight"):
-        run(cfg)
+        run_flat(cfg)
 
 
 @pytest.mark.parametrize("preset", ["lm_attn", "dit_all", "all"])

@@ -100,7 +100,7 @@ def summarise(bundle) -> dict:
 def main() -> int:
     sys.path.insert(0, str(REPO_ROOT))
     from songbloom.checkpoints.registry import load_checkpoint
-    from songbloom.training import run
+    from tests.training.conftest import run_flat
     from tests.export.conftest import write_tiny_release_with_vae
     from tests.training.conftest import TINY_CPU, compose_config
 
@@ -116,7 +116,7 @@ def main() -> int:
     write_tiny_release_with_vae(Path("base_release"), **GEOMETRY)
     common = [*TINY_CPU, f"trainer.max_steps={STEPS}", f"callbacks.checkpoint.every_n_steps={STEPS}"]
 
-    full = run(
+    full = run_flat(
         compose_config(
             [
                 "paths.root_dir=_work",
@@ -127,7 +127,7 @@ def main() -> int:
     assert full["steps"] == STEPS, full
 
     Path("_work/codebook.safetensors").write_bytes(b"")  # declared only: synthetic data stands in for the shards
-    lora = run(
+    lora = run_flat(
         compose_config(
             [
                 "paths.root_dir=_work",
