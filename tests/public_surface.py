@@ -1,6 +1,6 @@
 """Today's public surface, recorded before the package restructuring so that the moves keep it working.
 
-Three parts, stored in ``tests/data/public_surface.json`` and checked by ``tests/test_public_surface.py``:
+Three parts, stored in ``tests/fixtures/public_surface.json`` and checked by ``tests/test_public_surface.py``:
 
 - ``modules``: the public names (no leading ``_``) of ``songbloom.api``, ``songbloom.config``, the ``songbloom.eval``
   package and every module of ``songbloom.models``, ``songbloom.inference`` and ``songbloom.export``. A name counts
@@ -36,7 +36,7 @@ import warnings
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SNAPSHOT = REPO_ROOT / "tests" / "data" / "public_surface.json"
+SNAPSHOT = REPO_ROOT / "tests" / "fixtures" / "public_surface.json"
 CONF_DIR = REPO_ROOT / "conf"
 DOCS_DIR = REPO_ROOT / "docs"
 

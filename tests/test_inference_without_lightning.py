@@ -1,6 +1,6 @@
 """Loading an adapter-only training checkpoint and a PEFT adapter directory through the inference API
 (``songbloom.checkpoints.load_checkpoint``) leaves Lightning out of ``sys.modules``: inference needs no training
-stack. The premove fixtures (tests/data/premove) are copied to tmp and loaded with ``base_path`` as in
+stack. The premove fixtures (tests/fixtures/premove) are copied to tmp and loaded with ``base_path`` as in
 tests/test_premove_fixtures.py, in a fresh interpreter so that nothing imported by other tests counts.
 """
 
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PREMOVE = REPO_ROOT / "tests" / "data" / "premove"
+PREMOVE = REPO_ROOT / "tests" / "fixtures" / "premove"
 
 CODE = """
 import json, sys, warnings

@@ -1,4 +1,4 @@
-"""Files written before the restructuring (tests/data/premove, see make_fixtures.py there) still load and resume.
+"""Files written before the restructuring (tests/fixtures/premove, see make_fixtures.py there) still load and resume.
 
 Every fixture goes through the public loader ``songbloom.inference.checkpoints.load_checkpoint`` (after the move
 that path may be a re-export with a DeprecationWarning: allowed) and must give the teacher-forced outputs and
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.data.premove.make_fixtures import STEPS, full_run_overrides, summarise
+from tests.fixtures.premove.make_fixtures import STEPS, full_run_overrides, summarise
 from tests.training.conftest import compose_config
 
-PREMOVE = Path(__file__).resolve().parent / "data" / "premove"
+PREMOVE = Path(__file__).resolve().parent / "fixtures" / "premove"
 EXPECTED = json.loads((PREMOVE / "expected.json").read_text())
 REL_TOL = 1e-4
 ABS_TOL = 1e-3

@@ -1,5 +1,5 @@
 """Today's public surface still works: every name, flag, config group option and documented config key recorded
-in ``tests/data/public_surface.json`` (before the restructuring; see ``tests/public_surface.py``) is still there.
+in ``tests/fixtures/public_surface.json`` (before the restructuring; see ``tests/public_surface.py``) is still there.
 
 Moved modules may keep their old import path as a re-export that warns with a DeprecationWarning: that is allowed.
 A name, flag or key that is gone fails the test; new ones are fine (record them with

@@ -23,10 +23,10 @@ from songbloom.data.streams import (
     DataConfig,
     TrainShardStream,
     ValShardStream,
-    _rank_world,
     collate,
     crop,
 )
+from songbloom.utils.ranks import rank_and_world
 
 __all__ = ["DataConfig", "SongBloomDataModule", "TrainShardStream", "ValShardStream", "collate", "crop"]
 
@@ -99,7 +99,7 @@ class SongBloomDataModule(pl.LightningDataModule):
         trainer = self.trainer
         if trainer is not None:
             return trainer.global_rank, trainer.world_size
-        return _rank_world()
+        return rank_and_world()
 
     def setup(self, stage: str | None = None) -> None:
         root = Path(self.cfg.shards_dir)

@@ -149,8 +149,8 @@ class VAELatentEncoder:
 
     @classmethod
     def from_files(cls, config_path: str | Path, ckpt_path: str | Path | None = None, device: str = "cpu"):
-        from songbloom.models.vae import VAEConfig
         from songbloom.checkpoints.vae import load_vae
+        from songbloom.models.vae import VAEConfig
 
         cfg = VAEConfig.from_json(config_path)
         vae = load_vae(cfg, ckpt_path, map_location="cpu")

@@ -162,14 +162,15 @@ def _parse_sections(raw: Any, where: tuple[str, int]) -> list[Section]:
     return out
 
 
-def parse_record(obj: Any, file: str, line: int, base: Path, fallback_idx: str) -> SongRecord:
-    """Validate one decoded JSON line into a :class:`SongRecord` (raises :class:`ManifestError`)."""
-    if not isinstance(obj, dict):
-        raise ManifestError(Problem(file, f"expected a JSON object, got {type(obj).__name__}", line))
+def _record_idx(obj: dict, file: str, line: int, fallback_idx: str) -> str:
     idx = obj.get("idx", fallback_idx)
     if not isinstance(idx, (str, int)) or str(idx).strip() == "":
         raise ManifestError(Problem(file, "must be a non-empty string or integer", line, "idx"))
-    idx = str(idx).strip()
+    return str(idx).strip()
+
+
+def _check_field_types(obj: dict, file: str, line: int, idx: str) -> None:
+    """The per-field checks of one record, each raising :class:`ManifestError` naming its field."""
     audio = obj.get("audio_path")
     if not isinstance(audio, str) or not audio.strip():
         raise ManifestError(
@@ -190,18 +191,28 @@ def parse_record(obj: Any, file: str, line: int, base: Path, fallback_idx: str) 
     split = obj.get("split")
     if split is not None and split not in SPLITS:
         raise ManifestError(Problem(file, f"unknown split {split!r}; use one of {SPLITS}", line, "split", idx))
-    sections = None
-    if obj.get("sections") is not None:
-        try:
-            sections = _parse_sections(obj["sections"], (file, line))
-        except ManifestError as e:
-            raise ManifestError(Problem(file, e.problem.reason, line, e.problem.field, idx, "bad_sections")) from None
     for key in ("prompt_wav", "sketch_path", "song_id", "license", "licence"):
         if obj.get(key) is not None and not isinstance(obj[key], str):
             raise ManifestError(Problem(file, "must be a string", line, key, idx))
     # "licence" (British spelling, songbloom.licences) and "license" name the same field.
     if obj.get("licence") is not None and obj.get("license") is not None and obj["licence"] != obj["license"]:
         raise ManifestError(Problem(file, "licence and license disagree; keep one", line, "licence", idx))
+
+
+def parse_record(obj: Any, file: str, line: int, base: Path, fallback_idx: str) -> SongRecord:
+    """Validate one decoded JSON line into a :class:`SongRecord` (raises :class:`ManifestError`)."""
+    if not isinstance(obj, dict):
+        raise ManifestError(Problem(file, f"expected a JSON object, got {type(obj).__name__}", line))
+    idx = _record_idx(obj, file, line, fallback_idx)
+    _check_field_types(obj, file, line, idx)
+    audio, lyrics, tokens = obj["audio_path"], obj.get("lyrics"), obj.get("sketch_tokens")
+    language, split = obj.get("language"), obj.get("split")
+    sections = None
+    if obj.get("sections") is not None:
+        try:
+            sections = _parse_sections(obj["sections"], (file, line))
+        except ManifestError as e:
+            raise ManifestError(Problem(file, e.problem.reason, line, e.problem.field, idx, "bad_sections")) from None
     return SongRecord(
         idx=idx,
         audio_path=_resolve(audio, base),

@@ -15,6 +15,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_TEMPO = 120.0
 _BEAT_UNIT_QUARTERS = {"whole": 4.0, "half": 2.0, "quarter": 1.0, "eighth": 0.5, "16th": 0.25, "32nd": 0.125}
@@ -132,34 +133,20 @@ class TempoMap:
         return self.sec[i] + (q - self.q[i]) * 60.0 / self.bpm[i]
 
 
-def timed_phrases(path: str | Path, *, max_gap_q: float = 0.0) -> TimedScore:
-    """Phrases (seconds) of the lyric-carrying voice of ``path``.
-
-    A gap between two syllables longer than ``max_gap_q`` quarter notes (a rest in that voice, or no note)
-    starts a new phrase, as does a breath mark. Notes without a syllable extend the previous one (melisma, ties).
-
-    Raises:
-        ET.ParseError: not XML. ValueError: no part carries lyric syllables.
-    """
-    root = ET.parse(path).getroot()
-    parts = root.findall("part")
+def _lyric_part(root: ET.Element, path: str | Path) -> ET.Element:
+    """The part with the most lyric syllables (the sung voice)."""
     best: tuple[int, ET.Element | None] = (0, None)
-    for part in parts:
+    for part in root.findall("part"):
         n = sum(1 for note in part.iter("note") if _lyric_text(note))
         if n > best[0]:
             best = (n, part)
     if best[1] is None:
         raise ValueError(f"{path}: no part carries lyric syllables")
-    part = best[1]
-    events, tempos = _events(part)
-    voices = Counter(v for _, _, v, note in events if _lyric_text(note))
-    voice = voices.most_common(1)[0][0]
-    marks = list(tempos)
-    for other in parts:  # a tempo mark may sit in another part (often the top staff only)
-        if other is not part:
-            marks += _events(other)[1]
-    tmap = TempoMap(marks)
+    return best[1]
 
+
+def _syllables(events: list, voice: Any, max_gap_q: float) -> tuple[list[Syllable], set[int], float]:
+    """The voice's syllables, the indices where a phrase starts, and the score's end (quarter notes)."""
     syllables: list[Syllable] = []
     breaks: set[int] = set()  # phrase starts at these syllable indices
     score_end_q = 0.0
@@ -180,6 +167,29 @@ def timed_phrases(path: str | Path, *, max_gap_q: float = 0.0) -> TimedScore:
             syllables[-1].end_q = max(syllables[-1].end_q, end)
         if note.find("notations/articulations/breath-mark") is not None and syllables:
             breaks.add(len(syllables))
+    return syllables, breaks, score_end_q
+
+
+def timed_phrases(path: str | Path, *, max_gap_q: float = 0.0) -> TimedScore:
+    """Phrases (seconds) of the lyric-carrying voice of ``path``.
+
+    A gap between two syllables longer than ``max_gap_q`` quarter notes (a rest in that voice, or no note)
+    starts a new phrase, as does a breath mark. Notes without a syllable extend the previous one (melisma, ties).
+
+    Raises:
+        ET.ParseError: not XML. ValueError: no part carries lyric syllables.
+    """
+    root = ET.parse(path).getroot()
+    part = _lyric_part(root, path)
+    events, tempos = _events(part)
+    voices = Counter(v for _, _, v, note in events if _lyric_text(note))
+    voice = voices.most_common(1)[0][0]
+    marks = list(tempos)
+    for other in root.findall("part"):  # a tempo mark may sit in another part (often the top staff only)
+        if other is not part:
+            marks += _events(other)[1]
+    tmap = TempoMap(marks)
+    syllables, breaks, score_end_q = _syllables(events, voice, max_gap_q)
     phrases: list[Phrase] = []
     for i, syl in enumerate(syllables):
         if not phrases or i in breaks:

@@ -24,6 +24,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from songbloom.data.lyrics import TokenSection, window_lyric_ids
 from songbloom.data.shards import decode_sample, iter_tar_samples
+from songbloom.utils.ranks import rank_and_world
 
 logger = logging.getLogger(__name__)
 
@@ -80,12 +81,6 @@ def exit_with_owner(owner_pid: int, interval_s: float = 2.0) -> None:
                 os._exit(0)
 
     threading.Thread(target=watch, name="songbloom-owner-watch", daemon=True).start()
-
-
-def _rank_world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
 def crop(
@@ -202,7 +197,7 @@ class TrainShardStream(IterableDataset):
                 raise RuntimeError(f"no readable samples in {len(self.urls)} shards (first: {self.urls[0]})")
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        rank, world = (self.rank, self.world_size) if self.rank is not None else _rank_world()
+        rank, world = (self.rank, self.world_size) if self.rank is not None else rank_and_world()
         info = get_worker_info()
         if info is not None:
             exit_with_owner(self.owner_pid)
@@ -275,7 +270,7 @@ class ValShardStream(IterableDataset):
         self.owner_pid = os.getpid()  # the process that builds the loader (the rank); workers watch it
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        rank, world = (self.rank, self.world_size) if self.rank is not None else _rank_world()
+        rank, world = (self.rank, self.world_size) if self.rank is not None else rank_and_world()
         info = get_worker_info()
         if info is not None:
             exit_with_owner(self.owner_pid)

@@ -74,7 +74,7 @@ def find_resume_checkpoint(ckpt_dir: Path, hpc_dir: Path | None = None) -> Path 
 def write_step_checkpoint(trainer: L.Trainer, ckpt_dir: Path, step: int, *, keep_last: int | None = None) -> Path:
     """Write ``step=N.ckpt`` atomically (temp file, fsync, rename), point ``last.ckpt`` at it, prune to
     ``keep_last``, then wait for every rank. A kill at any moment leaves the previous ``last.ckpt`` intact
-    (tests/training/fault_injection.py proves it)."""
+    (tests/faults/injection.py proves it)."""
     ckpt_dir = Path(ckpt_dir)
     final = ckpt_dir / f"step={step:07d}.ckpt"
     tmp = ckpt_dir / f".step={step:07d}.ckpt.tmp"

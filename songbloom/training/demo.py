@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from songbloom.checkpoints.vae import demo_vae
 from songbloom.config import SongBloomConfig
+from songbloom.utils.ranks import global_rank
 
 logger = logging.getLogger(__name__)
 
@@ -112,26 +112,18 @@ def prepare_demo_data(c: dict[str, Any], sb_cfg: SongBloomConfig) -> dict[str, A
     return data
 
 
-def global_rank_from_env() -> int:
-    """This process's rank before any process group exists (srun, torchrun or Lightning's re-launch)."""
-    for key in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
-        if os.environ.get(key, "").isdigit():
-            return int(os.environ[key])
-    return 0
-
-
 def prepare_demo_data_once(
     c: dict[str, Any], sb_cfg: SongBloomConfig, *, timeout_s: float = 1800.0
 ) -> dict[str, Any]:
     """Rank 0 builds the demo data; other ranks wait for its ``ready.json`` (two ranks writing the same shard
     files would race), then reuse it."""
-    if global_rank_from_env() == 0:
+    if global_rank() == 0:
         return prepare_demo_data(c, sb_cfg)
     root = Path(c["paths"]["data_dir"]) / "demo"
     deadline = time.monotonic() + timeout_s
     while not (root / "ready.json").is_file():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"rank {global_rank_from_env()}: rank 0 did not finish the demo data in {root} "
+            raise TimeoutError(f"rank {global_rank()}: rank 0 did not finish the demo data in {root} "
                                f"within {timeout_s:.0f} s; check rank 0's log")
         time.sleep(1.0)
     return prepare_demo_data(c, sb_cfg)

@@ -33,6 +33,7 @@ from songbloom.training.batch import TrainingBatch, as_training_batch
 from songbloom.training.ema import TrainableEMA
 from songbloom.training.losses import songbloom_loss
 from songbloom.training.optim import build_optimizer, lr_lambda, parameter_groups
+from songbloom.utils.ranks import rank_and_world
 
 logger = logging.getLogger(__name__)
 
@@ -291,10 +292,7 @@ class SongBloomLitModule(L.LightningModule):
     def _rank_and_world(self) -> tuple[int, int]:
         if self._trainer is not None:
             return self.trainer.global_rank, self.trainer.world_size
-        dist = torch.distributed
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank(), dist.get_world_size()
-        return 0, 1
+        return rank_and_world()
 
     def _capture_rng(self) -> dict[str, Any]:
         state = {

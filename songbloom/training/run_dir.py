@@ -32,7 +32,7 @@ OPERATIONAL_KEYS = (
     "allow_config_change",
     "paths",
     "logger",
-    "callbacks.fault",  # the test-only fault injection (tests/training/fault_injection.py)
+    "callbacks.fault",  # the test-only fault injection (tests/faults/injection.py)
     "print_config",
     "data.num_workers",
     "trainer.enable_progress_bar",

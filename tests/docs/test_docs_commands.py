@@ -77,7 +77,7 @@ JA_INFER = (
 TINY_INFER = "--dtype float32 --device cpu --max-duration 2 --steps 4 --n-samples 1"
 GPU = "needs a GPU and the release weights"
 MIGRATION = Covered(
-    "tests/migration/test_docs_migration.py::test_every_command_of_the_migration_page_runs",
+    "tests/docs/test_migration_page.py::test_every_command_of_the_migration_page_runs",
     "the migration page's own test builds a fork checkpoint and a jaCappella copy",
 )
 NET = "downloads released weights"
@@ -171,12 +171,13 @@ SPECS: dict[str, Run | Parse | Covered | MakeDryRun] = {
     # --- export
     "python infer.py --input-jsonl ja_test.jsonl --ckpt-path exports/ja-lora/release --output-dir out/ja-lora "
     "--dtype bfloat16 --seed 0": Covered(
-        "tests/export/test_export_formats.py::test_infer_cli_with_every_format",
+        "tests/checkpoints/formats/test_export_formats.py::test_infer_cli_with_every_format",
         "infer.py on every export format (the tutorial's listen step runs infer.py on the run's own export)",
     ),
     "python scripts/export.py merge --adapter exports/ja-lora/peft_adapter --strength 0.5 --out exports/ja-lora-half "
     "--base-ckpt ckpts/songbloom_full_150s": Covered(
-        "tests/export/test_export_formats.py::test_merge_strength", "merging at a strength (a CLI run costs ~35 s)"
+        "tests/checkpoints/formats/test_export_formats.py::test_merge_strength",
+        "merging at a strength (a CLI run costs ~35 s)",
     ),
     # --- training
     JA_TRAIN.replace(" run_name=ja-lora", ""): Parse(GPU + "; the tutorial's train step runs tiny"),
@@ -188,7 +189,7 @@ SPECS: dict[str, Run | Parse | Covered | MakeDryRun] = {
     "--local-dir ./cache": Parse(NET),
     "python infer.py --input-jsonl jobs.jsonl --ckpt-path runs/my_model/songbloom.pt --dtype bfloat16 "
     "--batch-size 4 --seed 7": Covered(
-        "tests/inference/test_infer_cli.py::test_pt_path_bad_items_and_formats", "a release-format .pt"
+        "tests/cli/test_infer.py::test_pt_path_bad_items_and_formats", "a release-format .pt"
     ),
     # --- evaluation
     "python scripts/evaluate.py --out reports/ft_vs_base --audio base=gen/base --audio finetuned=gen/ft "

@@ -12,8 +12,8 @@ import pytest
 from safetensors.torch import load_file
 
 from songbloom.training.callbacks import read_step_metrics
+from tests.faults.injection import FAULT
 from tests.training.conftest import REPO_ROOT, TINY_CPU, compose_config, run_flat
-from tests.training.fault_injection import FAULT
 
 N_STEPS = 6
 KILL_AT = 3

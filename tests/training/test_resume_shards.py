@@ -19,8 +19,8 @@ from songbloom.data.preprocess import PreprocessConfig, run_preprocess
 from songbloom.data.synthetic import make_synthetic_dataset
 from songbloom.training.callbacks import read_step_metrics
 from tests.data.standins import SHARD_KW, toy_encoders
+from tests.faults.injection import FAULT
 from tests.training.conftest import REPO_ROOT, compose_config, run_flat
-from tests.training.fault_injection import FAULT
 
 N_STEPS = 6
 KILL_AT = 3

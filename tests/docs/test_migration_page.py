@@ -17,8 +17,8 @@ import pytest
 import soundfile as sf
 
 from songbloom.building import devices
-from tests.migration.test_fork_checkpoint import build_fork_checkpoint
-from tests.migration.test_jacappella import make_layout
+from tests.checkpoints.formats.test_fork import build_fork_checkpoint
+from tests.data.test_jacappella import make_layout
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "migration.md"

@@ -16,8 +16,8 @@ from songbloom.checkpoints.formats.training import load_training_checkpoint
 from songbloom.checkpoints.registry import load_checkpoint
 from songbloom.training.callbacks import read_step_metrics
 from songbloom.training.checkpointing import find_resume_checkpoint
+from tests.faults.injection import FAULT
 from tests.training.conftest import REPO_ROOT, TINY_CPU, compose_config, run_flat
-from tests.training.fault_injection import FAULT
 
 N_STEPS = 6
 EVERY = 2

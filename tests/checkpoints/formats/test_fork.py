@@ -34,7 +34,7 @@ from songbloom.inference.generate import SamplingParams
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.models.vae import OobleckVAE, VAEConfig
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 RANK, ALPHA = 4, 32.0  # the fork's alpha default; scaling = alpha / rank = 8
 MAX_DURATION = 1.0
 

@@ -24,7 +24,7 @@ from songbloom.config import SongBloomConfig
 from songbloom.inference.generate import GenerationHooks, SamplingParams, encode_cfg_conditions, generate
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.models.vae import OobleckVAE, VAEConfig
-from tests.export.conftest import write_tiny_release_with_vae
+from tests.checkpoints.formats.conftest import write_tiny_release_with_vae
 
 TF_TOL = 1e-4  # merge rounding: W + B@A*s once vs. the adapter applied at every forward
 GEN_TOL = 1e-4

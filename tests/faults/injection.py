@@ -1,8 +1,8 @@
 """Test-only fault injection, added to a run from the command line (never part of ``conf/`` or the typed config):
 
-    python train.py ... +callbacks.fault._target_=tests.training.fault_injection.FaultInjection \
+    python train.py ... +callbacks.fault._target_=tests.faults.injection.FaultInjection \
         +callbacks.fault.sigkill_after_step=3          # SIGKILL right after the step-3 checkpoint
-    python train.py ... +callbacks.fault._target_=tests.training.fault_injection.FaultInjection \
+    python train.py ... +callbacks.fault._target_=tests.faults.injection.FaultInjection \
         +callbacks.fault.sigkill_during_save_step=4    # SIGKILL while the step-4 checkpoint is half written
 """
 
