@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from doc_harness import (
+from tests.docs.doc_harness import (
     REPO_ROOT,
     compose_train_command,
     doc_commands,
