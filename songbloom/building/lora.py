@@ -8,12 +8,15 @@ peft is imported lazily (it takes seconds to import and a run without adapters d
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+
+from songbloom.config.run import LoraConfig
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +74,19 @@ class LoRASettings:
         if extra:
             raise ValueError(f"lora: unknown keys {extra}")
         return cls(targets=tuple(targets), **cfg)
+
+    @classmethod
+    def from_run(cls, lora: LoraConfig) -> LoRASettings:
+        """The settings of a run's typed ``lora`` block."""
+        cfg = {k: v for k, v in dataclasses.asdict(lora).items() if v is not None or k in ("preset", "targets")}
+        if cfg.get("targets") is not None:
+            cfg.pop("preset", None)
+        else:
+            cfg.pop("targets", None)
+            cfg["preset"] = cfg.get("preset") or "none"
+        if cfg.get("layers") is not None:
+            cfg["layers"] = list(cfg["layers"])
+        return cls.from_config(cfg)
 
     def target_regex(self) -> str:
         parts = [TARGET_GROUPS[t] for t in self.targets]

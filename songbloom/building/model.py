@@ -11,13 +11,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from songbloom.building.lora import LoRASettings, apply_lora, cast_frozen_linears
 from songbloom.building.trainable import declared_full_sets, mark_full_sets
 from songbloom.config import SongBloomConfig
+from songbloom.config.run import RunConfig
 from songbloom.models.songbloom import SongBloomModel
 
 logger = logging.getLogger(__name__)
@@ -33,37 +33,34 @@ class InitResult:
     description: str
 
 
-def preset_config(c: dict[str, Any]) -> SongBloomConfig:
+def preset_config(rc: RunConfig) -> SongBloomConfig:
     """The model preset the run config names, with its overrides."""
-    mcfg = c["model"]
-    return SongBloomConfig.from_name(mcfg["preset"], **(mcfg.get("overrides") or {}))
+    return SongBloomConfig.from_name(rc.model.preset, **dict(rc.model.overrides or {}))
 
 
-def generator_config(c: dict[str, Any], init: InitResult) -> SongBloomConfig:
+def generator_config(rc: RunConfig, init: InitResult) -> SongBloomConfig:
     """The config of the run's generator: the init weights fix the geometry, overrides only training knobs."""
     sb_cfg = init.config
-    overrides = (c.get("model") or {}).get("overrides")
-    if init.source != "scratch" and overrides:
-        sb_cfg.model = dataclasses.replace(sb_cfg.model, **overrides)
+    if init.source != "scratch" and rc.model.overrides:
+        sb_cfg.model = dataclasses.replace(sb_cfg.model, **dict(rc.model.overrides))
     return sb_cfg
 
 
-def apply_training_layout(model: SongBloomModel, c: dict[str, Any], source: str) -> dict[str, list[str]]:
+def apply_training_layout(model: SongBloomModel, rc: RunConfig, source: str) -> dict[str, list[str]]:
     """LoRA adapters and the trainable flags the run config declares (also rebuilds a checkpoint's layout)."""
-    lora = LoRASettings.from_config(c.get("lora") or {"preset": "none"})
+    lora = LoRASettings.from_run(rc.lora)
     report: dict[str, list[str]] = {}
     if not lora.enabled:
         report["fully_trained"] = [n for n, p in model.named_parameters() if p.requires_grad]
         return report
     report["lora_modules"] = apply_lora(model, lora)
-    trainable = c.get("trainable") or {}
     sets = declared_full_sets(
-        trainable,
+        dataclasses.asdict(rc.trainable),
         source=source,
-        new_codebook=bool((c.get("sketch") or {}).get("codebook_path")),
-        language=(c.get("text") or {}).get("language"),
+        new_codebook=bool(rc.sketch.codebook_path),
+        language=rc.text.language,
     )
-    full = mark_full_sets(model, sets, trainable.get("extra_regex"))
+    full = mark_full_sets(model, sets, rc.trainable.extra_regex)
     report["full_sets"] = sets
     report["fully_trained"] = full
     logger.info("trained in full besides the adapters: %s (%d tensors)", sets or "nothing", len(full))
@@ -75,10 +72,10 @@ def apply_training_layout(model: SongBloomModel, c: dict[str, Any], source: str)
     return report
 
 
-def finish_training_model(model: SongBloomModel, c: dict[str, Any], init: InitResult) -> dict[str, list[str]]:
+def finish_training_model(model: SongBloomModel, rc: RunConfig, init: InitResult) -> dict[str, list[str]]:
     """Gradient checkpointing and the training layout on a model that holds its initial weights."""
-    model.set_gradient_checkpointing((c.get("training") or {}).get("gradient_checkpointing", "none"))
-    report = apply_training_layout(model, c, init.source)
+    model.set_gradient_checkpointing(rc.training.gradient_checkpointing)
+    report = apply_training_layout(model, rc, init.source)
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     logger.info(
         "model: %.2f M parameters, %.3f M trainable (init: %s)",

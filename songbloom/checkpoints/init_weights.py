@@ -20,27 +20,26 @@ from songbloom.checkpoints.release_files import resolve_release_files
 from songbloom.checkpoints.release_state import load_release_state_dict, split_release_state_dict
 from songbloom.checkpoints.strict import strict_load
 from songbloom.config import SongBloomConfig
+from songbloom.config.run import InitConfig, RunConfig, as_run_config
 from songbloom.models.songbloom import SongBloomModel
 
 logger = logging.getLogger(__name__)
 
 
-def resolve_init(init_cfg: Mapping[str, Any], preset_cfg: SongBloomConfig) -> InitResult:
-    """Read the weights named by ``init_cfg`` (not yet loaded into a model)."""
-    source = str(init_cfg.get("source", "scratch"))
+def resolve_init(init_cfg: InitConfig, preset_cfg: SongBloomConfig) -> InitResult:
+    """Read the weights named by the run's ``init`` block (not yet loaded into a model)."""
+    source = init_cfg.source
     if source == "scratch":
         return InitResult(preset_cfg, None, source, "random init (release scheme)")
     if source == "release":
-        name = str(init_cfg["release_name"])
-        files = resolve_release_files(
-            name, init_cfg.get("release_dir"), local_only=bool(init_cfg.get("local_only", True))
-        )
+        name = str(init_cfg.release_name)
+        files = resolve_release_files(name, init_cfg.release_dir, local_only=bool(init_cfg.local_only))
         cfg = files.load_config()
         sd, _vae, report = split_release_state_dict(load_release_state_dict(files.pt), require_vae=False)
         logger.info("release %s: %d generator tensors from %s (%s)", name, len(sd), files.pt, report)
         return InitResult(cfg, sd, source, f"release {name} ({files.pt})")
     if source == "export":
-        path = Path(str(init_cfg["export_path"]))
+        path = Path(str(init_cfg.export_path))
         if not path.is_file():
             raise FileNotFoundError(f"init.export_path={path} does not exist (an exported generator .safetensors/.pt)")
         if path.suffix == ".safetensors":
@@ -55,12 +54,18 @@ def resolve_init(init_cfg: Mapping[str, Any], preset_cfg: SongBloomConfig) -> In
     raise ValueError(f"init.source={source!r}: choose scratch, release or export")
 
 
-def build_model(c: dict[str, Any]) -> tuple[SongBloomModel, SongBloomConfig, dict[str, list[str]], str]:
-    """The run's model with its initial weights (strict load), LoRA and trainable flags as the config declares."""
-    init = resolve_init(c.get("init") or {}, preset_config(c))
-    sb_cfg = generator_config(c, init)
+def build_model(
+    c: RunConfig | Mapping[str, Any],
+) -> tuple[SongBloomModel, SongBloomConfig, dict[str, list[str]], str]:
+    """The run's model with its initial weights (strict load), LoRA and trainable flags as the config declares.
+
+    ``c``: the typed run config, or a stored one (a mapping read back from a checkpoint or run dir).
+    """
+    rc = as_run_config(c)
+    init = resolve_init(rc.init, preset_config(rc))
+    sb_cfg = generator_config(rc, init)
     model = SongBloomModel(sb_cfg.model)
     if init.state_dict is not None:
         strict_load(model, init.state_dict, what=init.description)
-    report = finish_training_model(model, c, init)
+    report = finish_training_model(model, rc, init)
     return model, sb_cfg, report, init.source

@@ -18,6 +18,7 @@ from songbloom.checkpoints.keys import VAE_KEY_ROOTS
 from songbloom.checkpoints.safe_load import check_tensors, torch_load_safely
 from songbloom.checkpoints.strict import CheckpointMismatchError, strict_load
 from songbloom.config import SongBloomConfig
+from songbloom.config.run import RunConfig, as_run_config
 from songbloom.models.vae import OobleckVAE, VAEConfig
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def vae_from_files(config_path: str | Path, ckpt_path: str | Path) -> OobleckVAE
     return vae.eval()
 
 
-def vae_for_run(run_config: dict[str, Any], sb_cfg: SongBloomConfig) -> OobleckVAE | None:
+def vae_for_run(run_config: RunConfig | Mapping[str, Any], sb_cfg: SongBloomConfig) -> OobleckVAE | None:
     """The VAE a run's data was encoded with: the init release's files, else the demo's tiny VAE.
 
     None when neither is known (a scratch run on external shards): the caller says what to pass instead.
@@ -64,7 +65,7 @@ def vae_for_run(run_config: dict[str, Any], sb_cfg: SongBloomConfig) -> OobleckV
             return vae_from_files(sb_cfg.vae_config_path, sb_cfg.vae_ckpt_path)
         except (OSError, ValueError) as e:
             logger.warning("the VAE files named by the model config are not usable (%s)", e)
-    if (run_config.get("demo") or {}).get("enabled"):
+    if as_run_config(run_config).demo.enabled:
         return demo_vae()
     return None
 

@@ -354,3 +354,41 @@ def parse_run_config(c: Mapping[str, Any], check_target: TargetCheck | None = No
     if problems:
         raise RunConfigError(problems)
     return RunConfig(**kwargs)
+
+
+def _lenient_block(cls: type, value: Any) -> Any:
+    """``cls`` from the keys of ``value`` it knows (nested blocks too); unknown keys and checks are skipped."""
+    if not isinstance(value, Mapping):
+        return cls()
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for name, v in value.items():
+        if name not in fields:
+            continue
+        sub = fields[name].default_factory  # type: ignore[misc]
+        if sub is not dataclasses.MISSING and dataclasses.is_dataclass(sub):
+            v = _lenient_block(sub, v)  # type: ignore[arg-type]
+        kwargs[name] = _as_tuple(v)
+    return cls(**kwargs)
+
+
+def stored_run_config(c: Mapping[str, Any]) -> RunConfig:
+    """The typed view of a run config stored in a checkpoint, run dir or export: data, never instantiated.
+
+    A stored config may come from an older or newer version, so keys this version does not know are ignored and
+    no block is validated (validation belongs to the start of a run); ``_target_`` blocks stay plain mappings.
+    """
+    kwargs: dict[str, Any] = {k: c[k] for k in c if k in _TOP_KEYS and k not in _BLOCK_TYPES}
+    for name, cls in _BLOCK_TYPES.items():
+        kwargs[name] = _lenient_block(cls, c.get(name))
+    kwargs["data"] = dict(c.get("data") or {})
+    kwargs["trainer"] = dict(c.get("trainer") or {})
+    kwargs["callbacks"] = {k: dict(v) for k, v in (c.get("callbacks") or {}).items() if isinstance(v, Mapping)}
+    for name in ("logger", "strategy"):
+        kwargs[name] = dict(c[name]) if isinstance(c.get(name), Mapping) else None
+    return RunConfig(**kwargs)
+
+
+def as_run_config(c: RunConfig | Mapping[str, Any]) -> RunConfig:
+    """``c`` itself when already typed, else :func:`stored_run_config` of the mapping."""
+    return c if isinstance(c, RunConfig) else stored_run_config(c)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from songbloom.config import SongBloomConfig
+from songbloom.config.run import as_run_config
 from songbloom.training.run_dir import atomic_write_text
 
 # -- loggers --------------------------------------------------------------------------------------------------
@@ -74,7 +75,7 @@ def demo_audio(run_dir: Path, songbloom_config: SongBloomConfig, run_config: dic
     from songbloom.training.demo_settings import DemoAudioSettings
 
     settings = DemoAudioSettings.from_config({"enabled": True, **cfg})
-    demo_exp = bool((run_config.get("demo") or {}).get("enabled"))
+    demo_exp = as_run_config(run_config).demo.enabled
     return DemoAudioCallback(settings, songbloom_config, run_dir, demo_experiment=demo_exp)
 
 

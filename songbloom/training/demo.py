@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from songbloom.checkpoints.vae import demo_vae
 from songbloom.config import SongBloomConfig
+from songbloom.config.run import DemoConfig, RunConfig, as_run_config
 from songbloom.utils.ranks import global_rank
 
 logger = logging.getLogger(__name__)
@@ -23,13 +25,13 @@ logger = logging.getLogger(__name__)
 DEMO_MUQ_SEED = 0
 
 
-def _make_songs(out: Path, demo: dict[str, Any], sb_cfg: SongBloomConfig, seed: int) -> Path:
+def _make_songs(out: Path, demo: DemoConfig, sb_cfg: SongBloomConfig, seed: int) -> Path:
     from songbloom.data.synthetic import make_synthetic_dataset
 
-    lo, hi = demo.get("song_seconds", [6.0, 10.0])
+    lo, hi = demo.song_seconds
     return make_synthetic_dataset(
         out,
-        num_songs=int(demo.get("num_songs", 24)),
+        num_songs=int(demo.num_songs),
         min_seconds=float(lo),
         max_seconds=float(hi),
         sample_rate=sb_cfg.sr,
@@ -85,41 +87,47 @@ def _preprocess(manifest: Path, codebook: Path, out: Path, sb_cfg: SongBloomConf
     return out
 
 
-def prepare_demo_data(c: dict[str, Any], sb_cfg: SongBloomConfig) -> dict[str, Any]:
+def prepare_demo_data(c: RunConfig | Mapping[str, Any], sb_cfg: SongBloomConfig) -> dict[str, Any]:
     """Build (once) the demo's songs, codebook and shards; returns the ``data`` config to train on them."""
-    demo = c.get("demo") or {}
-    root = Path(c["paths"]["data_dir"]) / "demo"
+    rc = as_run_config(c)
+    demo = rc.demo
+    root = Path(rc.paths.data_dir) / "demo"
     shards = root / "shards"
     stamp = root / "ready.json"
-    recipe = {k: demo.get(k) for k in ("num_songs", "song_seconds", "codebook_size")} | {"seed": c.get("seed", 0)}
+    recipe = {
+        "num_songs": demo.num_songs,
+        "song_seconds": list(demo.song_seconds),
+        "codebook_size": demo.codebook_size,
+        "seed": rc.seed,
+    }
     if not (stamp.is_file() and json.loads(stamp.read_text()) == recipe):
-        logger.info("demo: generating %s synthetic songs, a codebook and shards under %s", demo.get("num_songs"), root)
-        manifest = _make_songs(root / "songs", demo, sb_cfg, int(c.get("seed", 0)))
+        logger.info("demo: generating %s synthetic songs, a codebook and shards under %s", demo.num_songs, root)
+        manifest = _make_songs(root / "songs", demo, sb_cfg, rc.seed)
         codebook = _train_codebook(
             manifest,
             root / "codebook.safetensors",
             root / "codebook_work",
-            int(demo.get("codebook_size", sb_cfg.model.num_pitch)),
-            int(c.get("seed", 0)),
+            int(demo.codebook_size or sb_cfg.model.num_pitch),
+            rc.seed,
         )
         _preprocess(manifest, codebook, shards, sb_cfg)
         stamp.write_text(json.dumps(recipe))
     from songbloom.training.data import SHARDS_TARGET, shards_keys
 
     keep = set(shards_keys())  # the synthetic block's batch size, workers and seed carry over
-    data = {k: v for k, v in c["data"].items() if k in keep}
+    data = {k: v for k, v in rc.data.items() if k in keep}
     data.update(_target_=SHARDS_TARGET, shards_dir=str(shards), max_frames=int(sb_cfg.max_dur * sb_cfg.frame_rate))
     return data
 
 
 def prepare_demo_data_once(
-    c: dict[str, Any], sb_cfg: SongBloomConfig, *, timeout_s: float = 1800.0
+    c: RunConfig | Mapping[str, Any], sb_cfg: SongBloomConfig, *, timeout_s: float = 1800.0
 ) -> dict[str, Any]:
     """Rank 0 builds the demo data; other ranks wait for its ``ready.json`` (two ranks writing the same shard
     files would race), then reuse it."""
     if global_rank() == 0:
         return prepare_demo_data(c, sb_cfg)
-    root = Path(c["paths"]["data_dir"]) / "demo"
+    root = Path(as_run_config(c).paths.data_dir) / "demo"
     deadline = time.monotonic() + timeout_s
     while not (root / "ready.json").is_file():
         if time.monotonic() > deadline:

@@ -25,6 +25,7 @@ from songbloom.checkpoints.keys import ADAPTER_FILE, CONFIG_FILE
 from songbloom.checkpoints.metadata import export_metadata
 from songbloom.checkpoints.vae import vae_for_run
 from songbloom.config import SongBloomConfig
+from songbloom.config.run import RunConfig
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.models.vae import OobleckVAE
 from songbloom.training.lit_module import SongBloomLitModule
@@ -87,20 +88,20 @@ def export_run(
     lit: SongBloomLitModule,
     sb_cfg: SongBloomConfig,
     run_dir: Path,
-    run_config: dict[str, Any],
+    run_config: RunConfig,
     *,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write ``<run>/export`` (merged generator), ``<run>/export/release`` and ``<run>/export/peft_adapter``."""
-    ex = run_config.get("export") or {}
+    ex = run_config.export
     out = Path(run_dir) / "export"
     licences = list(getattr(lit, "licences", None) or [])  # gathered by run.py at the start of the run
     vae = vae_for_run(run_config, sb_cfg)
     trained = trained_copy(lit)
-    lora = LoRASettings.from_config(run_config.get("lora") or {"preset": "none"})
+    lora = LoRASettings.from_run(run_config.lora)
     paths: dict[str, Path] = {}
-    if lora.enabled and ex.get("peft_adapter", True):
-        base_ref = recorded_base_ref(run_config.get("init") or {})
+    if lora.enabled and ex.peft_adapter:
+        base_ref = recorded_base_ref(run_config.init)
         try:
             adapter = save_peft_adapter(
                 trained,
@@ -114,12 +115,12 @@ def export_run(
             paths["peft_adapter"] = adapter["adapter_config"].parent
         except ValueError as e:
             logger.warning("no PEFT adapter directory for this run: %s", e)
-    merge = bool(ex.get("merge_lora", True))
+    merge = bool(ex.merge_lora)
     paths.update(
         export_generator(lit, sb_cfg, out, merge=merge, extra=extra, vae=vae, licences=licences, trained=trained)
     )
     merged = trained  # folded in place by export_generator when merge (one CPU copy of the model, not two)
-    if ex.get("release_format", True):
+    if ex.release_format:
         if vae is None:
             logger.warning(
                 "release-format export skipped: no VAE is known for this run (neither the init release's VAE files "
@@ -128,7 +129,7 @@ def export_run(
         elif lora.enabled and not merge:
             logger.warning("release-format export skipped: export.merge_lora=false (the release layout is merged)")
         else:
-            name = ex.get("name") or Path(run_dir).name
+            name = ex.name or Path(run_dir).name
             rel = export_release(
                 merged,
                 sb_cfg,

@@ -11,7 +11,6 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import lightning as L
@@ -27,6 +26,7 @@ from songbloom.checkpoints.keys import (
     RNG_RANKS_KEY,
     TRAINING_CONFIG_KEY,
 )
+from songbloom.config.run import OptimConfig, TrainingConfig
 from songbloom.models.conditioners import ConditionDropout
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.training.batch import TrainingBatch, as_training_batch
@@ -38,32 +38,9 @@ from songbloom.utils.ranks import rank_and_world
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class OptimSettings:
-    lr: float = 1e-4
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.95)
-    eps: float = 1e-8
-    schedule: str = "cosine"
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.0
-
-
-@dataclass
-class TrainSettings:
-    """The knobs of ``conf/train.yaml: training`` that the module itself uses."""
-
-    flow_loss_weight: float = 0.1
-    condition_dropout: bool = True  # CFG + attribute dropout with the model config's probabilities
-    dropout_granularity: str = "sample"  # "sample" (ours) or "batch" (the release)
-    dropout_seed: int = 1234
-    ema: bool = False
-    ema_decay: float = 0.999
-    save_frozen_base: bool = True  # False: checkpoints hold only trainable tensors (LoRA runs)
-    optim: OptimSettings = field(default_factory=OptimSettings)
-    validation_seed: int = 0
-    track_grad_coverage: bool = False  # record every tensor that ever got a nonzero gradient (diagnostics, tests)
-    sample_latents: bool = True  # draw latents from stored VAE moments each step (when the batch has them)
+# The module takes the typed run config's ``training`` block as it is (one definition of these knobs).
+OptimSettings = OptimConfig
+TrainSettings = TrainingConfig
 
 
 class SongBloomLitModule(L.LightningModule):

@@ -21,12 +21,12 @@ from lightning.pytorch.loggers import WandbLogger
 from songbloom.building.devices import prepare_training_accelerator
 from songbloom.checkpoints.init_weights import build_model
 from songbloom.config import SongBloomConfig
-from songbloom.config.run import DemoConfig, RunConfig, parse_run_config
+from songbloom.config.run import DemoConfig, RunConfig, as_run_config, parse_run_config
 from songbloom.training.callbacks import StepRecorder, read_step_metrics
 from songbloom.training.checkpointing import find_resume_checkpoint
 from songbloom.training.data import build_datamodule, data_kind
 from songbloom.training.instantiate import block_problems, instantiate, instantiate_all
-from songbloom.training.lit_module import OptimSettings, SongBloomLitModule, TrainSettings
+from songbloom.training.lit_module import SongBloomLitModule, TrainSettings
 from songbloom.training.logging_callbacks import FinishWandbRun
 from songbloom.training.run_dir import atomic_write_text, default_run_name, prepare_run_dir
 from songbloom.training.run_licences import training_licences
@@ -70,11 +70,9 @@ def _file_logging(run_dir: Path) -> logging.Handler:
     return handler
 
 
-def train_settings(c: dict[str, Any]) -> TrainSettings:
-    t = dict(c.get("training") or {})
-    optim = OptimSettings(**(t.pop("optim", {}) or {}))
-    keep = TrainSettings.__dataclass_fields__
-    return TrainSettings(optim=optim, **{k: v for k, v in t.items() if k in keep and k != "optim"})
+def train_settings(c: RunConfig | Mapping[str, Any]) -> TrainSettings:
+    """The LightningModule's settings: the run config's ``training`` block."""
+    return as_run_config(c).training
 
 
 def summarize(metrics_path: Path) -> dict[str, float]:
@@ -154,14 +152,14 @@ def run_scope(rc: RunConfig, c: dict[str, Any]) -> Iterator[Path]:
         handler.close()
 
 
-def _data_config(rc: RunConfig, c: dict[str, Any], sb_cfg: SongBloomConfig) -> Mapping[str, Any]:
+def _data_config(rc: RunConfig, sb_cfg: SongBloomConfig) -> Mapping[str, Any]:
     if not (rc.demo.enabled and rc.demo.prepare_data):
         return rc.data
     from songbloom.training.demo import prepare_demo_data_once
 
     # Its own RNG stream: training must not depend on whether the demo data was already built.
     with torch.random.fork_rng(devices=[]):
-        return prepare_demo_data_once(c, sb_cfg)
+        return prepare_demo_data_once(rc, sb_cfg)
 
 
 def _resume_path(rc: RunConfig, run_dir: Path) -> Path | None:
@@ -181,11 +179,11 @@ def build(rc: RunConfig, c: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     logger.info("run dir %s", run_dir)
     L.seed_everything(rc.seed, workers=True, verbose=False)
     logger.info("%s", rc.lora.describe())
-    model, sb_cfg, report, source = build_model(c)
-    data_cfg = _data_config(rc, c, sb_cfg)
+    model, sb_cfg, report, source = build_model(rc)
+    data_cfg = _data_config(rc, sb_cfg)
     dm = build_datamodule(data_cfg, sb_cfg, seed=rc.seed)
     lit = SongBloomLitModule(
-        model, train_settings(c), run_config=c, trainable_report=report, licences=_run_licences(rc, data_cfg, source)
+        model, rc.training, run_config=c, trainable_report=report, licences=_run_licences(rc, data_cfg, source)
     )
     ckpt_dir = run_dir / "checkpoints"
     exp_logger = instantiate(rc.logger, run_dir=run_dir, run_config=c)
@@ -202,7 +200,7 @@ def build(rc: RunConfig, c: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     if isinstance(exp_logger, WandbLogger):
         callbacks.append(FinishWandbRun())
     # SLURM layout check, strategy, our preemption handling (Lightning's own requeue is switched off).
-    scale_out = scale_out_trainer_kwargs(c, ckpt_dir)
+    scale_out = scale_out_trainer_kwargs(rc, ckpt_dir)
     trainer_kwargs = dict(rc.trainer)
     if "strategy" in scale_out:
         trainer_kwargs["strategy"] = scale_out["strategy"]
@@ -251,7 +249,7 @@ def _export(o: dict[str, Any]) -> dict[str, str]:
         "init_source": o["init_source"],
         "sketch_codebook": o["run_config"].sketch.codebook_path,
     }
-    paths = export_run(o["model"], o["songbloom_config"], o["run_dir"], o["cfg"], extra=extra)
+    paths = export_run(o["model"], o["songbloom_config"], o["run_dir"], o["run_config"], extra=extra)
     return {f"export_{k}": str(v) for k, v in paths.items()}
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from songbloom.config import SongBloomConfig
+from songbloom.config.run import RunConfig, stored_run_config
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.utils.atomic import atomic_write_text
 
@@ -138,6 +139,11 @@ class RunDir:
         return cls(root, json.loads(cfg.read_text(encoding="utf-8")))
 
     @property
+    def run_config(self) -> RunConfig:
+        """The stored config, typed (data read back from the run dir: nothing in it is instantiated)."""
+        return stored_run_config(self.config)
+
+    @property
     def export_dir(self) -> Path:
         return self.root / "export"
 
@@ -157,21 +163,21 @@ class RunDir:
         from songbloom.checkpoints.init_weights import build_model
 
         with torch.random.fork_rng(devices=[]):
-            L.seed_everything(int(self.config.get("seed", 0)), workers=True, verbose=False)
-            model, _, _, _ = build_model(self.config)
+            L.seed_everything(self.run_config.seed, workers=True, verbose=False)
+            model, _, _, _ = build_model(self.run_config)
         return model.eval()
 
     def held_out_batches(self, sb_cfg: SongBloomConfig, max_batches: int | None = None) -> list[Any]:
         """The run's validation batches (the demo's prepared data is reused, not rebuilt)."""
         from songbloom.training.data import build_datamodule
 
-        data_cfg = self.config["data"]
-        demo = self.config.get("demo") or {}
-        if demo.get("enabled") and demo.get("prepare_data"):
+        rc = self.run_config
+        data_cfg = rc.data
+        if rc.demo.enabled and rc.demo.prepare_data:
             from songbloom.training.demo import prepare_demo_data
 
-            data_cfg = prepare_demo_data(self.config, sb_cfg)
-        dm = build_datamodule(data_cfg, sb_cfg, seed=int(self.config.get("seed", 0)))
+            data_cfg = prepare_demo_data(rc, sb_cfg)
+        dm = build_datamodule(data_cfg, sb_cfg, seed=rc.seed)
         if hasattr(dm, "setup"):
             dm.setup("validate")
         return _take(dm.val_dataloader(), max_batches)

@@ -13,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
 from tests.docs.doc_harness import (
     REPO_ROOT,
     Covered,

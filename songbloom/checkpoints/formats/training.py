@@ -39,6 +39,7 @@ from songbloom.checkpoints.strict import (
 )
 from songbloom.checkpoints.vae import no_vae_error, vae_for_run
 from songbloom.config import SongBloomConfig
+from songbloom.config.run import InitConfig, RunConfig, stored_run_config
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.models.vae import OobleckVAE
 
@@ -95,29 +96,26 @@ def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def recorded_base_ref(init: dict[str, Any]) -> str | None:
-    source = init.get("source", "scratch")
-    if source == "release":
-        release_dir = init.get("release_dir")
-        if release_dir and Path(release_dir).is_dir():
-            return str(Path(release_dir).resolve())
-        return str(init.get("release_name"))
-    if source == "export" and init.get("export_path"):
-        return str(Path(init["export_path"]).resolve())
+def recorded_base_ref(init: InitConfig) -> str | None:
+    """Where another tool can load the run's frozen base from: a path, or a release name."""
+    if init.source == "release":
+        if init.release_dir and Path(init.release_dir).is_dir():
+            return str(Path(init.release_dir).resolve())
+        return str(init.release_name)
+    if init.source == "export" and init.export_path:
+        return str(Path(init.export_path).resolve())
     return None
 
 
-def _build_with_base(c: dict[str, Any], base: str | Path):
+def _build_with_base(rc: RunConfig, base: str | Path):
     """The run's model on top of the generator (and VAE) of any checkpoint ``load_checkpoint`` reads."""
     bundle = load_checkpoint(base)
     sb_cfg = copy.deepcopy(bundle.config)
-    overrides = (c.get("model") or {}).get("overrides") or {}
-    if overrides:
-        sb_cfg.model = dataclasses.replace(sb_cfg.model, **overrides)
+    if rc.model.overrides:
+        sb_cfg.model = dataclasses.replace(sb_cfg.model, **dict(rc.model.overrides))
     model = SongBloomModel(sb_cfg.model)
     strict_load(model, bundle.model.float().state_dict(), what=f"base generator from {base}")
-    source = str((c.get("init") or {}).get("source", "scratch"))
-    report = apply_training_layout(model, c, source)
+    report = apply_training_layout(model, rc, rc.init.source)
     return model, sb_cfg, report, bundle.vae
 
 
@@ -151,22 +149,23 @@ def load_training_checkpoint(path: str | Path, *, base: str | Path | None = None
     path = Path(path)
     ckpt = read_training_checkpoint(path)
     c = copy.deepcopy(ckpt[TRAINING_CONFIG_KEY])
+    rc = stored_run_config(c)  # data: nothing it names is imported or called
     adapter_only = FROZEN_BASE_DROPPED_KEY in ckpt
-    init = c.get("init") or {}
     vae = None
     if base is not None:
-        model, sb_cfg, report, vae = _build_with_base(c, base)
+        model, sb_cfg, report, vae = _build_with_base(rc, base)
         base_desc, base_ref = f"base {base}", str(Path(base).resolve()) if Path(base).exists() else str(base)
     else:
         try:
-            model, sb_cfg, report, source = build_model(c)
+            model, sb_cfg, report, source = build_model(rc)
         except (OSError, ValueError) as e:
             what = "the frozen base (this checkpoint holds only the trained tensors)" if adapter_only else "the model"
             raise type(e)(
                 f"{path}: cannot rebuild {what} from the init source the run recorded "
-                f"(init={init}): {e}\nPass the base model explicitly (--base-ckpt / base=<release dir or .pt>)."
+                f"(init={c.get('init')}): {e}\n"
+                "Pass the base model explicitly (--base-ckpt / base=<release dir or .pt>)."
             ) from e
-        base_desc, base_ref = f"init {source}", recorded_base_ref(init)
+        base_desc, base_ref = f"init {source}", recorded_base_ref(rc.init)
     model.set_gradient_checkpointing("none")
     _load_weights(model, ckpt[STATE_DICT_KEY], path, adapter_only)
     used_ema = False
@@ -185,8 +184,8 @@ def load_training_checkpoint(path: str | Path, *, base: str | Path | None = None
     for p in model.parameters():
         p.requires_grad_(False)
     if vae is None:
-        vae = vae_for_run(c, sb_cfg)
-    lora = LoRASettings.from_config(c.get("lora") or {"preset": "none"})
+        vae = vae_for_run(rc, sb_cfg)
+    lora = LoRASettings.from_run(rc.lora)
     return TrainedModel(
         path=path,
         config=sb_cfg,
