@@ -110,7 +110,7 @@ SPECS: dict[str, Run | Parse | Covered | MakeDryRun] = {
     "python -m songbloom.text lyrics.txt --json": Run(expect_output='"ids"'),
     "python -m songbloom.sketch train --help": Run(),
     "python scripts/preprocess.py --help": Run(),
-    "python train.py experiment=full_finetune trainer=ddp strategy=ddp trainer.devices=8": Parse("8 GPUs"),
+    "python train.py experiment=full_finetune trainer=ddp trainer.devices=8": Parse("8 GPUs"),
     "python infer.py --input-jsonl example/test.jsonl --output-dir out --model-name songbloom_full_150s "
     "--local-dir ckpts": Parse(NET),
     "python infer.py --input-jsonl my.jsonl --ckpt-path exports/ja-lora/release --dtype bfloat16": Parse(
@@ -233,7 +233,7 @@ SPECS: dict[str, Run | Parse | Covered | MakeDryRun] = {
     ),
     "python scripts/slurm/render.py preprocess_array --set num_tasks=16 --set max_parallel=8 -o prep.sbatch "
     "&& sbatch prep.sbatch": Run(expect_output="Submitted batch job"),
-    "python train.py -m hydra/launcher=submitit_slurm experiment=full_finetune trainer=ddp strategy=ddp "
+    "python train.py -m hydra/launcher=submitit_slurm experiment=full_finetune trainer=ddp "
     "trainer.devices=8 hydra.launcher.partition=a100 hydra.launcher.timeout_min=2880": Covered(
         "tests/slurm/test_scale_out_config.py::test_submitit_launcher_composes_and_renders", "a SLURM cluster"
     ),
