@@ -30,6 +30,7 @@ class LoadOptions:
     dtype: torch.dtype = torch.float32
     config_path: Path | None = None  # an explicit model YAML for a bare weights file
     base_path: Path | None = None  # the base model under an adapter or an adapter-only training checkpoint
+    lora_alpha: float | None = None  # the public fork's LoRA alpha: its checkpoints do not store it (default 32)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ def load_checkpoint(
     format: str | None = None,
     config_path: str | Path | None = None,
     base_path: str | Path | None = None,
+    lora_alpha: float | None = None,
 ) -> SongBloom:
     """Build the model stored at ``path`` (format detected unless ``format`` names one).
 
@@ -93,5 +95,6 @@ def load_checkpoint(
         dtype,
         Path(config_path) if config_path is not None else None,
         Path(base_path) if base_path is not None else None,
+        lora_alpha,
     )
     return fmt.load(path, opts)

@@ -266,17 +266,20 @@ def _warn(summary: RunSummary, jsonl: Path, item: JobItem, note: str) -> None:
 def _load_bundle(args: argparse.Namespace, device, dtype):
     """The model named by --ckpt-path (any checkpoint format) or --model-name (a release); SystemExit when unusable."""
     from songbloom.checkpoints.bundle import load_release
-    from songbloom.checkpoints.formats.fork import fork_lora_alpha
     from songbloom.checkpoints.registry import load_checkpoint
     from songbloom.inference.fork_flags import fork_flag_notice
 
     fork_flag_notice(args)
     try:
         if args.ckpt_path:
-            with fork_lora_alpha(args.lora_alpha):
-                return load_checkpoint(
-                    args.ckpt_path, device=device, dtype=dtype, config_path=args.config, base_path=args.base_ckpt
-                )
+            return load_checkpoint(
+                args.ckpt_path,
+                device=device,
+                dtype=dtype,
+                config_path=args.config,
+                base_path=args.base_ckpt,
+                lora_alpha=args.lora_alpha,
+            )
         return load_release(args.model_name, args.local_dir, device=device, dtype=dtype, local_only=args.local_only)
     except (OSError, ValueError) as e:  # missing files, unknown layouts, key/shape mismatches: say what and stop
         raise SystemExit(f"cannot load the model: {e}") from e

@@ -12,10 +12,10 @@ from songbloom.checkpoints.formats.fork import (
     REPORT_SUFFIX,
     UNKNOWN,
     ForkModel,
+    VAEConfig,
     config_from_hparams,
     convert_fork_checkpoint,
     fork_licences,
-    fork_lora_alpha,
     fork_settings,
     load_fork_checkpoint,
     map_fork_checkpoint,
@@ -25,7 +25,7 @@ from songbloom.checkpoints.strict import CheckpointMismatchError, strict_load
 from songbloom.config.model import SongBloomConfig
 from songbloom.licences import licence_record, merge_licences, warn_if_non_commercial
 from songbloom.models.songbloom import SongBloomModel
-from songbloom.models.vae import OobleckVAE, VAEConfig
+from songbloom.models.vae import OobleckVAE
 from songbloom.utils.atomic import atomic_write
 from songbloom.utils.deprecation import warn_moved
 
@@ -46,7 +46,6 @@ __all__ = [
     "config_from_hparams",
     "convert_fork_checkpoint",
     "fork_licences",
-    "fork_lora_alpha",
     "fork_settings",
     "licence_record",
     "load_fork_checkpoint",

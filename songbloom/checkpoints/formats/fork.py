@@ -10,11 +10,8 @@ explicitly. The fork's LoRA flags are never needed: targets and rank are read fr
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import logging
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,20 +40,6 @@ logger = logging.getLogger(__name__)
 VAE_JSON, VOCAB = RELEASE_VAE_JSON, RELEASE_VOCAB
 PACKAGED_VOCAB = DEFAULT_VOCAB_PATH
 REPORT_SUFFIX = ".mapping.json"
-
-# Settings the fork's checkpoint cannot tell us; infer.py's --lora-alpha sets it for one load.
-_lora_alpha_override: contextvars.ContextVar[float | None] = contextvars.ContextVar("fork_lora_alpha", default=None)
-
-
-@contextlib.contextmanager
-def fork_lora_alpha(alpha: float | None) -> Iterator[None]:
-    """Use ``alpha`` (instead of the fork default 32) for fork checkpoints loaded inside this block."""
-    token = _lora_alpha_override.set(alpha)
-    try:
-        yield
-    finally:
-        _lora_alpha_override.reset(token)
-
 
 @dataclass
 class ForkModel:
@@ -180,8 +163,6 @@ def map_fork_checkpoint(
     Raises:
         CheckpointMismatchError: keys could not be mapped or are missing (the report lists them all).
     """
-    if lora_alpha is None:
-        lora_alpha = _lora_alpha_override.get()
     ckpt = read_fork_checkpoint(path)
     notes: list[str] = []
     cfg, vae_cfg, cfg_source, vae_source = fork_settings(ckpt, Path(config_path) if config_path else None, notes)
@@ -296,7 +277,9 @@ FORMAT_NAME = "fork_ckpt"
 
 
 def _load(path: Path, opts: LoadOptions) -> SongBloom:
-    bundle, _ = load_fork_checkpoint(path, device=opts.device, dtype=opts.dtype, config_path=opts.config_path)
+    bundle, _ = load_fork_checkpoint(
+        path, device=opts.device, dtype=opts.dtype, config_path=opts.config_path, lora_alpha=opts.lora_alpha
+    )
     return bundle
 
 
