@@ -274,15 +274,20 @@ def _as_tuple(v: Any) -> Any:
     return tuple(v) if isinstance(v, list) else v
 
 
-def parse_block(cls: type, block: str, value: Any, problems: list[str]) -> Any:
-    """``cls(**value)`` for a dataclass block, nested blocks included; problems are appended, not raised."""
+def parse_block(cls: type, block: str, value: Any, problems: list[str] | None) -> Any:
+    """``cls(**value)`` for a dataclass block, nested blocks included; problems are appended, not raised.
+
+    ``problems=None`` reads leniently (a stored config): keys ``cls`` does not know are ignored, no check runs.
+    """
     if value is None:
         value = {}
     if not isinstance(value, Mapping):
-        problems.append(f"{block}: expected a mapping of keys, got {value!r}")
+        if problems is not None:
+            problems.append(f"{block}: expected a mapping of keys, got {value!r}")
         return cls()
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    problems += _unknown(block, value, list(fields))
+    if problems is not None:
+        problems += _unknown(block, value, list(fields))
     kwargs = {}
     for name, v in value.items():
         if name not in fields:
@@ -292,7 +297,8 @@ def parse_block(cls: type, block: str, value: Any, problems: list[str]) -> Any:
             v = parse_block(sub, f"{block}.{name}", v, problems)  # type: ignore[arg-type]
         kwargs[name] = _as_tuple(v)
     obj = cls(**kwargs)
-    problems += obj.check() if hasattr(obj, "check") else []
+    if problems is not None and hasattr(obj, "check"):
+        problems += obj.check()
     return obj
 
 
@@ -356,22 +362,6 @@ def parse_run_config(c: Mapping[str, Any], check_target: TargetCheck | None = No
     return RunConfig(**kwargs)
 
 
-def _lenient_block(cls: type, value: Any) -> Any:
-    """``cls`` from the keys of ``value`` it knows (nested blocks too); unknown keys and checks are skipped."""
-    if not isinstance(value, Mapping):
-        return cls()
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for name, v in value.items():
-        if name not in fields:
-            continue
-        sub = fields[name].default_factory  # type: ignore[misc]
-        if sub is not dataclasses.MISSING and dataclasses.is_dataclass(sub):
-            v = _lenient_block(sub, v)  # type: ignore[arg-type]
-        kwargs[name] = _as_tuple(v)
-    return cls(**kwargs)
-
-
 def stored_run_config(c: Mapping[str, Any]) -> RunConfig:
     """The typed view of a run config stored in a checkpoint, run dir or export: data, never instantiated.
 
@@ -380,7 +370,7 @@ def stored_run_config(c: Mapping[str, Any]) -> RunConfig:
     """
     kwargs: dict[str, Any] = {k: c[k] for k in c if k in _TOP_KEYS and k not in _BLOCK_TYPES}
     for name, cls in _BLOCK_TYPES.items():
-        kwargs[name] = _lenient_block(cls, c.get(name))
+        kwargs[name] = parse_block(cls, name, c.get(name), None)
     kwargs["data"] = dict(c.get("data") or {})
     kwargs["trainer"] = dict(c.get("trainer") or {})
     kwargs["callbacks"] = {k: dict(v) for k, v in (c.get("callbacks") or {}).items() if isinstance(v, Mapping)}
