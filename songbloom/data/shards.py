@@ -218,8 +218,10 @@ SAMPLE_MEMBERS = frozenset(
 REQUIRED_MEMBERS = ("latent_mean.npy", "latent_scale.npy", "sketch.npy", "lyric_ids.npy", "meta.json")
 
 
-def _read_back(url: str) -> tuple[int, list[str], list[dict[str, Any]]]:
-    """Decode every sample of one tar: (samples read, read errors, problems with single samples)."""
+def _read_back(url: str, listed: set[str]) -> tuple[int, list[str], list[dict[str, Any]]]:
+    """Decode every listed sample of one tar: (samples read, read errors, problems with single samples).
+
+    Samples the sidecar does not list are left to the member check (``unexpected_member``)."""
     errors: list[str] = []
     problems: list[dict[str, Any]] = []
 
@@ -229,6 +231,8 @@ def _read_back(url: str) -> tuple[int, list[str], list[dict[str, Any]]]:
 
     n = 0
     for raw in iter_tar_samples([url], handler=collect):
+        if raw.get("__key__") not in listed:
+            continue
         missing = [r for r in REQUIRED_MEMBERS if r not in raw]
         if missing:
             problems.append({"kind": "damaged", "file": url, "key": raw.get("__key__"), "reason": f"lacks {missing}"})
@@ -268,10 +272,10 @@ def _tar_members(url: str) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
 def _check_shard(out_dir: Path, side: dict[str, Any], seen: dict[str, list[str]]) -> list[dict[str, Any]]:
     """One complete shard: readable, every sidecar key in the tar, no member the sidecar does not list."""
     url = str(out_dir / side["shard"])
-    n, errors, problems = _read_back(url)
+    listed = [item["key"] for item in side["items"]]
+    n, errors, problems = _read_back(url, set(listed))
     keys, member_problems = _tar_members(url)
     problems += member_problems
-    listed = [item["key"] for item in side["items"]]
     absent = [k for k in listed if k not in keys]
     if errors:
         reason = f"read {n} of {side['count']} samples; " + "; ".join(errors[:3])
