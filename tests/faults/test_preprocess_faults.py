@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -216,3 +217,28 @@ def test_exit_status_counts_landed_and_skipped(tmp_path, small, capsys, monkeypa
     assert (summary.get("landed_samples"), summary["skipped_count"], status) == (2, 1, 0)
     status, summary = _cli(capsys, str(mixed), "--out", str(tmp_path / "m"), *common, "--strict")
     assert (summary.get("landed_samples"), summary["written_samples"], status) == (2, 0, 3)
+
+
+def _write_lock(out: Path, host: str, pid: int, heartbeat_age_s: float) -> None:
+    (out / "locks").mkdir(parents=True, exist_ok=True)
+    beat = time.time() - heartbeat_age_s
+    lock = {"host": host, "pid": pid, "task_index": 0, "token": "old", "heartbeat": beat, "workers": []}
+    (out / "locks" / "task-0000.lock").write_text(json.dumps(lock))
+
+
+def test_a_stale_lock_is_taken_over_and_a_live_one_refused(small):
+    manifest, out = small
+    cfg = PreprocessConfig(out_dir=str(out), segment_seconds=6.0, shard_maxcount=2)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    for host, pid, age in [("elsewhere", 1, 5.0), (socket.gethostname(), os.getpid(), 5.0)]:  # live: refused
+        _write_lock(out, host, pid, age)
+        try:
+            run_preprocess([manifest], cfg, toy_encoders)
+            refused = ""
+        except Exception as err:  # noqa: BLE001 - the message is what is checked
+            refused = str(err)
+        assert f"host {host} pid {pid}" in refused, refused or "not refused"
+    for host, pid, age in [("elsewhere", 1, 1000.0), (socket.gethostname(), int(dead.stdout), 5.0)]:  # stale
+        _write_lock(out, host, pid, age)
+        assert run_preprocess([manifest], cfg, toy_encoders).landed == 10
+        assert not (out / "locks" / "task-0000.lock").exists()
