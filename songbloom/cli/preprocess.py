@@ -9,10 +9,12 @@ import argparse
 import json
 import logging
 import sys
+from collections import Counter
 
 from songbloom.data.encoders import EncoderSpec
 from songbloom.data.preprocess import PreprocessConfig, run_preprocess
-from songbloom.data.shards import verify_shards
+from songbloom.data.preprocess.lock import STALE_AFTER_S, OutputLocked
+from songbloom.data.preprocess.verify import verify_output
 
 SECONDS_PER_TAG = {"full_150s": 1.0, "full_240s": 5.0, "small": 1.0, "tiny": 1.0}
 
@@ -72,7 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="cpu")
     r.add_argument("--overwrite", action="store_true", help="delete the shard folder first")
     r.add_argument("--no-progress", action="store_true")
-    r.add_argument("--verify", action="store_true", help="only read every shard back and report damage")
+    r.add_argument(
+        "--verify",
+        action="store_true",
+        help="only check the shard folder: every shard read back against its sidecar; with manifests, also that "
+        "every good item is there exactly once",
+    )
+    r.add_argument("--strict", action="store_true", help="exit with status 3 when any item was skipped")
+    r.add_argument(
+        "--lock-stale-seconds",
+        type=float,
+        default=STALE_AFTER_S,
+        help="a task lock whose heartbeat is older than this is taken over (on any host)",
+    )
     return ap
 
 
@@ -83,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give at least one manifest (or --verify to check an existing shard folder)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.verify:
-        problems = verify_shards(args.out)
-        print(json.dumps({"damaged": problems}, indent=1, ensure_ascii=False))
+        problems = verify_output(args.out, args.manifests)
+        by_kind = dict(Counter(p["kind"] for p in problems))
+        print(json.dumps({"ok": not problems, "by_kind": by_kind, "problems": problems}, indent=1, ensure_ascii=False))
         return 1 if problems else 0
     cfg = PreprocessConfig(
         out_dir=args.out,
@@ -110,21 +125,37 @@ def main(argv: list[str] | None = None) -> int:
         args.lyrics_policy,
         device=args.device,
     )
-    report = run_preprocess(
-        args.manifests,
-        cfg,
-        spec,
-        args.task_index,
-        args.num_tasks,
-        args.workers,
-        progress=not args.no_progress,
-        overwrite=args.overwrite,
-    )
+    try:
+        report = run_preprocess(
+            args.manifests,
+            cfg,
+            spec,
+            args.task_index,
+            args.num_tasks,
+            args.workers,
+            progress=not args.no_progress,
+            overwrite=args.overwrite,
+            lock_stale_s=args.lock_stale_seconds,
+        )
+    except OutputLocked as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     summary = report.to_json()
     summary.pop("skipped")
     print(json.dumps(summary, indent=1, ensure_ascii=False))
     for p in report.problems:
         print(f"SKIPPED {p.kind}: {p}", file=sys.stderr)
+    return _exit_status(report.landed, len(report.problems), args.strict)
+
+
+def _exit_status(landed: int, skipped: int, strict: bool) -> int:
+    """0; 1 when no sample landed (nothing written, nothing already there); 3 with --strict and skipped items."""
+    if landed == 0:
+        print(f"error: nothing landed ({skipped} items skipped, see above and reports/)", file=sys.stderr)
+        return 1
+    if strict and skipped:
+        print(f"error: --strict and {skipped} items were skipped (see above and reports/)", file=sys.stderr)
+        return 3
     return 0
 
 

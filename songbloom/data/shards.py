@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import tarfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -201,30 +202,131 @@ def iter_tar_samples(urls: Iterable[str], handler=wds.warn_and_continue) -> Iter
     yield from wds.tarfile_to_samples(handler=handler)(source)
 
 
-def verify_shards(out_dir: str | Path) -> list[dict[str, Any]]:
-    """Read every complete shard back; return one problem dict (file, reason) per damaged shard or sample."""
+SAMPLE_MEMBERS = frozenset(
+    {
+        "latent_mean.npy",
+        "latent_scale.npy",
+        "sketch.npy",
+        "lyric_ids.npy",
+        "prompt_mean.npy",
+        "prompt_scale.npy",
+        "meta.json",
+        "prompt.flac",
+        "audio.flac",
+    }
+)
+REQUIRED_MEMBERS = ("latent_mean.npy", "latent_scale.npy", "sketch.npy", "lyric_ids.npy", "meta.json")
+
+
+def _read_back(url: str, listed: set[str]) -> tuple[int, list[str], list[dict[str, Any]]]:
+    """Decode every listed sample of one tar: (samples read, read errors, problems with single samples).
+
+    Samples the sidecar does not list are left to the member check (``unexpected_member``)."""
+    errors: list[str] = []
     problems: list[dict[str, Any]] = []
-    required = ("latent_mean.npy", "latent_scale.npy", "sketch.npy", "lyric_ids.npy", "meta.json")
-    for side in completed_shards(out_dir):
-        url = str(Path(out_dir) / side["shard"])
-        errors: list[str] = []
 
-        def collect(exn: Exception, errors=errors) -> bool:
-            errors.append(f"{type(exn).__name__}: {exn}")
-            return True
+    def collect(exn: Exception) -> bool:
+        errors.append(f"{type(exn).__name__}: {exn}")
+        return True
 
-        n = 0
-        for raw in iter_tar_samples([url], handler=collect):
-            missing = [r for r in required if r not in raw]
-            if missing:
-                problems.append({"file": url, "key": raw.get("__key__"), "reason": f"sample lacks {missing}"})
-                continue
-            try:
-                decode_sample(raw)
-            except Exception as e:
-                problems.append({"file": url, "key": raw.get("__key__"), "reason": f"undecodable: {e}"})
-                continue
-            n += 1
-        if errors or n != side["count"]:
-            problems.append({"file": url, "reason": f"read {n} of {side['count']} samples; " + "; ".join(errors[:3])})
+    n = 0
+    for raw in iter_tar_samples([url], handler=collect):
+        if raw.get("__key__") not in listed:
+            continue
+        missing = [r for r in REQUIRED_MEMBERS if r not in raw]
+        if missing:
+            problems.append({"kind": "damaged", "file": url, "key": raw.get("__key__"), "reason": f"lacks {missing}"})
+            continue
+        try:
+            decode_sample(raw)
+        except Exception as e:
+            problems.append({"kind": "damaged", "file": url, "key": raw.get("__key__"), "reason": f"undecodable: {e}"})
+            continue
+        n += 1
+    return n, errors, problems
+
+
+def _tar_members(url: str) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
+    """The sample keys of one tar with their member names, and problems with members that belong to no sample."""
+    keys: dict[str, list[str]] = {}
+    problems: list[dict[str, Any]] = []
+    try:
+        with tarfile.open(url) as tar:
+            for m in tar:
+                key, _, suffix = Path(m.name).name.partition(".")
+                if not m.isfile() or "/" in m.name or suffix not in SAMPLE_MEMBERS:
+                    what = "not a regular file" if not m.isfile() else "not a sample field"
+                    problems.append({"kind": "unexpected_member", "file": url, "member": m.name, "reason": what})
+                    continue
+                names = keys.setdefault(key, [])
+                if suffix in names:
+                    problems.append(
+                        {"kind": "duplicate", "file": url, "key": key, "reason": f"{m.name} twice in one shard"}
+                    )
+                names.append(suffix)
+    except (tarfile.TarError, OSError, EOFError):
+        pass  # damage is reported by the decoding pass
+    return keys, problems
+
+
+def _check_shard(out_dir: Path, side: dict[str, Any], seen: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """One complete shard: readable, every sidecar key in the tar, no member the sidecar does not list."""
+    url = str(out_dir / side["shard"])
+    listed = [item["key"] for item in side["items"]]
+    n, errors, problems = _read_back(url, set(listed))
+    keys, member_problems = _tar_members(url)
+    problems += member_problems
+    absent = [k for k in listed if k not in keys]
+    if errors:
+        reason = f"read {n} of {side['count']} samples; " + "; ".join(errors[:3])
+        problems.append({"kind": "damaged", "file": url, "reason": reason, "missing_keys": absent})
+    else:
+        for k in absent:
+            problems.append(
+                {"kind": "missing_key", "file": url, "key": k, "reason": "listed in the sidecar, not in the tar"}
+            )
+        for k in sorted(set(keys) - set(listed)):
+            problems.append(
+                {"kind": "unexpected_member", "file": url, "key": k, "reason": f"sample not in the sidecar: {keys[k]}"}
+            )
+    for k in set(keys) | set(listed):
+        seen.setdefault(k, []).append(side["shard"])
     return problems
+
+
+def _leftovers(out_dir: Path) -> list[dict[str, Any]]:
+    """Files of unfinished shards (a running or killed writer); the next run of their task deletes them."""
+    problems = []
+    for p in sorted(out_dir.iterdir()):
+        name = p.name
+        if name.endswith(PARTIAL_SUFFIX) or (name.endswith(".tar") and not p.with_name(name + SIDE_SUFFIX).exists()):
+            problems.append({"kind": "leftover", "file": str(p), "reason": "unfinished shard (not read by training)"})
+        elif name.endswith(".tar" + SIDE_SUFFIX) and not p.with_name(name[: -len(SIDE_SUFFIX)]).exists():
+            problems.append({"kind": "leftover", "file": str(p), "reason": "sidecar without its tar"})
+    return problems
+
+
+def verify_shards(out_dir: str | Path) -> list[dict[str, Any]]:
+    """Read every complete shard back and check it against its sidecar; return one problem dict per finding.
+
+    Each problem has ``kind``: ``damaged`` (unreadable or undecodable data; a damaged shard is one problem,
+    with the sidecar keys it lacks in ``missing_keys``), ``missing_key`` (a sidecar key the tar lacks),
+    ``unexpected_member`` (a tar member or sample the sidecar does not list), ``duplicate`` (a key in more than
+    one shard, or twice in one), ``leftover`` (files of an unfinished shard), ``no_shards``; and ``file`` and
+    ``reason``.
+    """
+    out_dir = Path(out_dir)
+    sides = completed_shards(out_dir)
+    if not sides:
+        what = "holds no complete shard" if out_dir.is_dir() else "does not exist"
+        return [{"kind": "no_shards", "file": str(out_dir), "reason": f"{what}; run the preprocessing into it first"}]
+    problems: list[dict[str, Any]] = []
+    seen: dict[str, list[str]] = {}
+    for side in sides:
+        problems += _check_shard(out_dir, side, seen)
+    for key, shards in sorted(seen.items()):
+        if len(shards) > 1:
+            problems.append(
+                {"kind": "duplicate", "file": str(out_dir / shards[-1]), "key": key, "reason": f"also in {shards[:-1]}"}
+            )
+    return problems + _leftovers(out_dir)

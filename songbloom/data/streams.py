@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +22,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from songbloom.data.lyrics import TokenSection, window_lyric_ids
 from songbloom.data.shards import decode_sample, iter_tar_samples
+from songbloom.utils.processes import exit_with_owner
 from songbloom.utils.ranks import rank_and_world
 
 logger = logging.getLogger(__name__)
@@ -55,32 +54,6 @@ class DataConfig:
 def _damaged_shard(exn: Exception) -> bool:
     logger.warning("damaged shard data skipped: %s: %s", type(exn).__name__, exn)
     return True
-
-
-_OWNER_WATCH: dict[str, int] = {}  # per worker process: the owner pid its watchdog thread follows
-
-
-def exit_with_owner(owner_pid: int, interval_s: float = 2.0) -> None:
-    """In a DataLoader worker: exit as soon as the process that owns the loader is gone.
-
-    A forkserver worker is a child of the forkserver, not of the rank, so torch's own watchdog (is my parent
-    alive?) never notices a SIGKILLed rank; and the forkserver lives on while its children hold its pipe. Both
-    would linger forever after a kill or a preemption. Started once per worker process (a daemon thread)."""
-    if _OWNER_WATCH.get("pid") == owner_pid or os.getpid() == owner_pid:
-        return
-    _OWNER_WATCH["pid"] = owner_pid
-
-    def watch() -> None:
-        while True:
-            time.sleep(interval_s)
-            try:
-                os.kill(owner_pid, 0)
-            except ProcessLookupError:
-                os._exit(0)
-            except PermissionError:  # a pid reused by another user's process: the owner is gone too
-                os._exit(0)
-
-    threading.Thread(target=watch, name="songbloom-owner-watch", daemon=True).start()
 
 
 def crop(

@@ -193,6 +193,6 @@ def test_cli_verify_reports_a_damaged_shard(tmp_path, synthetic_shards, capsys):
     capsys.readouterr()
     assert main(["--out", str(bad), "--verify"]) == 1
     report = json.loads(capsys.readouterr().out)
-    assert [p["file"] for p in report["damaged"]] == [str(victim)]
+    assert [(p["kind"], p["file"]) for p in report["problems"]] == [("damaged", str(victim))]
     with pytest.raises(SystemExit):
         main(["--out", str(bad)])  # no manifest and no --verify

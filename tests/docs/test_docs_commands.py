@@ -137,7 +137,9 @@ SPECS: dict[str, Run | Parse | Covered | MakeDryRun] = {
     "--codebook codebooks/en_16384.safetensors --model full_150s --val-fraction 0.02 --workers 2": Parse(
         "needs the release VAE and a 16384-code codebook; the tutorial's shard step runs tiny"
     ),
-    "python scripts/preprocess.py --out data/shards --verify": Parse("verifies the shards of the command above"),
+    "python scripts/preprocess.py --out data/shards --verify data/my_songs.jsonl": Parse(
+        "verifies the shards of the command above"
+    ),
     # --- lyrics
     "python -m songbloom.text lyrics.txt": Run(expect_output="phonemes"),
     "python -m songbloom.text lyrics.txt --language ja --max-len 1000 --check-format": Run(),
@@ -159,7 +161,7 @@ SPECS: dict[str, Run | Parse | Covered | MakeDryRun] = {
     ),
     JA_SHARDS: Run(append="--num-pitch 64 --device cpu --no-progress", after=(JA_CODEBOOK,)),
     "python scripts/preprocess.py --out data/ja/shards --verify": Run(
-        after=(JA_SHARDS,), expect_output='"damaged": []'
+        after=(JA_SHARDS,), expect_output='"ok": true'
     ),
     JA_TRAIN: Run(append=TINY_LORA, after=(JA_SHARDS,), expect_output="export      :"),
     JA_TRAIN.replace("run_name=ja-lora", "run_name=ja-lora-r32")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -15,15 +16,24 @@ from songbloom.data.encoders import Encoders
 from songbloom.data.manifest import SongRecord, read_manifest
 from songbloom.data.preprocess.config import PreprocessConfig
 from songbloom.data.preprocess.index import write_index
+from songbloom.data.preprocess.lock import STALE_AFTER_S, OutputLocked, TaskLock, acquire_task_lock, live_locks
 from songbloom.data.preprocess.provenance import claim_out_dir, effective_num_pitch, provenance
 from songbloom.data.preprocess.report import PreprocessReport, SampleError, song_problem
 from songbloom.data.preprocess.song import process_song
 from songbloom.data.preprocess.tasks import assign_split, resolve_task, task_records, worker_records
-from songbloom.data.shards import ResumableShardWriter, atomic_write_json, completed_shards, sample_key
+from songbloom.data.shards import (
+    ResumableShardWriter,
+    atomic_write_json,
+    completed_shards,
+    remove_incomplete,
+    sample_key,
+)
+from songbloom.utils.processes import exit_with_owner
 
 logger = logging.getLogger("songbloom.data.preprocess")  # the name the task log and its readers know
 
 EncoderFactory = Callable[[], Encoders]
+WORKER_WATCH_S = 0.5  # how often a worker checks that this process still lives
 
 
 def _done_keys(out_dir: Path) -> set[str]:
@@ -111,26 +121,55 @@ def _encode_in_workers(
     cfg: PreprocessConfig,
     encoders: Encoders | EncoderFactory,
     enc: Encoders,
-    task_index: int,
+    task_lock: TaskLock,
     workers: int,
     done: set[str],
     num_pitch: int,
     progress: bool,
 ) -> list[PreprocessReport]:
+    task_index = int(task_lock.info["task_index"])
     workers = max(1, min(workers, len(todo)))
     if workers == 1:
         return [_run_partition(todo, cfg, enc, f"t{task_index:04d}-w00", done, num_pitch, progress)]
     if not callable(encoders):
         raise ValueError("workers > 1 needs a picklable encoder factory, not built encoders")
     chunks = worker_records(todo, workers)
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+    # Each worker exits within a second of this process's death (a SIGKILL leaves no one to stop it otherwise).
+    owner = (os.getpid(), WORKER_WATCH_S)
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=exit_with_owner, initargs=owner) as pool:
         futs = [
             pool.submit(
                 _run_partition, chunk, cfg, encoders, f"t{task_index:04d}-w{w:02d}", done, num_pitch, progress, w
             )
             for w, chunk in enumerate(chunks)
         ]
+        task_lock.set_workers([p.pid for p in mp.active_children() if p.pid is not None])
         return [f.result() for f in futs]
+
+
+def _open_out_dir(out_dir: Path, task_index: int, overwrite: bool, lock_stale_s: float) -> TaskLock:
+    """Lock this task's part of ``out_dir`` (after ``--overwrite`` emptied it) and delete its leftovers."""
+    if overwrite and out_dir.exists():
+        others = live_locks(out_dir, lock_stale_s)
+        if others:
+            raise OutputLocked(f"{out_dir}: not deleted for --overwrite, other tasks are writing it: {others}")
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    task_lock = acquire_task_lock(out_dir, task_index, stale_after_s=lock_stale_s)
+    # Leftovers of any earlier run of this task (partial shards, tars without a sidecar), whatever its worker count.
+    remove_incomplete(out_dir, f"*-t{task_index:04d}")
+    return task_lock
+
+
+def _todo(out_dir: Path, mine: list[SongRecord], report: PreprocessReport) -> tuple[list[SongRecord], set[str]]:
+    """The songs still to encode and the sample keys already in complete shards (counted into ``report``)."""
+    done = _done_keys(out_dir)
+    seg_counts = {item["idx"]: item["num_segments"] for side in completed_shards(out_dir) for item in side["items"]}
+    todo = [r for r in mine if not _song_done(r, done, seg_counts)]
+    report.skipped_existing += sum(seg_counts[r.idx] for r in mine if _song_done(r, done, seg_counts))
+    report.songs_done += len(mine) - len(todo)
+    return todo, done
 
 
 def run_preprocess(
@@ -142,16 +181,17 @@ def run_preprocess(
     workers: int = 1,
     progress: bool = False,
     overwrite: bool = False,
+    lock_stale_s: float = STALE_AFTER_S,
 ) -> PreprocessReport:
     """Preprocess this task's share of the manifests into ``cfg.out_dir`` (resumable; see the package docstring).
 
     ``encoders`` is an :class:`Encoders` or, for ``workers > 1``, a picklable factory building one per process.
+    The task holds ``locks/task-TTTT.lock`` while it runs (:mod:`~songbloom.data.preprocess.lock`); a live
+    holder makes this raise :class:`~songbloom.data.preprocess.lock.OutputLocked`.
     """
     task_index, num_tasks = resolve_task(task_index, num_tasks)
     out_dir = Path(cfg.out_dir)
-    if overwrite and out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    task_lock = _open_out_dir(out_dir, task_index, overwrite, lock_stale_s)
     handler = _configure_log(out_dir, task_index)
     try:
         enc = encoders() if callable(encoders) else encoders
@@ -160,11 +200,7 @@ def run_preprocess(
 
         report = PreprocessReport()
         mine = task_records(_read_records(manifests, report), task_index, num_tasks)
-        done = _done_keys(out_dir)
-        seg_counts = {item["idx"]: item["num_segments"] for side in completed_shards(out_dir) for item in side["items"]}
-        todo = [r for r in mine if not _song_done(r, done, seg_counts)]
-        report.skipped_existing += sum(seg_counts[r.idx] for r in mine if _song_done(r, done, seg_counts))
-        report.songs_done += len(mine) - len(todo)
+        todo, done = _todo(out_dir, mine, report)
         logger.info(
             "task %d/%d: %d songs, %d already done, %d to encode",
             task_index,
@@ -173,12 +209,13 @@ def run_preprocess(
             len(mine) - len(todo),
             len(todo),
         )
-        for part in _encode_in_workers(todo, cfg, encoders, enc, task_index, workers, done, num_pitch, progress):
+        for part in _encode_in_workers(todo, cfg, encoders, enc, task_lock, workers, done, num_pitch, progress):
             report.add(part)
         atomic_write_json(out_dir / "reports" / f"task-{task_index:04d}.json", report.to_json())
         logger.info(
-            "task %d: wrote %d samples in %d shards, %d already done, skipped %d items %s",
+            "task %d: landed %d samples (%d new in %d shards, %d already done), skipped %d items %s",
             task_index,
+            report.landed,
             report.written,
             len(report.shards),
             report.skipped_existing,
@@ -190,3 +227,4 @@ def run_preprocess(
     finally:
         logging.getLogger("songbloom.data").removeHandler(handler)
         handler.close()
+        task_lock.release()

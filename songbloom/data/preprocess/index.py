@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from songbloom.data.preprocess.lock import folder_guard
 from songbloom.data.preprocess.provenance import PROVENANCE_NAME
 from songbloom.data.shards import INDEX_NAME, atomic_write_json, completed_shards
 from songbloom.licences import data_licences, merge_licences
@@ -36,6 +37,11 @@ def _splits(out_dir: Path) -> dict[str, dict[str, Any]]:
 def write_index(out_dir: str | Path) -> dict[str, Any]:
     """(Re)build ``index.json`` from the complete shards, the provenance and the task reports."""
     out_dir = Path(out_dir)
+    with folder_guard(out_dir):  # tasks finishing together: the last writer sees every task's shards
+        return _write_index(out_dir)
+
+
+def _write_index(out_dir: Path) -> dict[str, Any]:
     prov_path = out_dir / PROVENANCE_NAME
     prov = json.loads(prov_path.read_text(encoding="utf-8")) if prov_path.exists() else None
     splits = _splits(out_dir)

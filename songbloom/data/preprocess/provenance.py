@@ -9,6 +9,7 @@ from typing import Any
 
 from songbloom.data.encoders import Encoders
 from songbloom.data.preprocess.config import PreprocessConfig
+from songbloom.data.preprocess.lock import folder_guard
 from songbloom.data.shards import atomic_write_json
 from songbloom.licences import merge_licences, sketch_codebook_licences
 
@@ -58,10 +59,11 @@ def provenance(cfg: PreprocessConfig, enc: Encoders) -> dict[str, Any]:
 def claim_out_dir(out_dir: Path, prov: dict[str, Any]) -> None:
     """Write ``provenance.json`` into a new output folder; refuse one whose shards were made differently."""
     prov_path = out_dir / PROVENANCE_NAME
-    if not prov_path.exists():
-        atomic_write_json(prov_path, prov)
-        return
-    old = json.loads(prov_path.read_text(encoding="utf-8"))
+    with folder_guard(out_dir):  # array tasks starting together: one writes, the others compare
+        if not prov_path.exists():
+            atomic_write_json(prov_path, prov)
+            return
+        old = json.loads(prov_path.read_text(encoding="utf-8"))
     if old.get("hash") != prov["hash"]:
         diff = sorted(k for k in prov if k != "hash" and old.get(k) != prov[k])
         raise ProvenanceMismatch(

@@ -48,6 +48,11 @@ class PreprocessReport:
     problems: list[Problem] = field(default_factory=list)
     shards: list[str] = field(default_factory=list)
 
+    @property
+    def landed(self) -> int:
+        """Samples of this task now in complete shards: written by this run or found there already."""
+        return self.written + self.skipped_existing
+
     def add(self, other: PreprocessReport) -> None:
         """Fold in another worker's report."""
         self.written += other.written
@@ -58,6 +63,7 @@ class PreprocessReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "landed_samples": self.landed,
             "written_samples": self.written,
             "already_done_samples": self.skipped_existing,
             "songs_done": self.songs_done,
