@@ -23,12 +23,12 @@ from songbloom.checkpoints.init_weights import build_model
 from songbloom.config import SongBloomConfig
 from songbloom.config.run import DemoConfig, RunConfig, as_run_config, parse_run_config
 from songbloom.training.callbacks import StepRecorder, read_step_metrics
-from songbloom.training.checkpointing import find_resume_checkpoint
+from songbloom.training.checkpointing import checked_resume_file, find_resume_checkpoint
 from songbloom.training.data import build_datamodule, data_kind
 from songbloom.training.instantiate import block_problems, instantiate, instantiate_all
 from songbloom.training.lit_module import SongBloomLitModule, TrainSettings
 from songbloom.training.logging_callbacks import FinishWandbRun
-from songbloom.training.run_dir import atomic_write_text, default_run_name, prepare_run_dir
+from songbloom.training.run_dir import DeferredRunLog, atomic_write_text, check_run_dir, claim_run_dir, default_run_name
 from songbloom.training.run_licences import training_licences
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def to_container(cfg: Any) -> dict[str, Any]:
 
 
 def _file_logging(run_dir: Path) -> logging.Handler:
-    handler = logging.FileHandler(run_dir / "train.log")
+    handler = DeferredRunLog(run_dir / "train.log")  # the file starts when the run dir is claimed
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
     if logging.getLogger().level > logging.INFO:
@@ -134,12 +134,13 @@ def parse_config(c: dict[str, Any]) -> RunConfig:
 
 @contextmanager
 def run_scope(rc: RunConfig, c: dict[str, Any]) -> Iterator[Path]:
-    """The run dir (created or reused), its ``train.log`` and the run's CPU threads, restored on the way out."""
+    """The run dir (checked here; created or reused by :func:`claim_run_dir` once :func:`build` succeeded), its
+    ``train.log`` and the run's CPU threads, restored on the way out."""
     tcfg = rc.trainer
     check_precision(tcfg.get("precision", "32-true"), str(tcfg.get("accelerator", "cpu")))
     prepare_training_accelerator(dict(tcfg))  # MPS: float32 and the per-op CPU fallback, with notices
     run_name = rc.run_name or default_run_name(c)
-    run_dir = prepare_run_dir(rc.paths.runs_dir, run_name, c, allow_config_change=rc.allow_config_change)
+    run_dir = check_run_dir(rc.paths.runs_dir, run_name, c, allow_config_change=rc.allow_config_change)
     handler = _file_logging(run_dir)
     threads_before = torch.get_num_threads()
     if rc.num_threads:
@@ -167,7 +168,7 @@ def _resume_path(rc: RunConfig, run_dir: Path) -> Path | None:
         return find_resume_checkpoint(run_dir / "checkpoints", hpc_dir=run_dir)
     if rc.resume in (None, "never", False):
         return None
-    return Path(str(rc.resume))
+    return checked_resume_file(str(rc.resume))
 
 
 def build(rc: RunConfig, c: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -177,6 +178,7 @@ def build(rc: RunConfig, c: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     from songbloom.training.scale_out import scale_out_trainer_kwargs
 
     logger.info("run dir %s", run_dir)
+    ckpt_path = _resume_path(rc, run_dir)  # refuses damaged or unloadable checkpoints before any work
     L.seed_everything(rc.seed, workers=True, verbose=False)
     logger.info("%s", rc.lora.describe())
     model, sb_cfg, report, source = build_model(rc)
@@ -212,7 +214,6 @@ def build(rc: RunConfig, c: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         default_root_dir=str(run_dir),
         enable_checkpointing=False,
     )
-    ckpt_path = _resume_path(rc, run_dir)
     if ckpt_path is not None:
         logger.info("resuming from %s", ckpt_path)
     return {
@@ -283,6 +284,7 @@ def run(cfg: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     rc = parse_config(c)
     with run_scope(rc, c) as run_dir:
         objects = build(rc, c, run_dir)
+        claim_run_dir(run_dir, c, allow_config_change=rc.allow_config_change)  # inputs passed: write config.json
         fit(objects)
         metrics = finish(objects)
     return metrics, objects

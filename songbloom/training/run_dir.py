@@ -94,33 +94,90 @@ def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [f"{prefix}: {a!r} -> {b!r}"]
 
 
-def prepare_run_dir(runs_root: str | Path, run_name: str, cfg: dict[str, Any], *, allow_config_change: bool) -> Path:
-    """Create (or re-open) ``runs_root/run_name`` and store the resolved config there.
+def _stored_config_diffs(run_dir: Path, cfg: dict[str, Any]) -> list[str]:
+    stored_path = run_dir / CONFIG_FILE
+    if not stored_path.is_file():
+        return []
+    return _diff(identity_config(json.loads(stored_path.read_text())), identity_config(cfg))
+
+
+def check_run_dir(runs_root: str | Path, run_name: str, cfg: dict[str, Any], *, allow_config_change: bool) -> Path:
+    """``runs_root/run_name``, checked against its stored config; reads only (nothing is created or written).
 
     Raises:
         ConfigChangedError: the directory holds a run whose config differs (listing the differences).
     """
     run_dir = Path(runs_root) / run_name
+    diffs = _stored_config_diffs(run_dir, cfg)
+    if diffs and not allow_config_change:
+        raise ConfigChangedError(
+            f"run dir {run_dir} belongs to a run with a different config:\n  "
+            + "\n  ".join(diffs[:30])
+            + "\nuse a new run_name, or pass allow_config_change=true to resume it with the new config"
+        )
+    return run_dir
+
+
+def claim_run_dir(run_dir: Path, cfg: dict[str, Any], *, allow_config_change: bool) -> Path:
+    """Create (or re-open) ``run_dir``, store the resolved config there and start its ``train.log``.
+
+    The run calls this once its config and inputs have passed their checks (the model and data are built), so a
+    start that fails leaves a new run dir absent and an existing one untouched.
+    """
+    check_run_dir(run_dir.parent, run_dir.name, cfg, allow_config_change=allow_config_change)
     run_dir.mkdir(parents=True, exist_ok=True)
     stored_path = run_dir / CONFIG_FILE
-    if stored_path.is_file():
-        stored = json.loads(stored_path.read_text())
-        diffs = _diff(identity_config(stored), identity_config(cfg))
-        if diffs and not allow_config_change:
-            raise ConfigChangedError(
-                f"run dir {run_dir} belongs to a run with a different config:\n  "
-                + "\n  ".join(diffs[:30])
-                + "\nuse a new run_name, or pass allow_config_change=true to resume it with the new config"
-            )
-        if diffs:
-            logger.warning(
-                "resuming %s with a changed config (allow_config_change=true):\n  %s", run_dir, "\n  ".join(diffs[:30])
-            )
-            (run_dir / f"config.previous.{len(list(run_dir.glob('config.previous.*')))}.json").write_text(
-                stored_path.read_text()
-            )
+    diffs = _stored_config_diffs(run_dir, cfg)
+    if diffs:
+        logger.warning(
+            "resuming %s with a changed config (allow_config_change=true):\n  %s", run_dir, "\n  ".join(diffs[:30])
+        )
+        (run_dir / f"config.previous.{len(list(run_dir.glob('config.previous.*')))}.json").write_text(
+            stored_path.read_text()
+        )
     atomic_write_text(stored_path, json.dumps(cfg, indent=1, sort_keys=True, default=str))
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, DeferredRunLog) and handler.path.parent == run_dir:
+            handler.start()
     return run_dir
+
+
+def prepare_run_dir(runs_root: str | Path, run_name: str, cfg: dict[str, Any], *, allow_config_change: bool) -> Path:
+    """:func:`check_run_dir` then :func:`claim_run_dir` (for callers with nothing to check in between)."""
+    run_dir = check_run_dir(runs_root, run_name, cfg, allow_config_change=allow_config_change)
+    return claim_run_dir(run_dir, cfg, allow_config_change=allow_config_change)
+
+
+class DeferredRunLog(logging.Handler):
+    """The run's ``train.log``: records wait in memory until :func:`claim_run_dir` starts the file, so a start
+    that fails writes nothing into the run dir (its error reaches the console through the other handlers)."""
+
+    MAX_BUFFERED = 10_000
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = Path(path)
+        self._buffer: list[logging.LogRecord] = []
+        self._file: logging.FileHandler | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._file is not None:
+            self._file.emit(record)
+        elif len(self._buffer) < self.MAX_BUFFERED:
+            self._buffer.append(record)
+
+    def start(self) -> None:
+        if self._file is None:
+            self._file = logging.FileHandler(self.path)
+            self._file.setFormatter(self.formatter)
+            for record in self._buffer:
+                self._file.emit(record)
+            self._buffer.clear()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        super().close()
 
 
 @dataclass
