@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -33,3 +34,8 @@ def test_demo_builds_data_trains_and_generates(compose):
     assert (Path(cfg.paths.data_dir) / "demo" / "codebook.safetensors").is_file()
     info = sf.info(result["song"])
     assert info.samplerate == 48000 and info.duration > 0
+    # Audible, not a clipped DC offset (issue 18): centred, peak at most -1 dBFS, (almost) nothing at full scale.
+    audio, _ = sf.read(result["song"], dtype="float64", always_2d=True)
+    assert np.abs(audio.mean(axis=0)).max() < 1e-3, f"DC offset {audio.mean(axis=0)} of full scale"
+    assert np.abs(audio).max() <= 10 ** (-1 / 20) + 1e-4, f"peak {np.abs(audio).max():.4f} above -1 dBFS"
+    assert (np.abs(audio) >= 0.999).mean() < 1e-3, f"{(np.abs(audio) >= 0.999).mean():.1%} of samples at full scale"
