@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     summary = report.to_json()
     summary.pop("skipped")
+    summary.pop("segments")  # per segment: lines and seconds of vocals, in reports/task-TTTT.json and the log
     print(json.dumps(summary, indent=1, ensure_ascii=False))
     for p in report.problems:
         print(f"SKIPPED {p.kind}: {p}", file=sys.stderr)
