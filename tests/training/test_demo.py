@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,11 @@ def test_demo_builds_data_trains_and_generates(compose):
     # It trained on shards built by the pipeline.
     assert (Path(cfg.paths.data_dir) / "demo" / "shards" / "index.json").is_file()
     assert (Path(cfg.paths.data_dir) / "demo" / "codebook.safetensors").is_file()
+    # every export records the run's training language (text.language; null for the demo) for infer.py
+    export = run_dir / "export"
+    assert "training_language" in json.loads((export / "config.json").read_text())
+    release_meta = next((export / "release").glob("*.export.json"))
+    assert "training_language" in json.loads(release_meta.read_text())
     info = sf.info(result["song"])
     assert info.samplerate == 48000 and info.duration > 0
     # Audible, not a clipped DC offset (issue 18): centred, peak at most -1 dBFS, (almost) nothing at full scale.
