@@ -63,6 +63,8 @@ class SongBloom:
     model: SongBloomModel
     vae: OobleckVAE
     vocab: Vocabulary
+    # The language the model was trained on, when its checkpoint or export records one (text.language of the run).
+    training_language: str | None = None
 
     # ------------------------------------------------------------------ constructors
     @classmethod

@@ -11,6 +11,22 @@ from songbloom.licences import warn_if_non_commercial
 logger = logging.getLogger(__name__)
 
 EXPORT_FORMAT_VERSION = 1
+# The language the model was trained on (the run config's text.language; None when the run did not set one):
+# infer.py reads an item's lyrics in it when neither the item nor --language names one.
+TRAINING_LANGUAGE_KEY = "training_language"
+
+
+def run_language(run_config: Mapping[str, Any] | None) -> str | None:
+    """``text.language`` of a run config (as stored in training checkpoints), or None."""
+    text = (run_config or {}).get("text") or {}
+    language = text.get("language") if isinstance(text, Mapping) else None
+    return str(language) if language else None
+
+
+def recorded_language(meta: Mapping[str, Any] | None) -> str | None:
+    """The training language an export's metadata records, or None (older exports, release downloads)."""
+    language = (meta or {}).get(TRAINING_LANGUAGE_KEY)
+    return str(language) if language else None
 
 
 def checkpoint_licences(checkpoint: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -64,6 +64,13 @@ def _write(model, config, vae, out: Path, formats: list[str], name: str, meta_kw
     return paths
 
 
+def _language_meta(run_config: dict) -> dict:
+    """The training language to record in every export of a training checkpoint."""
+    from songbloom.checkpoints.metadata import TRAINING_LANGUAGE_KEY, run_language
+
+    return {TRAINING_LANGUAGE_KEY: run_language(run_config)}
+
+
 def export_command(args: argparse.Namespace) -> dict[str, Path]:
     from songbloom.checkpoints.formats.peft_adapter import merge_peft_adapter, save_peft_adapter
     from songbloom.checkpoints.formats.training import load_training_checkpoint
@@ -79,6 +86,7 @@ def export_command(args: argparse.Namespace) -> dict[str, Path]:
     if fmt == "lightning_ckpt":
         trained = load_training_checkpoint(src, base=args.base_ckpt, use_ema=not args.no_ema)
         meta.update(licences=trained.licences, global_step=trained.global_step, ema=trained.used_ema)
+        meta.update(_language_meta(trained.run_config))
         paths: dict[str, Path] = {}
         if "adapter" in formats:
             if trained.has_adapters:

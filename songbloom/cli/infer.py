@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from songbloom.cli.infer_lyrics import add_lyrics_arguments, encode_lyrics, item_language, jsonl_language, lyrics_policy
 from songbloom.utils.mps_env import set_mps_fallback_env_from_argv
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class JobItem:
     idx: str
     lyrics: str
     prompt_path: Path
+    language: str | None = None  # the line's "language" (songbloom.cli.infer_lyrics: it comes first)
 
 
 @dataclass
@@ -125,32 +127,13 @@ def read_jsonl(path: Path) -> tuple[list[JobItem], list[ItemProblem]]:
                 )
             )
             continue
+        language, why = jsonl_language(obj)
+        if why:
+            problems.append(ItemProblem(str(path), n, idx_s, why))
+            continue
         seen[idx_s] = n
-        items.append(JobItem(n, idx_s, obj["lyrics"], prompt))
+        items.append(JobItem(n, idx_s, obj["lyrics"], prompt, language))
     return items, problems
-
-
-def encode_lyrics(text: str, vocab, max_len: int, *, strict: bool = False) -> tuple[list[int], list[str]]:
-    """Raw lyrics -> vocabulary ids via ``songbloom.text.process_lyrics``; returns (ids, warnings).
-
-    Tokens the vocabulary lacks are dropped and ids past ``max_len`` are cut, exactly as the official
-    conditioner does; we say so (and refuse with ``strict``).
-    """
-    from songbloom.text import process_lyrics
-
-    processed = process_lyrics(text)
-    tok = vocab.tokenize(processed)
-    notes = []
-    if tok.dropped:
-        shown = ", ".join(repr(t) for t in list(tok.dropped)[:10])
-        notes.append(f"{len(tok.dropped)} lyric token(s) not in the vocabulary are dropped: {shown}")
-    if len(tok.ids) > max_len:
-        notes.append(f"lyrics have {len(tok.ids)} tokens; the model reads the first {max_len} (the rest is cut)")
-    if not any(tok.ids):  # nothing but id 0 (the empty item): no tag, phoneme or punctuation survived
-        raise ValueError("the lyrics produce no vocabulary tokens (empty, or nothing the G2P can read)")
-    if strict and notes:
-        raise ValueError("; ".join(notes))
-    return list(tok.ids), notes
 
 
 # ------------------------------------------------------------------------------------------------ arguments
@@ -186,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--output-dir", default="./output")
     io.add_argument("--n-samples", type=int, default=2, help="songs per JSONL line")
     io.add_argument("--output-format", default="flac", choices=OUTPUT_FORMATS)
-    io.add_argument("--strict-lyrics", action="store_true", help="fail an item whose lyrics lose tokens")
+    add_lyrics_arguments(io)
     run = ap.add_argument_group("run")
     run.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="generator dtype (VAE: fp32)")
     run.add_argument("--device", default=None, help="cuda, cuda:N, cpu or mps (default: cuda when available)")
@@ -308,7 +291,11 @@ def _encode_item(args, item: JobItem, jsonl: Path, bundle, pipe, dtype, summary:
 
     config = bundle.config
     try:
-        ids, notes = encode_lyrics(item.lyrics, bundle.vocab, config.model.lyric_max_len, strict=args.strict_lyrics)
+        language, source = item_language(item.language, args.language, bundle.training_language, item.lyrics)
+        logger.info("%s:%d (idx %s): lyrics read as %s (%s)", jsonl, item.line, item.idx, language, source)
+        ids, notes = encode_lyrics(
+            item.lyrics, bundle.vocab, config.model.lyric_max_len, policy=lyrics_policy(args), language=language
+        )
     except Exception as e:  # the text front end raises ValueError subclasses; anything else is reported too
         _report(summary, ItemProblem(str(jsonl), item.line, item.idx, f"lyrics: {e}"))
         return None

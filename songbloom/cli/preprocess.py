@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     summary = report.to_json()
     summary.pop("skipped")
+    summary.pop("segments")  # per segment: lines and seconds of vocals, in reports/task-TTTT.json and the log
     print(json.dumps(summary, indent=1, ensure_ascii=False))
     for p in report.problems:
         print(f"SKIPPED {p.kind}: {p}", file=sys.stderr)

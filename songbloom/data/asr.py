@@ -16,7 +16,7 @@ import torch
 
 from songbloom.data.audio import AudioError, load_audio
 from songbloom.data.convert import AUDIO_SUFFIXES, finish_manifest, lrc_to_sections
-from songbloom.data.manifest import Problem
+from songbloom.data.manifest import Problem, section_json
 
 logger = logging.getLogger(__name__)
 
@@ -142,9 +142,7 @@ def convert_asr(
             "song_id": idx,
             "audio_path": str(audio.resolve()),
             "lyrics_source": "asr",
-            "sections": [
-                {"tag": s.tag, "start": round(s.start, 3), "end": round(s.end, 3), "text": s.text} for s in sections
-            ],
+            "sections": [section_json(s) for s in sections],
         }
         if language:
             row["language"] = language

@@ -3,6 +3,9 @@
 Every failure raises :class:`AudioError` naming the file and what to do, so a batch job can skip and report
 it. The prompt is prepared exactly as the official inference does it: 48 kHz, channels averaged to mono,
 truncated (never padded) to ``prompt_seconds``; the VAE then repeats mono to its two channels.
+
+Files with more than two channels are downmixed to stereo by :func:`downmix_to_stereo` (rule stated there and in
+docs/data.md); mono is repeated to both channels.
 """
 
 from __future__ import annotations
@@ -61,8 +64,8 @@ def load_audio(
     if data.shape[0] == 0:
         raise AudioError(f"{path}: empty audio (0 samples)", "empty_audio")
     n_ch = data.shape[1]
-    if n_ch not in (1, 2):
-        raise AudioError(f"{path}: {n_ch} channels; expected mono or stereo (downmix it first)", "channels")
+    if n_ch == 0:
+        raise AudioError(f"{path}: no audio channels", "channels")
     if sr < min_sample_rate:
         raise AudioError(
             f"{path}: sample rate {sr} Hz is below the minimum {min_sample_rate} Hz for a 48 kHz model", "sample_rate"
@@ -70,16 +73,34 @@ def load_audio(
     if not np.isfinite(data).all():
         bad = int((~np.isfinite(data)).sum())
         raise AudioError(f"{path}: {bad} NaN/Inf samples; the file is damaged", "nan_audio")
-    wav = torch.from_numpy(np.ascontiguousarray(data.T))
+    wav = torch.from_numpy(np.ascontiguousarray(downmix_to_stereo(data).T))
     if sr != sample_rate:
         wav = AF.resample(wav, sr, sample_rate)
-    if n_ch != channels:
+    if wav.shape[0] != channels:
         wav = wav.mean(0, keepdim=True).expand(channels, -1).contiguous() if channels >= 1 else wav
     if wav.shape[-1] / sample_rate < min_seconds:
         raise AudioError(
             f"{path}: only {wav.shape[-1] / sample_rate:.2f} s long; need at least {min_seconds:.2f} s", "too_short"
         )
     return LoadedAudio(wav, sample_rate, int(sr), int(n_ch), path)
+
+
+SURROUND_GAIN = 1.0 / math.sqrt(2.0)  # -3 dB: each channel after the first two goes into both sides at this gain
+
+
+def downmix_to_stereo(data: np.ndarray) -> np.ndarray:
+    """[T, C] samples -> [T, min(C, 2)]: mono and stereo unchanged; more channels are downmixed to stereo.
+
+    The rule: channels 1 and 2 are front left and right (the usual WAV/FLAC order); every further channel
+    (centre, LFE, surrounds, ...) is added to both sides at -3 dB (x 0.7071), and each side is divided by the
+    sum of its gains, ``1 + 0.7071 * (C - 2)``, so the mix never exceeds the loudest input (no clipping).
+    """
+    n_ch = data.shape[1]
+    if n_ch <= 2:
+        return data
+    rest = data[:, 2:].sum(axis=1, keepdims=True) * SURROUND_GAIN
+    norm = 1.0 + SURROUND_GAIN * (n_ch - 2)
+    return ((data[:, :2] + rest) / norm).astype(data.dtype, copy=False)
 
 
 def peak_dbfs(wav: torch.Tensor) -> float:

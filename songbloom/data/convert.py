@@ -5,7 +5,8 @@
   with download, scat filtering and score-timed sections in :mod:`songbloom.data.jacappella`;
 * Kiritan (``wav/<name>.wav`` at 96 kHz + ``musicxml/<name>.(music)xml``).
 
-Timed LRC lines become sections (gaps become ``[intro]``/``[inst]``/``[outro]``), so lyrics can follow crops.
+Timed LRC lines are grouped into sections (gaps become ``[intro]``/``[inst]``/``[outro]``) and keep their own
+times (``lines``), so lyrics follow crops line by line.
 Kiritan scores give one untimed vocal section per song; jaCappella sections are timed from the score.
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 import soundfile as sf
 
 from songbloom.data.lyrics import check_release_lyrics
-from songbloom.data.manifest import SECTION_TAGS, Problem, Section, write_manifest
+from songbloom.data.manifest import SECTION_TAGS, Line, Problem, Section, lines_text, section_json, write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -49,46 +50,62 @@ def parse_lrc(text: str) -> list[tuple[float, str]]:
     return sorted(out, key=lambda e: e[0])  # stable: a tag line keeps its place before same-time lines
 
 
+LINE_MAX_SECONDS = 10.0  # a timed line with no following timestamp is taken to last at most this long
+
+
 def lrc_to_sections(entries: list[tuple[float, str]], duration: float, gap_seconds: float = 4.0) -> list[Section]:
     """Group timed lines into vocal sections; silences of ``gap_seconds`` or more become non-vocal sections.
 
-    A line that is only a tag (``[chorus]``) names the following lines' section; untagged lines are ``verse``.
-    An empty timed line ends the previous line (common LRC practice).
+    Every line keeps its own time (``Section.lines``): it starts at its timestamp and ends at the next timestamp
+    (at most ``LINE_MAX_SECONDS`` later, and at the song's end), so crops and segments take exactly the lines
+    inside them. A line that is only a tag (``[chorus]``) names the following lines' section; untagged lines are
+    ``verse``. An empty timed line ends the previous line (common LRC practice).
     """
     sections: list[Section] = []
-    tag, lines, start, last_end = "verse", [], None, 0.0
+    tag, lines = "verse", []
     items = [(t, b) for t, b in entries if t < duration]
 
-    def close(end: float) -> None:
-        nonlocal lines, start
+    def close() -> None:
+        nonlocal lines
         if lines:
-            sections.append(Section(tag, start, end, " . ".join(lines) + " ."))
-        lines, start = [], None
+            sections.append(Section(tag, lines[0].start, lines[-1].end, lines_text(lines), tuple(lines)))
+        lines = []
 
     for i, (t, body) in enumerate(items):
         nxt = items[i + 1][0] if i + 1 < len(items) else duration
         m = re.fullmatch(r"\[([a-z]+)\]", body.strip().lower())
         if m and m.group(1) in SECTION_TAGS:
-            close(t)
+            close()
             tag = m.group(1)
             continue
         if not body:
-            close(t)
-            last_end = t
+            close()
             continue
-        if start is not None and t - last_end >= gap_seconds:
-            close(last_end)
-        if start is None:
-            gap_start = sections[-1].end if sections else 0.0
-            if t - gap_start >= gap_seconds or (not sections and t > 0):
-                sections.append(Section("intro" if not sections else "inst", gap_start, t))
-            start = t
-        lines.append(body.replace(".", " ").strip())
-        last_end = min(nxt, t + 10.0)
-    close(last_end)
+        if lines and t - lines[-1].end >= gap_seconds:
+            close()
+        if not lines:
+            _gap_section(sections, t, gap_seconds)
+        _add_line(lines, t, min(nxt, t + LINE_MAX_SECONDS, duration), body.replace(".", " ").strip())
+    close()
     if sections and duration - sections[-1].end > 0.5:
         sections.append(Section("outro", sections[-1].end, duration))
     return sections
+
+
+def _add_line(lines: list[Line], start: float, end: float, text: str) -> None:
+    """Append a timed line; lines sharing one timestamp become one line (their texts joined by `` . ``)."""
+    if lines and start - lines[-1].start < 1e-3:
+        prev = lines.pop()
+        lines.append(Line(prev.start, max(prev.end, end), f"{prev.text} . {text}"))
+    else:
+        lines.append(Line(start, end, text))
+
+
+def _gap_section(sections: list[Section], t: float, gap_seconds: float) -> None:
+    """Before a vocal section starting at ``t``: ``[intro]`` (from 0) or ``[inst]`` for a long enough gap."""
+    gap_start = sections[-1].end if sections else 0.0
+    if t - gap_start >= gap_seconds or (not sections and t > 0):
+        sections.append(Section("intro" if not sections else "inst", gap_start, t))
 
 
 def _plain_text_lyrics(text: str) -> str:
@@ -119,9 +136,7 @@ def convert_folder(
                 sections = lrc_to_sections(parse_lrc(lrc.read_text(encoding="utf-8")), duration, gap_seconds)
                 if not any(s.vocal for s in sections):
                     raise ValueError("no timed lyric lines")
-                row["sections"] = [
-                    {"tag": s.tag, "start": round(s.start, 3), "end": round(s.end, 3), "text": s.text} for s in sections
-                ]
+                row["sections"] = [section_json(s) for s in sections]
             elif txt.exists():
                 row["lyrics"] = _plain_text_lyrics(txt.read_text(encoding="utf-8"))
             else:

@@ -86,11 +86,18 @@ class LyricsProcessor(Protocol):
     def process(self, text: str, language: str | None = None) -> ProcessedLyrics: ...
 
 
-def _apply_policy(processed: str, vocab: Vocabulary, policy: str, max_len: int | None) -> ProcessedLyrics:
+def _apply_policy(
+    processed: str, vocab: Vocabulary, policy: str, max_len: int | None, unreadable: list[str] | None = None
+) -> ProcessedLyrics:
     tok = vocab.tokenize(processed)
-    dropped = [d for d in tok.dropped]
+    dropped = list(unreadable or []) + [d for d in tok.dropped]
     if dropped:
-        msg = f"{len(dropped)} out-of-vocabulary lyric items {sorted(set(dropped))[:10]}"
+        parts = []
+        if unreadable:
+            parts.append(f"text the front end cannot read {unreadable[:10]}")
+        if tok.dropped:
+            parts.append(f"{len(tok.dropped)} out-of-vocabulary lyric items {sorted(set(tok.dropped))[:10]}")
+        msg = "; ".join(parts)
         if policy == "error":
             raise LyricsError(msg + " (fix the lyrics, or pass --lyrics-policy warn/drop to drop them)")
         if policy == "warn":
@@ -132,8 +139,15 @@ class TextFrontendLyricsProcessor:
         self.fingerprint = "text-frontend:" + hashlib.sha256("\n".join(self.vocabulary.items).encode()).hexdigest()[:16]
 
     def process(self, text: str, language: str | None = None) -> ProcessedLyrics:
+        """G2P and tokenize; text the front end cannot read (Hangul, emoji, ...) counts as dropped, like tokens
+        outside the vocabulary, and the policy applies to both (``error``: the song is skipped with the reason)."""
+        from songbloom.text.g2p import detect_language
+        from songbloom.text.scripts import unreadable_runs
+
+        language = language or detect_language(text)
         processed = self._process(text, language=language)
-        return _apply_policy(processed, self.vocabulary, self.policy, self.max_len)
+        unreadable = unreadable_runs(text, language)
+        return _apply_policy(processed, self.vocabulary, self.policy, self.max_len, unreadable)
 
 
 class VAELatentEncoder:

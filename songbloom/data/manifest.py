@@ -4,6 +4,8 @@ The schema is a superset of the public fork's JSONL (``idx``, ``audio_path``, ``
 ``sketch_tokens``, ``sketch_path``), so its files load unchanged. Our additions are ``song_id`` (segments of
 one song never straddle the train/val split), ``language``, ``license`` (or ``licence``), ``instrumental``,
 ``split`` and ``sections``: per-section timestamps that let lyrics follow an audio crop instead of drifting out of step.
+A vocal section may also carry ``lines`` (``[{start, end, text}]``, e.g. from LRC): then each line keeps its own
+time and a crop takes exactly the lines inside it (see :mod:`songbloom.data.lyrics` for the rule).
 
 Reading never raises on a bad line: every problem is returned with file, line and field, so a batch job can
 skip it, report it, and still process every good line.
@@ -43,13 +45,31 @@ _KNOWN_FIELDS = {
 
 
 @dataclass(frozen=True)
+class Line:
+    """One timed lyric line inside a vocal section (seconds relative to the song start)."""
+
+    start: float
+    end: float
+    text: str
+
+    @property
+    def midpoint(self) -> float:
+        return (self.start + self.end) / 2
+
+
+@dataclass(frozen=True)
 class Section:
-    """One structural section with its time span in seconds (relative to the song start)."""
+    """One structural section with its time span in seconds (relative to the song start).
+
+    ``lines``: the section's timed lines when known (LRC, manifests with ``lines``); ``text`` is then their texts
+    joined with `` . `` and a window takes the lines inside it rather than the whole section.
+    """
 
     tag: str
     start: float
     end: float
     text: str = ""
+    lines: tuple[Line, ...] = ()
 
     @property
     def vocal(self) -> bool:
@@ -88,7 +108,7 @@ class SongRecord:
         d.pop("source")
         extra = d.pop("extra")
         if self.sections is not None:
-            d["sections"] = [asdict(s) for s in self.sections]
+            d["sections"] = [section_json(s) for s in self.sections]
         d = {k: v for k, v in d.items() if v is not None and not (k == "instrumental" and v is False)}
         d.update(extra)
         return d
@@ -128,6 +148,41 @@ def _resolve(path: str, base: Path) -> str:
     return str(p if p.is_absolute() else (base / p))
 
 
+def section_json(s: Section) -> dict[str, Any]:
+    """A section as a manifest object (``lines`` only when the section has timed lines)."""
+    d: dict[str, Any] = {"tag": s.tag, "start": round(s.start, 3), "end": round(s.end, 3), "text": s.text}
+    if s.lines:
+        d["lines"] = [{"start": round(ln.start, 3), "end": round(ln.end, 3), "text": ln.text} for ln in s.lines]
+    return d
+
+
+def lines_text(lines: tuple[Line, ...] | list[Line]) -> str:
+    """The section text of timed lines: ``a . b .`` (the release's sentence separator)."""
+    return " . ".join(ln.text for ln in lines) + " ."
+
+
+def _parse_lines(raw: Any, span: tuple[float, float], where: tuple[str, int, str]) -> tuple[Line, ...]:
+    """``lines`` of one vocal section: ordered, non-empty, inside the section's span (1 ms tolerance)."""
+    file, line, fld = where
+    if not isinstance(raw, list) or not raw:
+        raise ManifestError(Problem(file, "'lines' must be a non-empty list of {start, end, text}", line, fld))
+    out: list[Line] = []
+    for j, item in enumerate(raw):
+        here = f"{fld}.lines[{j}]"
+        try:
+            start, end, text = float(item["start"]), float(item["end"]), str(item["text"]).strip()
+        except (KeyError, TypeError, ValueError):
+            raise ManifestError(Problem(file, "needs numeric 'start', 'end' and a 'text'", line, here)) from None
+        if not text or not (span[0] - 1e-3 <= start < end <= span[1] + 1e-3):
+            raise ManifestError(
+                Problem(file, f"needs text and {span[0]} <= start < end <= {span[1]} (its section)", line, here)
+            )
+        if out and start < out[-1].end - 1e-3:
+            raise ManifestError(Problem(file, f"starts at {start}s before the previous line ends", line, here))
+        out.append(Line(start, end, text))
+    return tuple(out)
+
+
 def _parse_sections(raw: Any, where: tuple[str, int]) -> list[Section]:
     file, line = where
     if not isinstance(raw, list):
@@ -153,12 +208,16 @@ def _parse_sections(raw: Any, where: tuple[str, int]) -> list[Section]:
         text = s.get("text") or ""
         if not isinstance(text, str):
             raise ManifestError(Problem(file, "'text' must be a string", line, fld))
+        lines: tuple[Line, ...] = ()
+        if s.get("lines") is not None and tag in VOCAL_TAGS:
+            lines = _parse_lines(s["lines"], (start, end), (file, line, fld))
+            text = lines_text(lines)
         text = text.strip()
         if tag in VOCAL_TAGS and not text:
             raise ManifestError(Problem(file, f"vocal section [{tag}] has no text", line, fld))
         if tag in NON_VOCAL_TAGS and text:
             raise ManifestError(Problem(file, f"non-vocal section [{tag}] must not carry text", line, fld))
-        out.append(Section(tag, start, end, text))
+        out.append(Section(tag, start, end, text, lines))
     return out
 
 

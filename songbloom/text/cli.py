@@ -4,7 +4,10 @@ Also the ``songbloom-text`` command (``songbloom.cli.text``). The code lives her
 ``python -m songbloom.text`` runs it without an upward import (``songbloom/text/__main__.py`` only calls ``main``).
 
 Each input line is one lyric (a whole song in canonical one-line form, or a single lyric line). With
-``--json`` one JSON object is printed per input line.
+``--json`` one JSON object is printed per input line. ``dropped`` lists what would be lost: text the front end
+cannot read (Hangul, emoji, ...; songbloom.text.scripts) as it appears, then tokens outside the vocabulary;
+``language`` is the language the line was read in and ``language_source`` says whether it was given or detected.
+The exit status is 1 when any line lost something, was truncated, failed or broke the format.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import logging
 import sys
 
-from songbloom.text.g2p import LANGUAGES, LyricG2P
+from songbloom.text.g2p import LANGUAGES, LyricG2P, detect_language
 from songbloom.text.lyrics import validate_lyrics
 from songbloom.text.tokenizer import DEFAULT_MAX_LEN, LyricTokenizer
 
@@ -42,8 +45,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             line = raw.rstrip("\n").rstrip("\r")
             if not line.strip():
                 continue
+            language, source = (args.language, "given") if args.language else (detect_language(line), "detected")
             try:
-                enc = tokenizer.encode(line, language=args.language)
+                enc = tokenizer.encode(line, language=language)
                 error = None
             except Exception as exc:  # report and go on: a data check must cover every line
                 enc, error = None, f"{type(exc).__name__}: {exc}"
@@ -51,7 +55,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             bad = error is not None or bool(problems) or (enc is not None and not enc.ok)
             n_bad += bad
             if args.json:
-                record = {"line": lineno, "text": line}
+                record = {"line": lineno, "text": line, "language": language, "language_source": source}
                 if enc is not None:
                     record.update(tokens=enc.tokens, ids=enc.ids, dropped=enc.dropped, truncated=enc.truncated,
                                   num_tokens=enc.num_tokens_before_truncation)
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                     record["format_problems"] = problems
                 print(json.dumps(record, ensure_ascii=False))
                 continue
-            print(f"line {lineno}: {line}")
+            print(f"line {lineno} ({language}, {source}): {line}")
             if error:
                 print(f"  ERROR {error}")
                 continue

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Literal
 
+from songbloom.text.scripts import normalise_width
 from songbloom.text.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ def detect_language(text: str) -> Language:
     """
     from songbloom.text.ja import contains_kana
 
+    text = normalise_width(text)
     kana = sum(1 for ch in text if contains_kana(ch))
     ideographs = len(_CJK_IDEOGRAPH_RE.findall(text))
     if kana and kana >= 0.1 * (kana + ideographs):
@@ -207,6 +209,7 @@ class LyricG2P:
 
     # ----- entry point ------------------------------------------------------------------------------
     def __call__(self, text: str, language: str | None = None) -> str:
+        text = normalise_width(text)  # full-width Latin letters and digits -> ASCII (songbloom.text.scripts)
         if language is None:
             language = detect_language(text)
         if language not in LANGUAGES:

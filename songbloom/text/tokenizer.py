@@ -8,9 +8,10 @@ dataset builds so every problem line gets reported), logged (``warn``) or accept
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from songbloom.text.scripts import unreadable_runs
 from songbloom.text.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,10 @@ class LyricEncoding:
         if self.dropped:
             shown = ", ".join(repr(t) for t in self.dropped[:20])
             more = f" (+{len(self.dropped) - 20} more)" if len(self.dropped) > 20 else ""
-            out.append(f"{len(self.dropped)} token(s) not in the vocabulary would be dropped: {shown}{more}")
+            out.append(
+                f"{len(self.dropped)} item(s) not in the vocabulary or unreadable by the front end would be dropped: "
+                f"{shown}{more}"
+            )
         if self.truncated:
             out.append(
                 f"{self.num_tokens_before_truncation} tokens exceed max_len={len(self.ids)}: the last "
@@ -110,9 +114,20 @@ class LyricTokenizer:
         return encoding
 
     def encode(self, lyric: str, language: str | None = None, where: str = "lyric", policy: str | None = None):
-        """Run G2P on a raw lyric, then :meth:`encode_processed`. ``where`` names the item in messages."""
+        """Run G2P on a raw lyric, then :meth:`encode_processed`. ``where`` names the item in messages.
+
+        Text the front end cannot read (:func:`songbloom.text.scripts.unreadable_runs`: Hangul, emoji, ...) counts
+        as dropped, listed first, as it appears in the lyric; ``language`` None is detected on the whole lyric."""
+        from songbloom.text.g2p import detect_language
+
+        language = language or detect_language(lyric)
         processed = self.g2p(lyric, language=language)
-        return self.encode_processed(processed, where=where, policy=policy)
+        encoding = self.encode_processed(processed, where=where, policy="drop")
+        unreadable = unreadable_runs(lyric, language)
+        if unreadable:
+            encoding = replace(encoding, dropped=unreadable + list(encoding.dropped))
+        self._apply_policy(encoding, where, policy or self.policy)
+        return encoding
 
     __call__ = encode
 

@@ -23,6 +23,8 @@ from songbloom.utils.ranks import global_rank
 logger = logging.getLogger(__name__)
 
 DEMO_MUQ_SEED = 0
+# The demo song is written with its DC offset removed and its peak at this level (see ``listenable``).
+DEMO_PEAK_DBFS = -1.0
 
 
 def _make_songs(out: Path, demo: DemoConfig, sb_cfg: SongBloomConfig, seed: int) -> Path:
@@ -155,6 +157,29 @@ def generate_demo_song(
     )
     params = SamplingParams.from_inference_config(sb_cfg.inference, max_frames=seconds * sb_cfg.frame_rate)
     result = SongBloomPipeline(bundle, params).generate([SongRequest("demo", list(lyric_ids), None, seed=seed)])[0]
+    audio, note = listenable(result.audio)
+    logger.info("demo song: %s", note)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(out_path), result.audio.T.numpy(), result.sample_rate)
+    sf.write(str(out_path), audio.T.numpy(), result.sample_rate, subtype="PCM_16")
     return out_path
+
+
+def listenable(audio, peak_dbfs: float = DEMO_PEAK_DBFS):
+    """``(audio, note)``: the demo song with each channel's mean removed and its peak scaled to ``peak_dbfs``.
+
+    Why: the demo decodes with the tiny *random* VAE (:func:`songbloom.checkpoints.vae.demo_vae`), whose decoder
+    adds a constant offset from its random biases (about +1.3 and +1.0 of full scale) and barely depends on the
+    latent; written as it came, the song was a clipped DC offset (73 % of samples at full scale). A real VAE does
+    not do this, so only the demo song is conditioned here, and ``note`` says what was changed.
+    """
+    audio = audio.detach().float().cpu()
+    dc = audio.mean(dim=-1, keepdim=True)
+    centred = audio - dc
+    peak = float(centred.abs().max()) if centred.numel() else 0.0
+    gain = (10.0 ** (peak_dbfs / 20.0)) / peak if peak > 1e-6 else 1.0
+    offsets = ", ".join(f"{float(v):+.3f}" for v in dc.flatten())
+    note = (
+        f"removed the DC offset ({offsets} of full scale per channel; the tiny random demo VAE's decoder adds it) "
+        f"and scaled the peak to {peak_dbfs:.1f} dBFS (gain {gain:.3g})"
+    )
+    return centred * gain, note

@@ -22,7 +22,7 @@ from songbloom.checkpoints.formats.peft_adapter import save_peft_adapter
 from songbloom.checkpoints.formats.release import export_release
 from songbloom.checkpoints.formats.training import recorded_base_ref
 from songbloom.checkpoints.keys import ADAPTER_FILE, CONFIG_FILE
-from songbloom.checkpoints.metadata import export_metadata
+from songbloom.checkpoints.metadata import TRAINING_LANGUAGE_KEY, export_metadata, run_language
 from songbloom.checkpoints.vae import vae_for_run
 from songbloom.config import SongBloomConfig
 from songbloom.config.run import RunConfig
@@ -95,6 +95,8 @@ def export_run(
     """Write ``<run>/export`` (merged generator), ``<run>/export/release`` and ``<run>/export/peft_adapter``."""
     ex = run_config.export
     out = Path(run_dir) / "export"
+    # every export records the training language (infer.py reads lyrics in it unless told otherwise)
+    extra = {**(extra or {}), TRAINING_LANGUAGE_KEY: run_language(run_config)}
     licences = list(getattr(lit, "licences", None) or [])  # gathered by run.py at the start of the run
     vae = vae_for_run(run_config, sb_cfg)
     trained = trained_copy(lit)
@@ -110,7 +112,7 @@ def export_run(
                 out / "peft_adapter",
                 config=sb_cfg,
                 base_model_name_or_path=base_ref,
-                metadata=export_metadata("peft_adapter", source="training run", licences=licences),
+                metadata=export_metadata("peft_adapter", source="training run", licences=licences, **extra),
             )
             paths["peft_adapter"] = adapter["adapter_config"].parent
         except ValueError as e:

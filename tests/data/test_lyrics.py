@@ -34,10 +34,10 @@ def test_non_vocal_tags_follow_seconds_per_tag():
     assert at_1s.count("[inst]") == 10 and at_5s.count("[inst]") == 2
 
 
-def test_crop_keeps_vocal_sections_mostly_inside_and_clips_the_rest():
-    # window 25..45 s: verse only 5/20 inside (dropped), inst clipped to 10 s, chorus 5/20 inside (dropped)
+def test_crop_keeps_vocal_sections_by_midpoint_and_clips_the_rest():
+    # window 25..45 s: verse midpoint 20 and chorus midpoint 50 outside (dropped), inst clipped to 10 s
     assert [(s.tag, s.start, s.end) for s in crop_sections(SECTIONS, 25.0, 45.0)] == [("inst", 5.0, 15.0)]
-    # window 15..55 s: verse 15/20 inside, chorus 15/20 inside -> both kept
+    # window 15..55 s: both midpoints inside -> both kept
     kept = crop_sections(SECTIONS, 15.0, 55.0)
     assert [s.tag for s in kept] == ["verse", "inst", "chorus"]
     assert sections_to_lyrics(kept, 5.0) == "[verse] AA1 B . K AH0 , [inst] [inst] , [chorus] L AH1 . L AH1"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -31,5 +33,15 @@ def test_demo_builds_data_trains_and_generates(compose):
     # It trained on shards built by the pipeline.
     assert (Path(cfg.paths.data_dir) / "demo" / "shards" / "index.json").is_file()
     assert (Path(cfg.paths.data_dir) / "demo" / "codebook.safetensors").is_file()
+    # every export records the run's training language (text.language; null for the demo) for infer.py
+    export = run_dir / "export"
+    assert "training_language" in json.loads((export / "config.json").read_text())
+    release_meta = next((export / "release").glob("*.export.json"))
+    assert "training_language" in json.loads(release_meta.read_text())
     info = sf.info(result["song"])
     assert info.samplerate == 48000 and info.duration > 0
+    # Audible, not a clipped DC offset (issue 18): centred, peak at most -1 dBFS, (almost) nothing at full scale.
+    audio, _ = sf.read(result["song"], dtype="float64", always_2d=True)
+    assert np.abs(audio.mean(axis=0)).max() < 1e-3, f"DC offset {audio.mean(axis=0)} of full scale"
+    assert np.abs(audio).max() <= 10 ** (-1 / 20) + 1e-4, f"peak {np.abs(audio).max():.4f} above -1 dBFS"
+    assert (np.abs(audio) >= 0.999).mean() < 1e-3, f"{(np.abs(audio) >= 0.999).mean():.1%} of samples at full scale"

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save
 
 from songbloom.checkpoints.bundle import SongBloom
 from songbloom.checkpoints.keys import CONFIG_FILE, GENERATOR_FILE, VAE_CONFIG_FILE, VAE_FILE
-from songbloom.checkpoints.metadata import export_metadata
+from songbloom.checkpoints.metadata import export_metadata, recorded_language
 from songbloom.checkpoints.registry import CheckpointFormat, LoadOptions, load_checkpoint
 from songbloom.checkpoints.strict import strict_load
 from songbloom.checkpoints.vae import no_vae_error, vae_from_files
@@ -120,7 +120,7 @@ def is_merged_export(path: str | Path) -> bool:
 
 
 def _load(path: Path, opts: LoadOptions) -> SongBloom:
-    cfg, model, vae, _meta = load_merged_export(path)
+    cfg, model, vae, meta = load_merged_export(path)
     if vae is None and opts.base_path is not None:
         vae = load_checkpoint(opts.base_path).vae
     if vae is None and cfg.vae_config_path and cfg.vae_ckpt_path:
@@ -128,7 +128,9 @@ def _load(path: Path, opts: LoadOptions) -> SongBloom:
     if vae is None:
         raise no_vae_error(path)
     cfg.pretrained_path = str(path.resolve())
-    return SongBloom._finish(cfg, model, vae, opts.device, opts.dtype)
+    bundle = SongBloom._finish(cfg, model, vae, opts.device, opts.dtype)
+    bundle.training_language = recorded_language(meta)
+    return bundle
 
 
 FORMAT = CheckpointFormat(

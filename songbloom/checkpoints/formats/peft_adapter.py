@@ -21,6 +21,7 @@ from torch import nn
 from songbloom.building.lora import LoRASettings, is_adapter_param, is_lora_layer, peft_lora_config
 from songbloom.checkpoints.bundle import SongBloom
 from songbloom.checkpoints.keys import ADAPTER_CONFIG, ADAPTER_META, ADAPTER_WEIGHTS
+from songbloom.checkpoints.metadata import recorded_language
 from songbloom.checkpoints.registry import CheckpointFormat, LoadOptions, load_checkpoint
 from songbloom.checkpoints.release_files import release_file_plan
 from songbloom.config import SongBloomConfig
@@ -199,7 +200,9 @@ def _load(path: Path, opts: LoadOptions) -> SongBloom:
     model = peft_model.get_base_model()  # adapters injected, unmerged (the training module's exact math)
     cfg = base.config
     cfg.pretrained_path = str(path.resolve())
-    return SongBloom._finish(cfg, model, base.vae, opts.device, opts.dtype)
+    bundle = SongBloom._finish(cfg, model, base.vae, opts.device, opts.dtype)
+    bundle.training_language = recorded_language(read_adapter_meta(path)) or base.training_language
+    return bundle
 
 
 FORMAT = CheckpointFormat(

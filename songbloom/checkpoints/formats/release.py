@@ -18,7 +18,7 @@ import torch
 from songbloom.checkpoints.bundle import SongBloom, release_yaml_candidates
 from songbloom.checkpoints.formats.merged import check_plain, fp32_state_dict
 from songbloom.checkpoints.keys import RELEASE_VAE_CKPT, RELEASE_VAE_JSON, RELEASE_VOCAB
-from songbloom.checkpoints.metadata import export_metadata
+from songbloom.checkpoints.metadata import export_metadata, recorded_language
 from songbloom.checkpoints.registry import WEIGHT_SUFFIXES, CheckpointFormat, LoadOptions
 from songbloom.checkpoints.release_state import read_release_checkpoint, save_release_checkpoint
 from songbloom.checkpoints.release_yaml_writer import write_release_yaml
@@ -86,8 +86,23 @@ def _detect_release_dir(path: Path) -> bool:
     return path.is_dir() and len(release_yaml_candidates(path)) == 1
 
 
+def release_language(pt_or_dir: Path) -> str | None:
+    """The training language recorded beside a release export (``<name>.export.json``), or None."""
+    found = sorted(pt_or_dir.glob("*.export.json")) if pt_or_dir.is_dir() else [
+        pt_or_dir.with_name(pt_or_dir.stem + ".export.json")
+    ]
+    if len(found) != 1 or not found[0].is_file():
+        return None
+    try:
+        return recorded_language(json.loads(found[0].read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
 def _load_release_dir(path: Path, opts: LoadOptions) -> SongBloom:
-    return SongBloom.from_release_dir(path, device=opts.device, dtype=opts.dtype)
+    bundle = SongBloom.from_release_dir(path, device=opts.device, dtype=opts.dtype)
+    bundle.training_language = release_language(path)
+    return bundle
 
 
 def _yaml_naming(pt: Path) -> Path | None:
@@ -129,7 +144,9 @@ def _load_release_pt(path: Path, opts: LoadOptions) -> SongBloom:
         vae_sd, vae_source = load_vae_checkpoint(cfg.vae_ckpt_path), Path(cfg.vae_ckpt_path)
     strict_load(vae, vae_sd, what=f"VAE from {vae_source}")
     cfg.pretrained_path = str(path.resolve())
-    return SongBloom._finish(cfg, model, vae, opts.device, opts.dtype)
+    bundle = SongBloom._finish(cfg, model, vae, opts.device, opts.dtype)
+    bundle.training_language = release_language(path)
+    return bundle
 
 
 RELEASE_DIR = CheckpointFormat(

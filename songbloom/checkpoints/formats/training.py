@@ -29,7 +29,7 @@ from songbloom.checkpoints.keys import (
     STATE_DICT_KEY,
     TRAINING_CONFIG_KEY,
 )
-from songbloom.checkpoints.metadata import checkpoint_licences
+from songbloom.checkpoints.metadata import checkpoint_licences, run_language
 from songbloom.checkpoints.registry import CheckpointFormat, LoadOptions, load_checkpoint
 from songbloom.checkpoints.strict import (
     CheckpointMismatchError,
@@ -229,7 +229,9 @@ def _load(path: Path, opts: LoadOptions) -> SongBloom:
     cfg = trained.config
     cfg.pretrained_path = str(path.resolve())
     # The adapters stay unmerged: outputs are exactly those of the training module.
-    return SongBloom._finish(cfg, trained.model, trained.vae, opts.device, opts.dtype)
+    bundle = SongBloom._finish(cfg, trained.model, trained.vae, opts.device, opts.dtype)
+    bundle.training_language = run_language(trained.run_config)
+    return bundle
 
 
 FORMAT = CheckpointFormat(

@@ -79,6 +79,7 @@ def _run_partition(
                     )
                 for _, sample, info in samples:
                     writers[split].write(sample, info)
+                    report.add_segment(info)
                 report.written += len(samples)
             if samples or already:
                 report.songs_done += 1

@@ -16,7 +16,7 @@ import torch
 from songbloom.checkpoints.safe_load import torch_load_safely
 from songbloom.data.audio import AudioError, is_silent, load_audio
 from songbloom.data.encoders import Encoders, LyricsError, LyricsProcessor
-from songbloom.data.lyrics import TokenSection, check_release_lyrics
+from songbloom.data.lyrics import TokenLine, TokenSection, check_release_lyrics
 from songbloom.data.manifest import Section, SongRecord
 from songbloom.data.preprocess.config import PreprocessConfig
 from songbloom.data.preprocess.report import SampleError
@@ -97,16 +97,44 @@ def _song_sections(rec: SongRecord, duration: float) -> Sequence[Section] | None
     return sections
 
 
+def song_language(rec: SongRecord, texts: Sequence[str]) -> str | None:
+    """The language every section and line of the song is read in: the manifest's, else detected on the whole
+    song (a kanji-only line of a Japanese song must not be read as Mandarin on its own)."""
+    if rec.language is not None:
+        return rec.language
+    from songbloom.text.g2p import detect_language
+
+    joined = " ".join(t for t in texts if t)
+    return detect_language(joined) if joined.strip() else None
+
+
+def _token_section(s: Section, lyr: LyricsProcessor, language: str | None) -> tuple[TokenSection, list[str], str]:
+    """One section's ids; a section with timed lines is read line by line (tag first) so that windows can take
+    single lines: the ids are the tag's followed by each line's, as reading the whole ``[tag] a . b .`` gives."""
+    if not (s.vocal and s.lines):
+        res = lyr.process(f"[{s.tag}] {s.text}" if s.vocal else f"[{s.tag}]", language)
+        return TokenSection(s.tag, s.start, s.end, tuple(res.ids)), list(res.dropped), res.text
+    head = lyr.process(f"[{s.tag}]", language)
+    ids, dropped, texts, lines = list(head.ids), list(head.dropped), [head.text], []
+    for ln in s.lines:
+        res = lyr.process(f"{ln.text} .", language)
+        ids += res.ids
+        dropped += res.dropped
+        texts.append(res.text)
+        lines.append(TokenLine(ln.start, ln.end, tuple(res.ids)))
+    return TokenSection(s.tag, s.start, s.end, tuple(ids), tuple(lines)), dropped, " ".join(texts)
+
+
 def _token_sections(
     rec: SongRecord, sections: Sequence[Section], lyr: LyricsProcessor
 ) -> tuple[list[TokenSection], list[str], str]:
+    language = song_language(rec, [s.text for s in sections])
     out, dropped, texts = [], [], []
     for s in sections:
-        text = f"[{s.tag}] {s.text}" if s.vocal else f"[{s.tag}]"
-        res = lyr.process(text, rec.language)
-        dropped += res.dropped
-        texts.append(res.text)
-        out.append(TokenSection(s.tag, s.start, s.end, tuple(res.ids)))
+        tok, lost, text = _token_section(s, lyr, language)
+        dropped += lost
+        texts.append(text)
+        out.append(tok)
     return out, dropped, " , ".join(texts)
 
 

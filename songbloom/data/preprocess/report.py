@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from songbloom.data.manifest import Problem, SongRecord
+
+logger = logging.getLogger(__name__)
 
 
 class SampleError(ValueError):
@@ -47,6 +50,18 @@ class PreprocessReport:
     songs_done: int = 0
     problems: list[Problem] = field(default_factory=list)
     shards: list[str] = field(default_factory=list)
+    # per written segment: key, lyric tokens, timed lines and seconds of vocals inside it (None: untimed lyrics)
+    segments: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_segment(self, info: dict[str, Any]) -> None:
+        """Record a written segment's lyric account (from its shard-index entry) and log it."""
+        entry = {k: info.get(k) for k in ("key", "lyric_tokens", "lyric_lines", "vocal_seconds")}
+        self.segments.append(entry)
+        if entry["lyric_lines"] is not None:
+            logger.info(
+                "%s: %d lyric lines, %.1f s of vocals, %d lyric tokens",
+                entry["key"], entry["lyric_lines"], entry["vocal_seconds"], entry["lyric_tokens"],
+            )
 
     @property
     def landed(self) -> int:
@@ -55,6 +70,7 @@ class PreprocessReport:
 
     def add(self, other: PreprocessReport) -> None:
         """Fold in another worker's report."""
+        self.segments += other.segments
         self.written += other.written
         self.skipped_existing += other.skipped_existing
         self.songs_done += other.songs_done
@@ -71,4 +87,5 @@ class PreprocessReport:
             "skipped_by_kind": dict(Counter(p.kind for p in self.problems)),
             "skipped": [p.to_json() for p in self.problems],
             "new_shards": self.shards,
+            "segments": self.segments,
         }

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from songbloom.data.audio import flac_bytes
-from songbloom.data.lyrics import TokenSection, window_lyric_ids
+from songbloom.data.lyrics import TokenSection, in_window, window_lyric_ids, window_vocals
 from songbloom.data.manifest import SongRecord
 from songbloom.data.preprocess.config import PreprocessConfig
 from songbloom.data.preprocess.inputs import SongAudio, SongLyrics
@@ -67,15 +67,31 @@ def sample_problem(
 def segment_lyrics(
     lyrics: SongLyrics, start_s: float, end_s: float, seconds_per_tag: float
 ) -> tuple[list[TokenSection] | None, list[int]]:
-    """The segment's sections (times relative to its start) and lyric ids; untimed lyrics go whole."""
+    """The segment's sections (times relative to its start) and lyric ids; untimed lyrics go whole.
+
+    The sections are those with something in the segment by the window rule of :mod:`songbloom.data.lyrics`
+    (lines by their midpoint, non-vocal sections by overlap), each vocal one with only its lines inside."""
     if not lyrics.timed:
         return None, list(lyrics.song_ids)
-    seg_sections = [
-        TokenSection(t.tag, t.start - start_s, t.end - start_s, t.ids)
-        for t in lyrics.tok_sections
-        if min(t.end, end_s) > max(t.start, start_s)
-    ]
+    seg_sections = []
+    for t in lyrics.tok_sections:
+        rel = t.shifted(start_s)
+        if not rel.window_part(0.0, end_s - start_s, seconds_per_tag):
+            continue
+        if rel.lines:
+            inside = tuple(ln for ln in rel.lines if in_window(ln.start, ln.end, 0.0, end_s - start_s))
+            ids = rel.head_ids + tuple(i for ln in inside for i in ln.ids)
+            rel = TokenSection(rel.tag, inside[0].start, inside[-1].end, ids, inside)
+        seg_sections.append(rel)
     return seg_sections, window_lyric_ids(seg_sections, 0.0, end_s - start_s, seconds_per_tag, lyrics.sep_ids)
+
+
+def segment_vocals(seg_sections: list[TokenSection] | None, duration_s: float) -> dict[str, Any]:
+    """What the segment sings: timed lines and seconds of vocals inside it (None for untimed lyrics)."""
+    if seg_sections is None:
+        return {"lyric_lines": None, "vocal_seconds": None}
+    lines, seconds = window_vocals(seg_sections, 0.0, duration_s)
+    return {"lyric_lines": lines, "vocal_seconds": round(seconds, 3)}
 
 
 def build_sample(
@@ -93,6 +109,15 @@ def build_sample(
     np_dtype = np.float16 if cfg.latent_dtype == "float16" else np.float32
     start_s, end_s = slot.start / fps, slot.start / fps + n / fps
     seg_sections, ids = segment_lyrics(lyrics, start_s, end_s, cfg.seconds_per_tag)
+    vocals = segment_vocals(seg_sections, end_s - start_s)
+    if len(ids) > cfg.lyric_max_len:
+        raise SampleError(
+            f"{slot.name}: {len(ids)} lyric tokens but the model reads {cfg.lyric_max_len}; the segment would be "
+            "trained on lyrics cut short (give the song line timing, e.g. LRC or sections with lines, or a shorter "
+            "--segment-seconds)",
+            "lyrics_too_long",
+            field="lyrics",
+        )
     arrays = {
         "latent_mean": seg.mean.astype(np_dtype),
         "latent_scale": seg.scale.astype(np_dtype),
@@ -123,7 +148,8 @@ def build_sample(
         "sections": None if seg_sections is None else [t.to_json() for t in seg_sections],
         "separator_ids": lyrics.sep_ids,
         "dropped_lyric_items": sorted(set(lyrics.dropped)),
-        "lyrics_truncated": len(ids) > cfg.lyric_max_len,
+        "lyrics_truncated": False,  # a segment with more lyric tokens than lyric_max_len is skipped instead
+        **vocals,
         "prompt": {
             **seg.prompt_info,
             "seconds": round(seg.prompt.shape[-1] / audio.sample_rate, 4),
@@ -148,6 +174,8 @@ def build_sample(
         "num_segments": slot.num_segments,
         "duration_s": meta["duration_s"],
         "frames": n,
+        "lyric_tokens": len(ids),
+        **vocals,
         "licence": canonical_licence(rec.license),
     }
     return key, encode_sample(key, arrays, meta, _blobs(cfg, audio, seg)), info
