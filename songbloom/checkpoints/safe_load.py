@@ -8,8 +8,12 @@ only through this package (``tests/test_tensor_file_readers.py``): pickles here,
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import pickle
+import struct
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,6 +21,88 @@ import torch
 from torch import Tensor
 
 logger = logging.getLogger(__name__)
+
+UNSAFE_TORCH_ENV = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
+_SMALL_MEMBER = 64 * 2**20  # zip members up to this size (the pickle, small tensors) get their CRC checked
+
+
+class DamagedFileError(ValueError):
+    """A weights file that is truncated, overwritten or not what its name says (checked before it is used)."""
+
+    def __init__(self, path: Path | str, what: str):
+        super().__init__(
+            f"{path}: damaged file ({what}); copy or download it again (compare its size and checksum with the "
+            "original) or point at an intact copy"
+        )
+        self.path = Path(path)
+
+
+class UnsafeEnvironmentError(ValueError):
+    """The environment switches off weights-only loading, so files from outside could run code."""
+
+
+def refuse_unsafe_torch_env() -> None:
+    """Refuse while ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` is set: with it, ``torch.load`` calls in third-party code
+    (MuQ's ``rvq_ckpt_path``) unpickle arbitrary objects, which can run code."""
+    if os.environ.get(UNSAFE_TORCH_ENV, "0").lower() in ("1", "y", "yes", "true"):
+        raise UnsafeEnvironmentError(
+            f"{UNSAFE_TORCH_ENV} is set in the environment: it makes torch.load unpickle arbitrary Python objects "
+            "(code) in libraries that do not pass weights_only, so we refuse to load files from outside; "
+            f"unset it (`unset {UNSAFE_TORCH_ENV}`) and run again"
+        )
+
+
+def _check_safetensors(path: Path, size: int) -> None:
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise DamagedFileError(path, f"{size} bytes: too short for a safetensors header")
+        (n,) = struct.unpack("<Q", head)
+        if n > min(size - 8, 100 * 2**20):
+            raise DamagedFileError(path, f"safetensors header length {n} does not fit a {size}-byte file")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise DamagedFileError(path, f"safetensors header is not valid JSON ({e})") from e
+    if not isinstance(header, dict):
+        raise DamagedFileError(path, "safetensors header is not a JSON object")
+    ends = [v.get("data_offsets", [0, 0])[1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    expected = 8 + n + max(ends, default=0)
+    if expected != size:
+        raise DamagedFileError(path, f"{size} bytes, but its safetensors header describes {expected} (truncated?)")
+
+
+def _check_zip(path: Path, size: int) -> None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if info.header_offset + info.compress_size > size:
+                    raise DamagedFileError(path, f"zip member {info.filename} runs past the end of the file")
+                if info.file_size <= _SMALL_MEMBER:
+                    with zf.open(info) as member:
+                        while member.read(2**20):
+                            pass
+    except (zipfile.BadZipFile, EOFError, OSError) as e:
+        raise DamagedFileError(path, f"not a complete zip archive: {e}") from e
+
+
+def check_file_integrity(path: str | Path) -> None:
+    """Raise :class:`DamagedFileError` unless ``path`` is structurally intact: a safetensors file whose header
+    matches its size, a torch zip archive whose members are all present (CRC of the small ones checked), or a
+    legacy torch pickle. Cheap (no tensor data is read), so it runs before every checkpoint or VAE is used."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if size == 0:
+        raise DamagedFileError(path, "empty file")
+    if path.suffix == ".safetensors":
+        return _check_safetensors(path, size)
+    if head.startswith(b"PK"):
+        return _check_zip(path, size)
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return None  # a legacy (torch < 1.6) pickle: torch checks its magic number itself
+    raise DamagedFileError(path, "neither a torch zip archive, a legacy torch pickle nor a safetensors file")
 
 
 def torch_load_safely(path: Path, *, allowed_globals: list | None = None, what: str = "tensors and plain containers",
@@ -28,6 +114,8 @@ def torch_load_safely(path: Path, *, allowed_globals: list | None = None, what: 
     """
     import contextlib
 
+    refuse_unsafe_torch_env()
+    check_file_integrity(path)
     scope = torch.serialization.safe_globals(allowed_globals) if allowed_globals else contextlib.nullcontext()
     try:
         with scope:
@@ -55,6 +143,7 @@ def load_safetensors(path: str | Path, device: str = "cpu") -> dict[str, Tensor]
     """Every tensor of a safetensors file (no pickle involved)."""
     from safetensors.torch import load_file
 
+    check_file_integrity(path)
     return load_file(str(path), device=device)
 
 
@@ -62,6 +151,7 @@ def safetensors_metadata(path: str | Path) -> dict[str, str]:
     """The string metadata of a safetensors header, without reading the tensors."""
     from safetensors import safe_open
 
+    check_file_integrity(path)
     with safe_open(str(path), framework="pt") as f:
         return dict(f.metadata() or {})
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,11 @@ def evaluate(argv: list[str] | None = None) -> dict[str, Path]:
 def main(argv: list[str] | None = None) -> int:
     """The ``songbloom-evaluate`` command: evaluate, then print the report's paths as JSON."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    paths = evaluate(argv)
+    try:
+        paths = evaluate(argv)
+    except (OSError, ValueError) as e:  # unreadable inputs, refused model folders: say what and stop
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(json.dumps({k: str(v) for k, v in paths.items()}, indent=1))
     return 0
 
