@@ -26,6 +26,25 @@ class PromptAudioError(ValueError):
     """A prompt file cannot be used (unreadable, empty, too short)."""
 
 
+LOW_PROMPT_SAMPLE_RATE = 16000
+
+
+def low_sample_rate_note(path: str | Path, sample_rate: int = 48000) -> str | None:
+    """A warning when the prompt was recorded below 16 kHz: upsampling it adds no high frequencies."""
+    import soundfile as sf
+
+    try:
+        sr = int(sf.info(str(path)).samplerate)
+    except Exception:  # unreadable files are reported by load_prompt_audio
+        return None
+    if sr >= LOW_PROMPT_SAMPLE_RATE:
+        return None
+    return (
+        f"prompt {path} has a low sample rate ({sr} Hz): it is upsampled to {sample_rate} Hz but holds nothing "
+        f"above {sr // 2} Hz, so the style it gives is dull; use a recording at 44.1 kHz or more"
+    )
+
+
 def load_prompt_audio(path: str | Path, sample_rate: int = 48000, seconds: float = 10.0) -> torch.Tensor:
     """Read a prompt file -> (1, T) float32 mono at ``sample_rate``, at most ``seconds`` long."""
     import soundfile as sf
