@@ -60,7 +60,10 @@ def checkpoint_formats() -> list[CheckpointFormat]:
 def detect_checkpoint_format(path: str | Path) -> CheckpointFormat:
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise FileNotFoundError(
+            f"checkpoint {path} does not exist; check the path (a release dir or .pt, a training .ckpt, "
+            "an export or adapter dir)"
+        )
     for fmt in _FORMATS.values():
         if fmt.detect(path):
             return fmt

@@ -106,13 +106,16 @@ def read_jsonl(path: Path) -> tuple[list[JobItem], list[ItemProblem]]:
         if obj is None:
             continue
         if not isinstance(obj, dict):
-            problems.append(ItemProblem(str(path), n, None, f"expected a JSON object, got {type(obj).__name__}"))
+            got = type(obj).__name__
+            reason = f"expected a JSON object, got {got}; write one {{idx, lyrics, prompt_wav}} object per line"
+            problems.append(ItemProblem(str(path), n, None, reason))
             continue
         idx = obj.get("idx")
         idx_s = None if idx is None else str(idx)
         missing = [k for k in ("idx", "lyrics", "prompt_wav") if obj.get(k) in (None, "")]
         if missing:
-            problems.append(ItemProblem(str(path), n, idx_s, f"missing or empty field(s) {missing}"))
+            reason = f"missing or empty field(s) {missing}; give every line idx, lyrics and prompt_wav"
+            problems.append(ItemProblem(str(path), n, idx_s, reason))
             continue
         if (
             not isinstance(idx, str | int)
@@ -127,20 +130,14 @@ def read_jsonl(path: Path) -> tuple[list[JobItem], list[ItemProblem]]:
             problems.append(ItemProblem(str(path), n, idx_s, "idx is used as a file name: no path separators"))
             continue
         if idx_s in seen:
-            problems.append(
-                ItemProblem(str(path), n, idx_s, f"duplicate idx (first on line {seen[idx_s]}): outputs would collide")
-            )
+            reason = f"duplicate idx (first on line {seen[idx_s]}): outputs would collide; give each line its own idx"
+            problems.append(ItemProblem(str(path), n, idx_s, reason))
             continue
         prompt = resolve_prompt_path(obj["prompt_wav"], path)
         if prompt is None:
-            problems.append(
-                ItemProblem(
-                    str(path),
-                    n,
-                    idx_s,
-                    f"prompt_wav {obj['prompt_wav']!r} not found (looked in {Path.cwd()} and {path.resolve().parent})",
-                )
-            )
+            where = f"looked in {Path.cwd()} and {path.resolve().parent}"
+            reason = f"prompt_wav {obj['prompt_wav']!r} not found ({where}); fix the path"
+            problems.append(ItemProblem(str(path), n, idx_s, reason))
             continue
         seen[idx_s] = n
         items.append(JobItem(n, idx_s, obj["lyrics"], prompt))

@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 
+from songbloom.checkpoints.safe_load import DamagedFileError
 from songbloom.data.encoders import EncoderSpec
 from songbloom.data.preprocess import PreprocessConfig, run_preprocess
 from songbloom.data.shards import verify_shards
@@ -110,16 +111,19 @@ def main(argv: list[str] | None = None) -> int:
         args.lyrics_policy,
         device=args.device,
     )
-    report = run_preprocess(
-        args.manifests,
-        cfg,
-        spec,
-        args.task_index,
-        args.num_tasks,
-        args.workers,
-        progress=not args.no_progress,
-        overwrite=args.overwrite,
-    )
+    try:
+        report = run_preprocess(
+            args.manifests,
+            cfg,
+            spec,
+            args.task_index,
+            args.num_tasks,
+            args.workers,
+            progress=not args.no_progress,
+            overwrite=args.overwrite,
+        )
+    except DamagedFileError as e:  # a damaged VAE or codebook: say which file, not a traceback
+        raise SystemExit(f"error: {e}") from e
     summary = report.to_json()
     summary.pop("skipped")
     print(json.dumps(summary, indent=1, ensure_ascii=False))

@@ -54,7 +54,7 @@ def load_prompt_audio(path: str | Path, sample_rate: int = 48000, seconds: float
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError by format
-        raise PromptAudioError(f"{path}: cannot read audio ({e})") from e
+        raise PromptAudioError(f"{path}: cannot read audio ({e}); convert it to WAV or FLAC") from e
     if data.shape[0] == 0:
         raise PromptAudioError(f"{path}: the audio file is empty")
     wav = torch.from_numpy(data.T.copy())  # (C, T)

@@ -123,7 +123,7 @@ def load_audio(item: AudioItem) -> tuple[torch.Tensor, int]:
                     raise ValueError("member is not a regular file")
                 data, sr = sf.read(io.BytesIO(fh.read()), dtype="float32", always_2d=True)
     except Exception as exc:
-        raise ValueError(f"{item.key}: cannot read audio ({exc})") from exc
+        raise ValueError(f"{item.key}: cannot read audio ({exc}); convert it to WAV or FLAC") from exc
     mono = np.ascontiguousarray(data.mean(axis=1))
     if not np.isfinite(mono).all():
         raise ValueError(f"{item.key}: audio contains NaN or inf samples")
