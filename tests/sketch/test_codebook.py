@@ -100,7 +100,7 @@ def test_edited_artifact_is_refused(trained, tmp_path):
     with pytest.raises(ValueError, match="content hash mismatch"):
         load_codebook(bad)
     (tmp_path / "junk.safetensors").write_bytes(b"not a codebook")
-    with pytest.raises(ValueError, match="not a readable safetensors"):
+    with pytest.raises(ValueError, match="damaged file"):
         load_codebook(tmp_path / "junk.safetensors")
 
 
