@@ -13,11 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import load_file
-
 from songbloom.building.model import InitResult, finish_training_model, generator_config, preset_config
 from songbloom.checkpoints.release_files import resolve_release_files
 from songbloom.checkpoints.release_state import load_release_state_dict, split_release_state_dict
+from songbloom.checkpoints.safe_load import load_safetensors
 from songbloom.checkpoints.strict import strict_load
 from songbloom.config import SongBloomConfig
 from songbloom.config.run import InitConfig, RunConfig, as_run_config
@@ -43,7 +42,7 @@ def resolve_init(init_cfg: InitConfig, preset_cfg: SongBloomConfig) -> InitResul
         if not path.is_file():
             raise FileNotFoundError(f"init.export_path={path} does not exist (an exported generator .safetensors/.pt)")
         if path.suffix == ".safetensors":
-            sd = load_file(str(path))
+            sd = load_safetensors(path)
         else:
             sd, _vae, _ = split_release_state_dict(load_release_state_dict(path), require_vae=False)
         cfg = preset_cfg

@@ -7,10 +7,11 @@ fixed phrases, so change a phrase here and in docs/troubleshooting.md together.
 from __future__ import annotations
 
 DAMAGED_FILE = (
-    "{path}: damaged checkpoint file ({reason}). It was cut short (a full disk, a copy or a save that was "
-    "interrupted) or overwritten; copy it again from its source, or use another checkpoint"
+    "{path}: damaged file ({reason}); it was cut short (a full disk, a copy, download or save that was "
+    "interrupted) or overwritten: copy or download it again from its source (compare its size and checksum with "
+    "the original), or use another checkpoint"
 )
-"""A file that cannot be a complete torch checkpoint. ``reason``: what the integrity check found."""
+"""A weights file that cannot be complete. ``reason``: what the integrity check found."""
 
 NO_USABLE_CHECKPOINT = (
     "{ckpt_dir} holds {count} checkpoint(s) and none of them can be loaded, so this run is not started over "

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from songbloom.checkpoints.bundle import SongBloom
+from songbloom.checkpoints.safe_load import check_file_integrity
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +61,15 @@ def checkpoint_formats() -> list[CheckpointFormat]:
 def detect_checkpoint_format(path: str | Path) -> CheckpointFormat:
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise FileNotFoundError(
+            f"checkpoint {path} does not exist; check the path (a release dir or .pt, a training .ckpt, "
+            "an export or adapter dir)"
+        )
     for fmt in _FORMATS.values():
         if fmt.detect(path):
             return fmt
+    if path.is_file():  # a damaged file is called damaged, not an unknown layout
+        check_file_integrity(path)
     known = "\n".join(f"  - {f.name}: {f.description}" for f in _FORMATS.values())
     raise ValueError(f"{path}: not a checkpoint layout this version can load. Known layouts:\n{known}")
 
@@ -89,6 +95,8 @@ def load_checkpoint(
         fmt = _FORMATS[format]
     else:
         fmt = detect_checkpoint_format(path)
+    if path.is_file():
+        check_file_integrity(path)  # before any of it is used
     logger.info("loading %s as %s", path, fmt.name)
     opts = LoadOptions(
         torch.device(device),

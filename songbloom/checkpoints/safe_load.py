@@ -8,8 +8,11 @@ only through this package (``tests/test_tensor_file_readers.py``): pickles here,
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import pickle
+import struct
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,12 +24,12 @@ from songbloom.checkpoints.messages import DAMAGED_FILE
 
 logger = logging.getLogger(__name__)
 
-_PICKLE_PROTOCOL_2 = b"\x80"  # the first byte of a torch file from before the zip format (torch < 1.6)
 _CHUNK = 8 * 2**20
+UNSAFE_TORCH_ENV = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
 
 
 class DamagedFileError(ValueError):
-    """A file that cannot be a complete checkpoint: cut short, overwritten, or not a checkpoint at all."""
+    """A weights file that cannot be complete: cut short, overwritten, or not what its name says."""
 
     def __init__(self, path: str | Path, reason: str):
         self.path = Path(path)
@@ -34,34 +37,80 @@ class DamagedFileError(ValueError):
         super().__init__(DAMAGED_FILE.format(path=path, reason=reason))
 
 
-def _zip_problem(zf: zipfile.ZipFile, size: int) -> str | None:
-    names = zf.namelist()
-    if sum(n == "data.pkl" or n.endswith("/data.pkl") for n in names) != 1:
-        return "a zip file, but not a torch checkpoint (no data.pkl)"
-    for info in zf.infolist():
-        if info.header_offset + info.compress_size > size:
-            return f"member {info.filename} runs past the end of the file"
-    return None
+class UnsafeEnvironmentError(ValueError):
+    """The environment switches off weights-only loading, so files from outside could run code."""
 
 
-def _crc_problem(zf: zipfile.ZipFile) -> str | None:
-    for info in zf.infolist():
+def refuse_unsafe_torch_env() -> None:
+    """Refuse while ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` is set: with it, ``torch.load`` calls in third-party code
+    (MuQ's ``rvq_ckpt_path``) unpickle arbitrary objects, which can run code."""
+    if os.environ.get(UNSAFE_TORCH_ENV, "0").lower() in ("1", "y", "yes", "true"):
+        raise UnsafeEnvironmentError(
+            f"{UNSAFE_TORCH_ENV} is set in the environment: it makes torch.load unpickle arbitrary Python objects "
+            "(code) in libraries that do not pass weights_only, so we refuse to load files from outside; "
+            f"unset it (`unset {UNSAFE_TORCH_ENV}`) and run again"
+        )
+
+
+def _safetensors_problem(path: Path, size: int) -> str | None:
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            return f"{size} bytes: too short for a safetensors header"
+        (n,) = struct.unpack("<Q", head)
+        if n > min(size - 8, 100 * 2**20):
+            return f"safetensors header length {n} does not fit a {size}-byte file"
         try:
-            with zf.open(info) as member:  # reading a member to its end verifies its CRC-32
-                while member.read(_CHUNK):
-                    pass
-        except (zipfile.BadZipFile, OSError, EOFError) as e:
-            return f"member {info.filename}: {e}"
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            return f"safetensors header is not valid JSON ({e})"
+    if not isinstance(header, dict):
+        return "safetensors header is not a JSON object"
+    ends = [v.get("data_offsets", [0, 0])[1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    expected = 8 + n + max(ends, default=0)
+    if expected != size:
+        return f"{size} bytes, but its safetensors header describes {expected} (truncated?)"
     return None
 
 
-def check_checkpoint_file(path: str | Path, *, checksums: bool = False) -> None:
-    """The integrity check that runs before a torch checkpoint is used; raises :class:`DamagedFileError`.
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str | None:
+    try:
+        with zf.open(info) as member:  # reading a member to its end verifies its CRC-32
+            while member.read(_CHUNK):
+                pass
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        return f"member {info.filename}: {e}"
+    return None
 
-    Cheap by default (reads the zip directory only): a file cut short, random bytes or a zip without a torch
-    pickle fail. ``checksums=True`` also reads every member and verifies its CRC-32 (overwritten bytes inside
-    the file; about a second per GB from the page cache), which resume does for the checkpoint it picks.
-    Torch files from before the zip format (torch < 1.6) have no directory to check and pass to the loader.
+
+def _zip_problem(path: Path, size: int, checksums: bool) -> str | None:
+    """A torch zip: one ``data.pkl`` (its CRC always checked: it is small), members inside the file, and with
+    ``checksums`` every member's CRC."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            pickles = [i for i in infos if i.filename == "data.pkl" or i.filename.endswith("/data.pkl")]
+            if len(pickles) != 1:
+                return "a zip file, but not a torch checkpoint (no data.pkl)"
+            for info in infos:
+                if info.header_offset + info.compress_size > size:
+                    return f"member {info.filename} runs past the end of the file"
+            for info in infos if checksums else pickles:
+                problem = _read_member(zf, info)
+                if problem:
+                    return problem
+    except (zipfile.BadZipFile, EOFError, OSError) as e:
+        return f"not a complete zip archive: {e}"
+    return None
+
+
+def check_file_integrity(path: str | Path, *, checksums: bool = False) -> None:
+    """The check that runs before any checkpoint, VAE or safetensors file is used; raises :class:`DamagedFileError`.
+
+    Cheap by default (no tensor data is read): a safetensors header must match the file size; a torch zip must
+    hold one ``data.pkl`` (CRC-checked) and members that fit inside the file. ``checksums=True`` also reads every
+    zip member and verifies its CRC-32 (overwritten bytes; about a second per GB from the page cache), which resume
+    does for the checkpoint it picks. Torch files from before the zip format (torch < 1.6) pass to ``torch.load``.
     """
     path = Path(path)
     if not path.is_file():
@@ -69,14 +118,16 @@ def check_checkpoint_file(path: str | Path, *, checksums: bool = False) -> None:
     size = path.stat().st_size
     if size == 0:
         raise DamagedFileError(path, "the file is empty")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            problem = _zip_problem(zf, size) or (_crc_problem(zf) if checksums else None)
-    except zipfile.BadZipFile as e:
-        with open(path, "rb") as f:
-            if f.read(1) == _PICKLE_PROTOCOL_2:
-                return  # a legacy (pre-zip) torch file: torch.load is its only check
-        raise DamagedFileError(path, f"not a complete zip archive: {e}") from None
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if path.suffix == ".safetensors":
+        problem = _safetensors_problem(path, size)
+    elif head.startswith(b"PK"):
+        problem = _zip_problem(path, size, checksums)
+    elif len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        problem = None  # a legacy (torch < 1.6) pickle: torch checks its magic number itself
+    else:
+        problem = "neither a torch zip archive, a legacy torch pickle nor a safetensors file"
     if problem:
         raise DamagedFileError(path, problem)
 
@@ -85,13 +136,14 @@ def torch_load_safely(path: Path, *, allowed_globals: list | None = None, what: 
                       hint: str | None = None) -> object:
     """``torch.load(weights_only=True)``, memory-mapped when the file allows, with a clear refusal message.
 
-    :func:`check_checkpoint_file` runs first: a damaged file raises :class:`DamagedFileError` naming its path.
+    :func:`check_file_integrity` runs first: a damaged file raises :class:`DamagedFileError` naming its path.
     ``allowed_globals`` extends the unpickler's allow-list (e.g. the OmegaConf classes the public fork stores);
     ``what`` names what the file may hold and ``hint`` what to do when it holds more.
     """
     import contextlib
 
-    check_checkpoint_file(path)
+    refuse_unsafe_torch_env()
+    check_file_integrity(path)
     scope = torch.serialization.safe_globals(allowed_globals) if allowed_globals else contextlib.nullcontext()
     try:
         with scope:
@@ -119,6 +171,7 @@ def load_safetensors(path: str | Path, device: str = "cpu") -> dict[str, Tensor]
     """Every tensor of a safetensors file (no pickle involved)."""
     from safetensors.torch import load_file
 
+    check_file_integrity(path)
     return load_file(str(path), device=device)
 
 
@@ -126,6 +179,7 @@ def safetensors_metadata(path: str | Path) -> dict[str, str]:
     """The string metadata of a safetensors header, without reading the tensors."""
     from safetensors import safe_open
 
+    check_file_integrity(path)
     with safe_open(str(path), framework="pt") as f:
         return dict(f.metadata() or {})
 

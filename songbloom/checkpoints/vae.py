@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import Tensor
 
 from songbloom.checkpoints.keys import VAE_KEY_ROOTS
-from songbloom.checkpoints.safe_load import check_tensors, torch_load_safely
+from songbloom.checkpoints.safe_load import check_tensors, load_safetensors, torch_load_safely
 from songbloom.checkpoints.strict import CheckpointMismatchError, strict_load
 from songbloom.config import SongBloomConfig
 from songbloom.config.run import RunConfig, as_run_config
@@ -125,7 +124,7 @@ def _common_prefix_hint(expected: Mapping[str, Any], found: Mapping[str, Any]) -
 
 def _read_checkpoint(path: Path, map_location: str | torch.device) -> Mapping[str, Any]:
     if path.suffix == ".safetensors":
-        return load_file(str(path), device=str(map_location))
+        return load_safetensors(path, device=str(map_location))
     obj = torch_load_safely(path)
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         return obj["state_dict"]

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from songbloom.cli.batch_summary import add_strict_flag, finish_batch, manifest_rows
+
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
@@ -19,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", required=True)
     ap.add_argument("--language", choices=["zh", "en", "ja"])
     ap.add_argument("--license")
+    add_strict_flag(ap)
     return ap
 
 
@@ -30,5 +33,4 @@ def main(argv: list[str] | None = None) -> int:
     path, problems = convert_asr(
         args.folder, args.out, WhisperTranscriber.from_pretrained(args.model), args.language, license=args.license
     )
-    logging.info("wrote %s (%d files skipped)", path, len(problems))
-    return 0
+    return finish_batch(manifest_rows(path), problems, strict=args.strict, what="songs", where=path)

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
+
+from songbloom.cli.batch_summary import add_strict_flag, finish_batch, manifest_rows
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--language", choices=["zh", "en", "ja"])
     ap.add_argument("--license")
     ap.add_argument("--gap-seconds", type=float, default=4.0, help="silence between LRC lines that becomes [inst]")
+    add_strict_flag(ap)
     return ap
 
 
@@ -26,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     from songbloom.data.convert import convert_folder
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if not Path(args.folder).is_dir():
+        raise SystemExit(f"error: {args.folder}: no such folder; give the folder holding the audio and lyrics files")
     path, problems = convert_folder(args.folder, args.out, args.language, args.license, args.gap_seconds)
-    logging.info("wrote %s (%d files skipped)", path, len(problems))
-    return 0
+    return finish_batch(manifest_rows(path), problems, strict=args.strict, what="songs", where=path)

@@ -17,6 +17,8 @@ import logging
 import os
 from pathlib import Path
 
+from songbloom.cli.batch_summary import add_strict_flag, finish_batch, manifest_rows
+
 
 def build_parser() -> argparse.ArgumentParser:
     from songbloom.data.jacappella import AUDIO_TYPES, SCORE_PATTERNS
@@ -33,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--gap-seconds", type=float, default=4.0, help="a silence this long splits sections")
     ap.add_argument("--score-offset", type=float, default=0.0, help="audio time of the score's first beat (s)")
     ap.add_argument("--no-timestamps", action="store_true", help="one untimed lyric string per song")
+    add_strict_flag(ap)
     return ap
 
 
@@ -67,5 +70,5 @@ def main(argv: list[str] | None = None) -> int:
         score_offset=args.score_offset,
         timestamps=not args.no_timestamps,
     )
-    logging.info("wrote %s (%d songs skipped; report %s.report.json)", path, len(problems), path)
-    return 0
+    logging.info("report: %s.report.json", path)
+    return finish_batch(manifest_rows(path), problems, strict=args.strict, what="songs", where=path)

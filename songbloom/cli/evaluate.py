@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from songbloom.cli.batch_summary import add_strict_flag, finish_batch
 from songbloom.eval.audio_io import AudioFolder, load_audio_folder, write_audio
 from songbloom.eval.embedders import build_embedder
 from songbloom.eval.frechet import DEFAULT_EPS
@@ -72,12 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     met.add_argument("--asr", default=None, help="local transformers ASR model dir (lyric error rate)")
     met.add_argument("--unit", default="phoneme", choices=["phoneme", "word", "char"])
     met.add_argument("--device", default="cpu")
+    add_strict_flag(ap)
     return ap
 
 
 def evaluate(argv: list[str] | None = None) -> dict[str, Path]:
     """Run the evaluation the command line asks for; the paths of the written report files."""
-    args = build_parser().parse_args(argv)
+    return _evaluate(build_parser().parse_args(argv))[0]
+
+
+def _evaluate(args: argparse.Namespace) -> tuple[dict[str, Path], dict[str, AudioFolder]]:
+    """(report paths, the audio folders read: what landed and what was skipped)."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {"seeds": args.seeds, "embedder": args.embedder}
@@ -103,15 +110,33 @@ def evaluate(argv: list[str] | None = None) -> dict[str, Path]:
     if not results:
         raise SystemExit("nothing to evaluate: give --audio, --export or --run-dir")
     baseline = args.baseline or ("base" if "base" in results else next(iter(results)))
-    return write_report(results, out, baseline=baseline, meta=meta, history=history)
+    return write_report(results, out, baseline=baseline, meta=meta, history=history), folders
 
 
 def main(argv: list[str] | None = None) -> int:
     """The ``songbloom-evaluate`` command: evaluate, then print the report's paths as JSON."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    paths = evaluate(argv)
+    args = build_parser().parse_args(argv)
+    try:
+        paths, folders = _evaluate(args)
+    except (OSError, ValueError) as e:  # unreadable inputs, refused model folders: say what and stop
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(json.dumps({k: str(v) for k, v in paths.items()}, indent=1))
-    return 0
+    if not folders:  # teacher-forced metrics only: no audio items to count
+        return 0
+    landed = sum(len(f.clips) for f in folders.values())
+    skipped = [_Skipped(file, reason) for f in folders.values() for file, reason in f.skipped.items()]
+    return finish_batch(landed, skipped, strict=args.strict, what="clips", where=args.out)
+
+
+class _Skipped(str):
+    """One skipped audio file as ``file: reason`` (for the batch summary)."""
+
+    kind = "unusable audio"
+
+    def __new__(cls, file: str, reason: str):
+        return super().__new__(cls, f"{file}: {reason}")
 
 
 def _open_run_dir(args: argparse.Namespace, meta: dict[str, Any]):

@@ -3,9 +3,10 @@
 The flags are those of the official CLI (compatible).
 
 Each JSONL line is ``{"idx": ..., "lyrics": ..., "prompt_wav": ...}`` as in the official examples; outputs
-are ``<output-dir>/<idx>_s<i>.<format>``. Bad lines, missing prompt files and unusable lyrics are reported
-with file, line and reason, the other items still run, and a summary closes the run (exit code 1 when
-anything failed).
+are ``<output-dir>/<idx>_s<i>.<format>``. Bad lines (invalid JSON or UTF-8 included), missing prompt files and
+unusable lyrics are reported with file, line and reason, the other items still run, and a summary closes the run
+counting the songs written and the items skipped, with why. Exit code 1 when no song was written, or (with
+``--strict``) when any item was skipped.
 """
 
 from __future__ import annotations
@@ -73,31 +74,50 @@ def resolve_prompt_path(raw: str, jsonl_path: Path) -> Path | None:
     return None
 
 
+def _parse_line(raw: bytes) -> object:
+    """One JSONL line -> its JSON value (None when blank); ValueError saying what is wrong and what to do."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); save the file as UTF-8"
+        ) from e
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not valid JSON ({e.msg} at column {e.colno}); write one JSON object per line") from e
+
+
 def read_jsonl(path: Path) -> tuple[list[JobItem], list[ItemProblem]]:
     """Parse the job file; every bad line becomes a problem naming its line and what to fix."""
     items: list[JobItem] = []
     problems: list[ItemProblem] = []
     seen: dict[str, int] = {}
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        data = path.read_bytes()
+    except OSError as e:
         raise SystemExit(f"cannot read --input-jsonl {path}: {e}") from e
-    for n, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
+    for n, raw_bytes in enumerate(data.splitlines(), start=1):  # decoded line by line: one bad line stays one line
         try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as e:
-            problems.append(ItemProblem(str(path), n, None, f"not valid JSON ({e.msg} at column {e.colno})"))
+            obj = _parse_line(raw_bytes)
+        except ValueError as e:
+            problems.append(ItemProblem(str(path), n, None, str(e)))
+            continue
+        if obj is None:
             continue
         if not isinstance(obj, dict):
-            problems.append(ItemProblem(str(path), n, None, f"expected a JSON object, got {type(obj).__name__}"))
+            got = type(obj).__name__
+            reason = f"expected a JSON object, got {got}; write one {{idx, lyrics, prompt_wav}} object per line"
+            problems.append(ItemProblem(str(path), n, None, reason))
             continue
         idx = obj.get("idx")
         idx_s = None if idx is None else str(idx)
         missing = [k for k in ("idx", "lyrics", "prompt_wav") if obj.get(k) in (None, "")]
         if missing:
-            problems.append(ItemProblem(str(path), n, idx_s, f"missing or empty field(s) {missing}"))
+            reason = f"missing or empty field(s) {missing}; give every line idx, lyrics and prompt_wav"
+            problems.append(ItemProblem(str(path), n, idx_s, reason))
             continue
         if (
             not isinstance(idx, str | int)
@@ -112,20 +132,14 @@ def read_jsonl(path: Path) -> tuple[list[JobItem], list[ItemProblem]]:
             problems.append(ItemProblem(str(path), n, idx_s, "idx is used as a file name: no path separators"))
             continue
         if idx_s in seen:
-            problems.append(
-                ItemProblem(str(path), n, idx_s, f"duplicate idx (first on line {seen[idx_s]}): outputs would collide")
-            )
+            reason = f"duplicate idx (first on line {seen[idx_s]}): outputs would collide; give each line its own idx"
+            problems.append(ItemProblem(str(path), n, idx_s, reason))
             continue
         prompt = resolve_prompt_path(obj["prompt_wav"], path)
         if prompt is None:
-            problems.append(
-                ItemProblem(
-                    str(path),
-                    n,
-                    idx_s,
-                    f"prompt_wav {obj['prompt_wav']!r} not found (looked in {Path.cwd()} and {path.resolve().parent})",
-                )
-            )
+            where = f"looked in {Path.cwd()} and {path.resolve().parent}"
+            reason = f"prompt_wav {obj['prompt_wav']!r} not found ({where}); fix the path"
+            problems.append(ItemProblem(str(path), n, idx_s, reason))
             continue
         language, why = jsonl_language(obj)
         if why:
@@ -170,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--n-samples", type=int, default=2, help="songs per JSONL line")
     io.add_argument("--output-format", default="flac", choices=OUTPUT_FORMATS)
     add_lyrics_arguments(io)
+    io.add_argument("--strict", action="store_true", help="exit 1 when any item was skipped (default: none written)")
     run = ap.add_argument_group("run")
     run.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="generator dtype (VAE: fp32)")
     run.add_argument("--device", default=None, help="cuda, cuda:N, cpu or mps (default: cuda when available)")
@@ -285,21 +300,54 @@ def _seeding(args: argparse.Namespace) -> tuple[int | None, int]:
     return None, 1
 
 
-def _encode_item(args, item: JobItem, jsonl: Path, bundle, pipe, dtype, summary: RunSummary):
-    """(lyric ids, prompt moments or None) of one item, or None after reporting why it cannot run."""
-    from songbloom.inference.prompt import PromptAudioError, load_prompt_audio, prompt_moments
+def lyric_format_notes(text: str) -> list[str]:
+    """The lyric format checks preprocessing runs (unknown tags, text before any tag, ...), one note per kind."""
+    from songbloom.text.lyrics import validate_lyrics
 
-    config = bundle.config
+    by_kind: dict[str, list] = {}
+    for problem in validate_lyrics(text):
+        by_kind.setdefault(problem.kind, []).append(problem)
+    return [
+        f"lyric format: {ps[0]}" + (f" (and {len(ps) - 1} more like it)" if len(ps) > 1 else "")
+        for ps in by_kind.values()
+    ]
+
+
+def _encode_item_lyrics(args, item: JobItem, jsonl: Path, bundle, summary: RunSummary) -> list[int] | None:
+    """Lyric ids of one item under ``--lyrics-policy`` (lost text and format problems, as preprocessing checks
+    them); None after reporting a failure."""
+    policy = lyrics_policy(args)
     try:
         language, source = item_language(item.language, args.language, bundle.training_language, item.lyrics)
         logger.info("%s:%d (idx %s): lyrics read as %s (%s)", jsonl, item.line, item.idx, language, source)
-        ids, notes = encode_lyrics(
-            item.lyrics, bundle.vocab, config.model.lyric_max_len, policy=lyrics_policy(args), language=language
-        )
+        ids, notes = encode_lyrics(item.lyrics, bundle.vocab, bundle.config.model.lyric_max_len, language=language)
     except Exception as e:  # the text front end raises ValueError subclasses; anything else is reported too
         _report(summary, ItemProblem(str(jsonl), item.line, item.idx, f"lyrics: {e}"))
         return None
+    notes = lyric_format_notes(item.lyrics) + notes
+    if policy == "drop":
+        for note in notes:
+            logger.info("%s:%d (idx %s): lyrics (--lyrics-policy drop): %s", jsonl, item.line, item.idx, note)
+        return ids
+    if policy == "error" and notes:
+        reason = "lyrics: " + "; ".join(notes) + " (fix the lyrics, or pass --lyrics-policy warn to generate anyway)"
+        _report(summary, ItemProblem(str(jsonl), item.line, item.idx, reason))
+        return None
     for note in notes:
+        _warn(summary, jsonl, item, note)
+    return ids
+
+
+def _encode_item(args, item: JobItem, jsonl: Path, bundle, pipe, dtype, summary: RunSummary):
+    """(lyric ids, prompt moments or None) of one item, or None after reporting why it cannot run."""
+    from songbloom.inference.prompt import PromptAudioError, load_prompt_audio, low_sample_rate_note, prompt_moments
+
+    config = bundle.config
+    ids = _encode_item_lyrics(args, item, jsonl, bundle, summary)
+    if ids is None:
+        return None
+    note = low_sample_rate_note(item.prompt_path, pipe.sample_rate)
+    if note:
         _warn(summary, jsonl, item, note)
     try:
         wav = load_prompt_audio(item.prompt_path, pipe.sample_rate, config.prompt_len)
@@ -409,12 +457,21 @@ def main(argv: list[str] | None = None) -> int:
         level=getattr(logging, str(args.log_level).upper(), logging.INFO), format="%(levelname)s %(message)s"
     )
     summary = run(args)
-    n_fail = len({(p.line, p.idx) for p in summary.problems})
+    return report_summary(summary, args.output_dir, strict=args.strict)
+
+
+def report_summary(summary: RunSummary, output_dir: str, *, strict: bool) -> int:
+    """Print what landed and what was skipped (and why); exit code 1 when nothing landed or, with ``strict``, when
+    anything was skipped."""
+    n_skipped = len({(p.line, p.idx) for p in summary.problems})
     print(
-        f"\nsummary: {len(summary.written)} song(s) written to {args.output_dir}; "
-        f"{n_fail} item(s) failed; {len(summary.warnings)} warning(s)",
+        f"\nsummary: {len(summary.written)} song(s) written to {output_dir}; "
+        f"{n_skipped} item(s) skipped; {len(summary.warnings)} warning(s)",
         file=sys.stderr,
     )
     for p in summary.problems:
-        print(f"  FAILED {p}", file=sys.stderr)
-    return 1 if summary.problems else 0
+        print(f"  SKIPPED {p}", file=sys.stderr)
+    if not summary.written:
+        print("nothing was written: fix the items above and run again", file=sys.stderr)
+        return 1
+    return 1 if strict and summary.problems else 0

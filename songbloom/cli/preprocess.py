@@ -11,6 +11,7 @@ import logging
 import sys
 from collections import Counter
 
+from songbloom.checkpoints.safe_load import DamagedFileError
 from songbloom.data.encoders import EncoderSpec
 from songbloom.data.preprocess import PreprocessConfig, run_preprocess
 from songbloom.data.preprocess.lock import STALE_AFTER_S, OutputLocked
@@ -139,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     except OutputLocked as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except DamagedFileError as e:  # a damaged VAE or codebook: say which file, not a traceback
+        print(f"error: {e}", file=sys.stderr)
         return 1
     summary = report.to_json()
     summary.pop("skipped")

@@ -25,9 +25,16 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def _train(cfg: DictConfig) -> float | None:
+    import os
+
     from songbloom.training import run
 
-    result, _ = run(cfg)  # (metrics, objects)
+    try:
+        result, _ = run(cfg)  # (metrics, objects)
+    except (OSError, ValueError) as e:  # missing or unusable inputs: the message names them and the fix
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        raise SystemExit(f"error: {e}\n(set HYDRA_FULL_ERROR=1 for the traceback)") from e
     print(f"run dir     : {result['run_dir']}")
     print(f"checkpoint  : {result['checkpoint']}")
     print(f"metrics     : {result['run_dir']}/metrics.jsonl (summary.json)")

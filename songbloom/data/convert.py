@@ -140,9 +140,14 @@ def convert_folder(
             elif txt.exists():
                 row["lyrics"] = _plain_text_lyrics(txt.read_text(encoding="utf-8"))
             else:
-                problems.append(Problem(str(audio), "no .lrc or .txt lyrics beside it", kind="no_lyrics"))
+                problems.append(Problem(str(audio), f"no .lrc or .txt lyrics beside it; add {audio.stem}.lrc or "
+                                        f"{audio.stem}.txt", kind="no_lyrics"))
                 continue
-        except (UnicodeDecodeError, ValueError, RuntimeError) as e:
+        except UnicodeDecodeError as e:
+            problems.append(Problem(str(lrc if lrc.exists() else txt), f"not UTF-8 text (byte {e.start + 1}); "
+                                    "save it as UTF-8", kind="invalid_lyrics"))
+            continue
+        except (ValueError, RuntimeError) as e:
             problems.append(Problem(str(lrc if lrc.exists() else txt), f"unusable lyrics: {e}", kind="invalid_lyrics"))
             continue
         if language:

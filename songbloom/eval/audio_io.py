@@ -46,7 +46,7 @@ def load_audio_folder(root: str | Path, *, min_seconds: float = 0.1) -> AudioFol
     """Every audio file directly under ``root``; unreadable or too-short files are skipped and listed."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"audio folder {root} does not exist")
+        raise FileNotFoundError(f"audio folder {root} does not exist; give NAME=FOLDER of generated songs")
     folder = AudioFolder(root)
     for path in sorted(p for p in root.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
         if path.stem in folder.clips:
@@ -69,5 +69,7 @@ def load_audio_folder(root: str | Path, *, min_seconds: float = 0.1) -> AudioFol
         total = len(folder.skipped) + len(folder.clips)
         logger.warning("%s: skipped %d of %d files: %s", root, len(folder.skipped), total, reasons)
     if not folder.clips:
-        raise ValueError(f"no readable audio in {root} (looked for {', '.join(AUDIO_SUFFIXES)})")
+        raise ValueError(
+            f"no readable audio in {root} (looked for {', '.join(AUDIO_SUFFIXES)}); convert the files to WAV or FLAC"
+        )
     return folder

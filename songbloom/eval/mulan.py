@@ -17,6 +17,7 @@ import torch
 import torchaudio.functional as AF
 from torch import nn
 
+from songbloom.checkpoints.model_folders import check_mulan_folder, remote_code_off
 from songbloom.eval.embedders import to_mono
 
 logger = logging.getLogger(__name__)
@@ -96,10 +97,8 @@ def load_mulan(model_id_or_dir: str | os.PathLike = DEFAULT_MULAN_MODEL_ID, *,
     """``MuQMuLan.from_pretrained`` in eval mode; a hub id downloads (MuQ-MuLan weights are CC-BY-NC-4.0)."""
     from muq import MuQMuLan
 
-    path = Path(model_id_or_dir)
-    if path.exists() and not (path / "config.json").is_file():
-        raise FileNotFoundError(f"MuQ-MuLan directory {path} has no config.json; expected a save_pretrained folder")
-    with _fork_rng():  # the MuQ audio tower reseeds the global RNG in its constructor
+    check_mulan_folder(model_id_or_dir)  # towers that would run remote code or unpickle are refused up front
+    with _fork_rng(), remote_code_off():  # the MuQ audio tower reseeds the global RNG in its constructor
         model = MuQMuLan.from_pretrained(str(model_id_or_dir))
     return model.to(device).eval()
 

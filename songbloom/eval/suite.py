@@ -45,7 +45,14 @@ class Prompt:
 def load_prompts(path: str | Path) -> dict[str, Prompt]:
     """JSON lines ``{"name": ..., "lyrics": ..., "text": ..., "language": ...}``; only ``name`` is required."""
     prompts: dict[str, Prompt] = {}
-    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, raw in enumerate(Path(path).read_bytes().splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(
+                f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                "save the file as UTF-8"
+            ) from None
         if not line.strip():
             continue
         try:

@@ -26,6 +26,25 @@ class PromptAudioError(ValueError):
     """A prompt file cannot be used (unreadable, empty, too short)."""
 
 
+LOW_PROMPT_SAMPLE_RATE = 16000
+
+
+def low_sample_rate_note(path: str | Path, sample_rate: int = 48000) -> str | None:
+    """A warning when the prompt was recorded below 16 kHz: upsampling it adds no high frequencies."""
+    import soundfile as sf
+
+    try:
+        sr = int(sf.info(str(path)).samplerate)
+    except Exception:  # unreadable files are reported by load_prompt_audio
+        return None
+    if sr >= LOW_PROMPT_SAMPLE_RATE:
+        return None
+    return (
+        f"prompt {path} has a low sample rate ({sr} Hz): it is upsampled to {sample_rate} Hz but holds nothing "
+        f"above {sr // 2} Hz, so the style it gives is dull; use a recording at 44.1 kHz or more"
+    )
+
+
 def load_prompt_audio(path: str | Path, sample_rate: int = 48000, seconds: float = 10.0) -> torch.Tensor:
     """Read a prompt file -> (1, T) float32 mono at ``sample_rate``, at most ``seconds`` long."""
     import soundfile as sf
@@ -35,7 +54,7 @@ def load_prompt_audio(path: str | Path, sample_rate: int = 48000, seconds: float
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError by format
-        raise PromptAudioError(f"{path}: cannot read audio ({e})") from e
+        raise PromptAudioError(f"{path}: cannot read audio ({e}); convert it to WAV or FLAC") from e
     if data.shape[0] == 0:
         raise PromptAudioError(f"{path}: the audio file is empty")
     wav = torch.from_numpy(data.T.copy())  # (C, T)

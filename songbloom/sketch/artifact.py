@@ -20,6 +20,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from songbloom.checkpoints.safe_load import check_file_integrity
 from songbloom.sketch.alignment import ALIGNMENT_RULE, FRAME_RATE, MUQ_SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ def load_codebook(path: str | os.PathLike) -> SketchCodebook:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"sketch codebook {path} not found (train one with `python -m songbloom.sketch train`)")
+    check_file_integrity(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}

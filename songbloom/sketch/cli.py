@@ -88,6 +88,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     k.add_argument("--muq", default=None, help="override the MuQ location recorded in the codebook")
     k.add_argument("--device", default="cpu")
     k.add_argument("--batch-files", type=int, default=8)
+    k.add_argument("--strict", action="store_true", help="exit 1 when any clip was skipped (default: none tokenised)")
 
     e = sub.add_parser("eval", help="codebook metrics on held-out audio")
     e.add_argument("--codebook", required=True)
@@ -171,9 +172,17 @@ def _cmd_tokenize(args: argparse.Namespace) -> int:
                                             **record}) + "\n")
                     written += 1
     print(f"tokenised {written} clips with codebook {tok.codebook_hash} -> {out_dir}; skipped {len(skipped)}")
+    return _exit_code(written, skipped, strict=args.strict, what="tokenised")
+
+
+def _exit_code(landed: int, skipped: list[SkippedItem], *, strict: bool, what: str) -> int:
+    """Every skipped item with its reason; 1 when nothing landed or (``strict``) anything was skipped."""
     for s in skipped:
         print(f"  skipped {s.key}: {s.reason}", file=sys.stderr)
-    return 0 if written else 1
+    if not landed:
+        print(f"error: nothing was {what}: fix the items above and run again", file=sys.stderr)
+        return 1
+    return 1 if strict and skipped else 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -189,6 +198,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             skipped.append(SkippedItem(item.key, str(exc)))
             continue
         feats.append(tok.features(wav, sr)[0])
+    if not feats:
+        return _exit_code(0, skipped, strict=False, what="evaluated")
     metrics = tok.evaluate_features(feats)
     print(f"codebook {tok.codebook_hash} on {len(feats)} clips (skipped {len(skipped)}):")
     print(metrics.format_table())

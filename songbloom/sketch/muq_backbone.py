@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from songbloom.checkpoints.model_folders import check_muq_folder
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MUQ_MODEL_ID = "OpenMuQ/MuQ-large-msd-iter"
@@ -73,9 +75,7 @@ def load_muq(model_id_or_dir: str | os.PathLike, *, device: str | torch.device =
     """
     from muq import MuQ
 
-    path = Path(model_id_or_dir)
-    if path.exists() and not (path / "config.json").is_file():
-        raise FileNotFoundError(f"MuQ directory {path} has no config.json; expected a MuQ.save_pretrained folder")
+    check_muq_folder(model_id_or_dir)  # no remote code, no pickles: refused with the reason before MuQ reads it
     with _preserve_global_rng():  # MuQ's constructor reseeds the global RNG (torch.manual_seed(142))
         model = MuQ.from_pretrained(str(model_id_or_dir))
     return model.to(device).eval()

@@ -48,24 +48,29 @@ def list_manifest(manifest: str | os.PathLike) -> tuple[list[AudioItem], list[Sk
     if not manifest.is_file():
         raise FileNotFoundError(f"manifest {manifest} does not exist")
     items, skipped = [], []
-    with manifest.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{manifest}:{lineno}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                skipped.append(SkippedItem(where, f"invalid JSON ({exc.msg})"))
-                continue
-            audio = record.get("audio_path") if isinstance(record, dict) else None
-            if not isinstance(audio, str) or not audio:
-                skipped.append(SkippedItem(where, "missing string field 'audio_path'"))
-                continue
-            path = Path(audio)
-            if not path.is_absolute():
-                path = manifest.parent / path
-            items.append(AudioItem(key=str(path.resolve()), path=str(path.resolve())))
+    for lineno, raw in enumerate(manifest.read_bytes().splitlines(), start=1):  # one bad line stays one line
+        where = f"{manifest}:{lineno}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            skipped.append(SkippedItem(where, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+                                              f"{exc.start + 1}); save the manifest as UTF-8"))
+            continue
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            skipped.append(SkippedItem(where, f"invalid JSON ({exc.msg}); write one JSON object per line"))
+            continue
+        audio = record.get("audio_path") if isinstance(record, dict) else None
+        if not isinstance(audio, str) or not audio:
+            skipped.append(SkippedItem(where, "missing string field 'audio_path'; give each line an audio file path"))
+            continue
+        path = Path(audio)
+        if not path.is_absolute():
+            path = manifest.parent / path
+        items.append(AudioItem(key=str(path.resolve()), path=str(path.resolve())))
     return items, skipped
 
 
@@ -118,7 +123,7 @@ def load_audio(item: AudioItem) -> tuple[torch.Tensor, int]:
                     raise ValueError("member is not a regular file")
                 data, sr = sf.read(io.BytesIO(fh.read()), dtype="float32", always_2d=True)
     except Exception as exc:
-        raise ValueError(f"{item.key}: cannot read audio ({exc})") from exc
+        raise ValueError(f"{item.key}: cannot read audio ({exc}); convert it to WAV or FLAC") from exc
     mono = np.ascontiguousarray(data.mean(axis=1))
     if not np.isfinite(mono).all():
         raise ValueError(f"{item.key}: audio contains NaN or inf samples")

@@ -7,7 +7,7 @@ file in place (a truncation, an overwrite) cannot reach ``last.ckpt`` (it was a 
 
 Resume rules (docs/training.md): candidates are ``last.ckpt``, the step files and legacy ``hpc_ckpt_*.ckpt``;
 best-k files live apart in ``checkpoints/best/`` and are never candidates. Every candidate passes the integrity
-check (:func:`songbloom.checkpoints.safe_load.check_checkpoint_file`) before it is used; a damaged one is
+check (:func:`songbloom.checkpoints.safe_load.check_file_integrity`) before it is used; a damaged one is
 skipped and the log says which file was used instead; when the run dir holds checkpoints and none can be
 loaded, the run is refused (:class:`NoUsableCheckpointError`) instead of starting over.
 
@@ -36,7 +36,7 @@ from songbloom.checkpoints.messages import (
     RESUME_FALLBACK,
     RESUME_FILE_MISSING,
 )
-from songbloom.checkpoints.safe_load import check_checkpoint_file, torch_load_safely
+from songbloom.checkpoints.safe_load import check_file_integrity, torch_load_safely
 from songbloom.utils.atomic import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def find_resume_checkpoint(ckpt_dir: Path, hpc_dir: Path | None = None) -> Path 
             failures[path] = _reason(e)
     for neg_step, _, path in sorted(ranked):
         try:
-            check_checkpoint_file(path, checksums=True)
+            check_file_integrity(path, checksums=True)
         except Exception as e:
             failures[path] = _reason(e)
             continue
@@ -151,7 +151,7 @@ def checked_resume_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(RESUME_FILE_MISSING.format(path=path))
-    check_checkpoint_file(path, checksums=True)
+    check_file_integrity(path, checksums=True)
     return path
 
 

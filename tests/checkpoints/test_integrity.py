@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from songbloom.checkpoints.safe_load import DamagedFileError, check_checkpoint_file, torch_load_safely
+from songbloom.checkpoints.safe_load import DamagedFileError, check_file_integrity, torch_load_safely
 
 
 @pytest.fixture
@@ -33,20 +33,20 @@ def _damage(path: Path, how: str) -> None:
 @pytest.mark.parametrize("how", ["truncated", "random_bytes", "empty"])
 def test_damaged_files_are_called_damaged_with_their_path(good: Path, how: str):
     _damage(good, how)
-    with pytest.raises(DamagedFileError, match="damaged checkpoint file") as info:
+    with pytest.raises(DamagedFileError, match="damaged file") as info:
         torch_load_safely(good)
     assert str(good) in str(info.value) and info.value.path == good
 
 
 def test_overwritten_bytes_inside_the_file_fail_the_checksum_check(good: Path):
-    check_checkpoint_file(good, checksums=True)
+    check_file_integrity(good, checksums=True)
     data_start = good.stat().st_size // 2  # inside the tensor's bytes
     with open(good, "r+b") as f:
         f.seek(data_start)
         f.write(os.urandom(4096))
-    check_checkpoint_file(good)  # the cheap check reads only the zip directory
+    check_file_integrity(good)  # the cheap check reads only the zip directory
     with pytest.raises(DamagedFileError, match="CRC"):
-        check_checkpoint_file(good, checksums=True)
+        check_file_integrity(good, checksums=True)
 
 
 def test_a_zip_that_is_not_a_torch_file_and_a_legacy_torch_file(tmp_path: Path):
@@ -55,8 +55,8 @@ def test_a_zip_that_is_not_a_torch_file_and_a_legacy_torch_file(tmp_path: Path):
     with zipfile.ZipFile(tmp_path / "other.ckpt", "w") as zf:
         zf.writestr("readme.txt", "hello")
     with pytest.raises(DamagedFileError, match="no data.pkl"):
-        check_checkpoint_file(tmp_path / "other.ckpt")
+        check_file_integrity(tmp_path / "other.ckpt")
     legacy = tmp_path / "legacy.pt"
     torch.save({"w": torch.ones(2)}, legacy, _use_new_zipfile_serialization=False, pickle_protocol=2)
-    check_checkpoint_file(legacy, checksums=True)  # no directory to check: left to torch.load
+    check_file_integrity(legacy, checksums=True)  # no directory to check: left to torch.load
     assert torch.equal(torch_load_safely(legacy)["w"], torch.ones(2))

@@ -38,3 +38,12 @@ def test_every_error_class_of_ours_is_explained():
     page = PAGE.read_text(encoding="utf-8")
     missing = sorted(c for c in classes if c not in page)
     assert not missing, f"error classes raised by our tools but not on docs/troubleshooting.md: {missing}"
+
+
+def test_every_catalogue_message_is_on_the_page_with_its_fix():
+    """tests/faults/test_bad_input_catalogue.py: each cause's message and its fix appear in one row of the page."""
+    from tests.faults.test_bad_input_catalogue import CATALOGUE
+
+    rows = [line for line in PAGE.read_text(encoding="utf-8").splitlines() if line.startswith("| `")]
+    missing = [c.id for c in CATALOGUE if not any(f"`{c.message}`" in r and c.fix in r for r in rows)]
+    assert not missing, f"catalogue causes whose message and fix are not on docs/troubleshooting.md: {missing}"

@@ -80,6 +80,6 @@ def test_no_loadable_checkpoint_is_refused_with_each_file_and_why(tmp_path: Path
     with pytest.raises(NoUsableCheckpointError) as info:
         find_resume_checkpoint(tmp_path)
     assert set(info.value.failures) == {tmp_path / "last.ckpt", tmp_path / "step=0000003.ckpt"}
-    assert "damaged checkpoint file" not in info.value.failures[tmp_path / "last.ckpt"]  # the reason alone
+    assert "damaged file" not in info.value.failures[tmp_path / "last.ckpt"]  # the reason alone
     assert "not a complete zip archive" in info.value.failures[tmp_path / "last.ckpt"]
     assert "no global_step" in str(info.value) and "resume=never" in str(info.value)

@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 
 from songbloom.checkpoints.bundle import SongBloom
 from songbloom.checkpoints.keys import CONFIG_FILE, GENERATOR_FILE, VAE_CONFIG_FILE, VAE_FILE
 from songbloom.checkpoints.metadata import export_metadata, recorded_language
 from songbloom.checkpoints.registry import CheckpointFormat, LoadOptions, load_checkpoint
+from songbloom.checkpoints.safe_load import load_safetensors
 from songbloom.checkpoints.strict import strict_load
 from songbloom.checkpoints.vae import no_vae_error, vae_from_files
 from songbloom.config import SongBloomConfig
@@ -80,7 +81,7 @@ def load_merged_generator(path: str | Path, config: SongBloomConfig | None = Non
     if config is None:
         config, _ = _read_export_config(path)
     model = SongBloomModel(config.model)
-    strict_load(model, load_file(str(path / GENERATOR_FILE)), what=f"generator from {path / GENERATOR_FILE}")
+    strict_load(model, load_safetensors(path / GENERATOR_FILE), what=f"generator from {path / GENERATOR_FILE}")
     return model.eval()
 
 
@@ -103,7 +104,7 @@ def load_merged_export(path: str | Path) -> tuple[SongBloomConfig, SongBloomMode
         if not (path / VAE_CONFIG_FILE).is_file():
             raise FileNotFoundError(f"{path / VAE_FILE} has no {VAE_CONFIG_FILE} beside it; re-export the directory")
         vae = OobleckVAE(VAEConfig.from_json(path / VAE_CONFIG_FILE))
-        strict_load(vae, load_file(str(path / VAE_FILE)), what=f"VAE from {path / VAE_FILE}")
+        strict_load(vae, load_safetensors(path / VAE_FILE), what=f"VAE from {path / VAE_FILE}")
     return config, model, vae, meta
 
 

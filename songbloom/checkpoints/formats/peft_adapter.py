@@ -24,6 +24,7 @@ from songbloom.checkpoints.keys import ADAPTER_CONFIG, ADAPTER_META, ADAPTER_WEI
 from songbloom.checkpoints.metadata import recorded_language
 from songbloom.checkpoints.registry import CheckpointFormat, LoadOptions, load_checkpoint
 from songbloom.checkpoints.release_files import release_file_plan
+from songbloom.checkpoints.safe_load import check_file_integrity
 from songbloom.config import SongBloomConfig
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.utils.atomic import atomic_write, atomic_write_text
@@ -114,6 +115,7 @@ def load_peft_adapter(base_model: SongBloomModel, adapter_dir: str | Path) -> nn
     adapter_dir = Path(adapter_dir)
     if not is_adapter_dir(adapter_dir):
         raise FileNotFoundError(f"{adapter_dir}: not a PEFT adapter directory ({ADAPTER_CONFIG} + {ADAPTER_WEIGHTS})")
+    check_file_integrity(adapter_dir / ADAPTER_WEIGHTS)
     try:
         peft_model = PeftModel.from_pretrained(base_model, str(adapter_dir))
     except (RuntimeError, KeyError) as e:  # shape mismatches, targets the base does not have

@@ -31,6 +31,7 @@ from songbloom.checkpoints.keys import (
 )
 from songbloom.checkpoints.metadata import checkpoint_licences, run_language
 from songbloom.checkpoints.registry import CheckpointFormat, LoadOptions, load_checkpoint
+from songbloom.checkpoints.safe_load import check_file_integrity
 from songbloom.checkpoints.strict import (
     CheckpointMismatchError,
     format_mismatch_report,
@@ -79,6 +80,7 @@ def read_training_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"training checkpoint {path} does not exist")
+    check_file_integrity(path)  # the mmap path skips torch's own zip checks
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:
