@@ -6,14 +6,14 @@
 Set-up of the official side (a checkout of tencent-ailab/SongBloom at ef78022 and a venv with its pins):
 ``../shared/tools/official_bench/README.md``. Nothing official is copied here or edited.
 
-Our side (this interpreter): a generator of ``--preset`` with random weights and a tiny random VAE, written with
+Our side (this interpreter): a generator of ``--preset`` with random weights and a 4-channel random VAE (release frame geometry), written with
 ``songbloom.checkpoints.formats.release.export_release`` exactly as ``export.py`` / the run-end export do.
 Official side (``--official-python``, this file again with ``--official-part``): ``official_env.load_config``
 (the resolvers of the official ``infer.py``), ``SongBloom_Sampler.build_from_trainer(cfg, strict=True)``
 (the official strict load), ``set_generation_params(**cfg.inference)``, ``max_frames`` = ``--patches`` patches,
-the EOS logit pushed down so every song runs that many patches, then ``sampler.generate(lyrics, prompt_wav)``:
-the official prompt slice ``prompt_wav[..., :sr * prompt_len]``, the VAE prompt encode, the sampler and the
-chunked VAE decode. Prints ``RESULT {...}`` (the shape of the audio, seconds, missing/unexpected keys) and
+the EOS logit pushed down so every song runs that many patches, then the body of ``sampler.generate``: the
+official prompt slice ``prompt_wav[..., :sr * prompt_len]``, the VAE prompt encode, the sampler and the VAE
+decode (unchunked: see :func:`official_generate`). Prints ``RESULT {...}`` (the shape of the audio, seconds, missing/unexpected keys) and
 exits non-zero when the official code cannot generate.
 """
 
@@ -34,7 +34,7 @@ LYRICS = "[intro] [intro] , [verse] n i3 h ao3 w o3 ai4 n i3 . AH0 L AH1 V Y UW1
 
 
 def write_export(work: Path, preset: str) -> Path:
-    """Our release-format export of ``preset`` (random generator, tiny random VAE) in ``work/export``."""
+    """Our release-format export of ``preset`` (random generator, a 4-channel random VAE) in ``work/export``."""
     import torch
 
     from songbloom.checkpoints.formats.release import export_release
@@ -45,9 +45,29 @@ def write_export(work: Path, preset: str) -> Path:
     cfg = SongBloomConfig.from_name(preset)
     torch.manual_seed(0)
     model = SongBloomModel(cfg.model).eval()
-    vae = OobleckVAE(VAEConfig.tiny()).eval()
+    tiny = VAEConfig.tiny()  # 4 channels everywhere, release frame geometry; latent size of the preset
+    vae_cfg = VAEConfig._symmetric(channels=4, c_mults=tiny.encoder.c_mults, strides=tiny.encoder.strides,
+                                   latent_dim=cfg.model.latent_dim, io_channels=2, sample_rate=48000)
+    vae = OobleckVAE(vae_cfg).eval()
     paths = export_release(model, cfg, vae, work / "export", name=NAME)
     return paths["release_yaml"]
+
+
+def official_generate(sampler, lyrics: str, prompt_wav):
+    """``SongBloom_Sampler.generate`` line by line, except the last call: its VAE decode with ``chunked=False``.
+
+    The official chunked decoder (``decode_audio``) fails on a latent shorter than one chunk (its loop never runs
+    and ``i`` is unbound), which two patches are; the official ``infer.py`` only ever decodes whole songs.
+    """
+    if sampler.prompt_duration is not None:
+        prompt_wav = prompt_wav[..., : sampler.prompt_duration]  # the slice a float prompt_len breaks
+    attributes, _ = sampler._prepare_tokens_and_attributes(
+        conditions={"lyrics": [sampler._process_lyric(lyrics)], "prompt_wav": [prompt_wav]},
+        prompt=None,
+        prompt_tokens=None,
+    )
+    latent_seq, _ = sampler.diffusion.generate(None, attributes, **sampler.generation_params)
+    return sampler.compression_model.decode(latent_seq.float(), chunked=False)
 
 
 def official_part(export_dir: Path, bench_dir: Path, patches: int) -> dict:
@@ -74,8 +94,8 @@ def official_part(export_dir: Path, bench_dir: Path, patches: int) -> dict:
     prompt = torch.randn(1, 12 * int(cfg.sr), generator=torch.Generator().manual_seed(3)) * 0.1
     torch.manual_seed(0)
     t0 = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
-        audio = sampler.generate(LYRICS, prompt)
+    with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+        audio = official_generate(sampler, LYRICS, prompt)
     return {
         "load_print": log.getvalue().strip()[-300:],
         "load_s": round(load_s, 2),

@@ -47,6 +47,10 @@ class PreprocessReport:
     songs_done: int = 0
     problems: list[Problem] = field(default_factory=list)
     shards: list[str] = field(default_factory=list)
+    # Where each written sample's style prompt came from: file (the manifest's prompt_wav), outside (the same
+    # song outside the segment) or inside_fallback (the song is too short: the prompt overlaps the target).
+    prompt_sources: Counter = field(default_factory=Counter)
+    validation: str = ""  # how the validation songs were chosen (tasks.auto_split)
 
     def add(self, other: PreprocessReport) -> None:
         """Fold in another worker's report."""
@@ -55,6 +59,7 @@ class PreprocessReport:
         self.songs_done += other.songs_done
         self.problems += other.problems
         self.shards += other.shards
+        self.prompt_sources.update(other.prompt_sources)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,4 +70,6 @@ class PreprocessReport:
             "skipped_by_kind": dict(Counter(p.kind for p in self.problems)),
             "skipped": [p.to_json() for p in self.problems],
             "new_shards": self.shards,
+            "prompt_sources": dict(self.prompt_sources),
+            "validation": self.validation,
         }

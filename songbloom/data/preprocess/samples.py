@@ -149,6 +149,7 @@ def build_sample(
         "duration_s": meta["duration_s"],
         "frames": n,
         "licence": canonical_licence(rec.license),
+        "prompt": seg.prompt_info["rule"],  # file | outside | inside_fallback (the target's own audio)
     }
     return key, encode_sample(key, arrays, meta, _blobs(cfg, audio, seg)), info
 
