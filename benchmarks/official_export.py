@@ -6,15 +6,16 @@
 Set-up of the official side (a checkout of tencent-ailab/SongBloom at ef78022 and a venv with its pins):
 ``../shared/tools/official_bench/README.md``. Nothing official is copied here or edited.
 
-Our side (this interpreter): a generator of ``--preset`` with random weights and a 4-channel random VAE (release frame geometry), written with
-``songbloom.checkpoints.formats.release.export_release`` exactly as ``export.py`` / the run-end export do.
+Our side (this interpreter): a generator of ``--preset`` with random weights and a 4-channel random VAE (release
+frame geometry), written with ``songbloom.checkpoints.formats.release.export_release`` exactly as ``export.py``
+and the run-end export do.
 Official side (``--official-python``, this file again with ``--official-part``): ``official_env.load_config``
 (the resolvers of the official ``infer.py``), ``SongBloom_Sampler.build_from_trainer(cfg, strict=True)``
 (the official strict load), ``set_generation_params(**cfg.inference)``, ``max_frames`` = ``--patches`` patches,
 the EOS logit pushed down so every song runs that many patches, then the body of ``sampler.generate``: the
 official prompt slice ``prompt_wav[..., :sr * prompt_len]``, the VAE prompt encode, the sampler and the VAE
-decode (unchunked: see :func:`official_generate`). Prints ``RESULT {...}`` (the shape of the audio, seconds, missing/unexpected keys) and
-exits non-zero when the official code cannot generate.
+decode (unchunked: see :func:`official_generate`). Prints ``RESULT {...}`` (the shape of the audio, seconds,
+what the strict load printed) and exits non-zero when the official code cannot generate.
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     print(f"| {args.preset} | {result['patches']} | {result['load_s']} | {result['generate_s']} | "
           f"{result['audio_shape']} | {result['finite']} |")
+    print(f"official strict load printed: {result['load_print']}")
     return 0 if result["finite"] else 1
 
 
