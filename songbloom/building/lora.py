@@ -154,6 +154,17 @@ def lora_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if is_lora_layer(m)]
 
 
+def set_lora_scale(model: nn.Module, scale: float) -> int:
+    """Apply every LoRA adapter of ``model`` at ``scale`` x its trained strength (peft ``set_scale``: the delta
+    ``B A x`` is multiplied by ``scale * alpha / r``). Tensors trained in full are not touched. Returns the
+    number of adapted layers."""
+    layers = lora_layers(model)
+    for layer in layers:
+        for adapter in list(layer.scaling):
+            layer.set_scale(adapter, float(scale))
+    return len(layers)
+
+
 def is_adapter_param(name: str) -> bool:
     return any(tag in name for tag in (".lora_A.", ".lora_B.", ".lora_magnitude_vector.", ".lora_embedding_"))
 

@@ -109,8 +109,21 @@ def _evaluate(args: argparse.Namespace) -> tuple[dict[str, Path], dict[str, Audi
     _audio_metrics(args, folders, reference, prompts, results)
     if not results:
         raise SystemExit("nothing to evaluate: give --audio, --export or --run-dir")
+    _refuse_empty(results)
     baseline = args.baseline or ("base" if "base" in results else next(iter(results)))
     return write_report(results, out, baseline=baseline, meta=meta, history=history), folders
+
+
+def _refuse_empty(results: dict[str, dict[str, Any]]) -> None:
+    """An evaluation that computed no metric at all says why and exits non-zero (no empty report)."""
+    if any(r["metrics"] for r in results.values()):
+        return
+    why = [f"{name} / {metric}: {reason}" for name, r in results.items() for metric, reason in r["skipped"].items()]
+    clips = {name: r.get("clips") for name, r in results.items() if "clips" in r}
+    raise SystemExit(
+        "nothing was evaluated: no metric could be computed for any model (clips read: "
+        f"{clips or 'none'}).\n  - " + "\n  - ".join(why or ["no inputs"])
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,7 +198,7 @@ def _audio_metrics(args, folders: dict[str, AudioFolder], reference, prompts, re
         entry["metrics"].update(res.metrics)
         entry["skipped"].update(res.skipped)
         entry.update(clips=res.clips, paired_with_reference=res.paired_with_reference,
-                     transcripts=res.transcripts, skipped_files=folders[name].skipped)
+                     transcripts=res.transcripts, skipped_files=folders[name].skipped, caveats=res.caveats)
 
 
 def _load_models(args: argparse.Namespace, meta: dict[str, Any]) -> dict[str, tuple[Any, Any]]:

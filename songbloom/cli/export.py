@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--name", default=None, help="file stem of the release-format files (default: --out's name)")
     ex.add_argument("--base-ckpt", default=None, help="base model for adapter-only checkpoints and adapter dirs")
     ex.add_argument("--no-ema", action="store_true", help="training checkpoints: the live weights, not the EMA")
-    mg = sub.add_parser("merge", help="merge a PEFT adapter into its base at a strength (0 = base, 1 = full)")
+    mg = sub.add_parser("merge", help="merge a PEFT adapter (LoRA deltas x strength; fully trained tables as trained)")
     mg.add_argument("--adapter", required=True, help="PEFT adapter directory")
     mg.add_argument("--base-ckpt", default=None, help="base model (default: the adapter's base_model_name_or_path)")
     mg.add_argument("--strength", type=float, default=1.0)

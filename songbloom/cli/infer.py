@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--base-ckpt", default=None, help="base model under a PEFT adapter dir or an adapter-only training .ckpt"
     )
     src.add_argument("--config", default=None, help="model YAML for a bare weights file (default: found beside it)")
+    src.add_argument(
+        "--lora-scale", type=float, default=1.0, help="LoRA strength (0 = base, 1 = as trained); no merged copy"
+    )
     src.add_argument("--local-only", action="store_true", help="never download: use --local-dir / the Hub cache only")
     fork = ap.add_argument_group(
         "fork compatibility (ayutaz/SongBloom infer.py flags; settings come from the checkpoint)"
@@ -266,19 +269,26 @@ def _load_bundle(args: argparse.Namespace, device, dtype):
     from songbloom.checkpoints.bundle import load_release
     from songbloom.checkpoints.registry import load_checkpoint
     from songbloom.inference.fork_flags import fork_flag_notice
+    from songbloom.inference.lora_scale import apply_lora_scale, fork_alpha, is_fork_checkpoint
 
     fork_flag_notice(args)
     try:
+        fork = is_fork_checkpoint(args.ckpt_path)
         if args.ckpt_path:
-            return load_checkpoint(
+            bundle = load_checkpoint(
                 args.ckpt_path,
                 device=device,
                 dtype=dtype,
                 config_path=args.config,
                 base_path=args.base_ckpt,
-                lora_alpha=args.lora_alpha,
+                lora_alpha=fork_alpha(args.lora_alpha, args.lora_scale) if fork else args.lora_alpha,
             )
-        return load_release(args.model_name, args.local_dir, device=device, dtype=dtype, local_only=args.local_only)
+        else:
+            bundle = load_release(
+                args.model_name, args.local_dir, device=device, dtype=dtype, local_only=args.local_only
+            )
+        apply_lora_scale(bundle.model, args.lora_scale, args.ckpt_path or args.model_name, merged_at_load=fork)
+        return bundle
     except (OSError, ValueError) as e:  # missing files, unknown layouts, key/shape mismatches: say what and stop
         raise SystemExit(f"cannot load the model: {e}") from e
 

@@ -58,7 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto: prompt_wav when given, else 10 s of the same song outside the segment",
     )
     s.add_argument("--prompt-seconds", type=float, default=10.0)
-    s.add_argument("--val-fraction", type=float, default=0.0, help="songs (not segments) held out for validation")
+    s.add_argument(
+        "--val-fraction",
+        type=float,
+        default=None,
+        help="songs (not segments) held out for validation; 0 = none. Default: one song from three songs on",
+    )
     s.add_argument(
         "--keep-untimed-long",
         action="store_true",

@@ -332,15 +332,15 @@ class SongBloomConfig:
         return {
             "cfg_file": None,
             "precision": self.precision,
-            "min_dur": self.min_dur,
-            "max_dur": self.max_dur,
+            "min_dur": _release_number(self.min_dur),
+            "max_dur": _release_number(self.max_dur),
             "sr": self.sr,
             "pretrained_path": None,
             "continue_checkpoint": None,
-            "train_dataset": {"lyric_processor": self.lyric_processor, "prompt_len": self.prompt_len},
+            "train_dataset": {"lyric_processor": self.lyric_processor, "prompt_len": _release_number(self.prompt_len)},
             "vae": {"vae_cfg": None, "vae_ckpt": None, "sr": "${sr}"},
             "model": model,
-            "inference": dataclasses.asdict(self.inference),
+            "inference": _release_inference(self.inference),
         }
 
     @property
@@ -352,6 +352,25 @@ class SongBloomConfig:
     def max_frames(self) -> int:
         """Generation cap in latent frames: ``max_dur`` plus the 10 s the official infer.py adds."""
         return int((self.max_dur + 10) * self.frame_rate)
+
+
+def _release_number(x: float) -> float | int:
+    """Whole seconds as ints, like the release files: the official sampler slices audio with ``sr * prompt_len``
+    and sizes its generation with ``max_dur * 25``, which a float breaks."""
+    return int(x) if float(x).is_integer() else float(x)
+
+
+# Inference keys the release YAMLs do not have; written only when they differ from the official defaults.
+_UNRELEASED_INFERENCE_DEFAULTS = {"top_p": 0.0, "use_sampling": True}
+
+
+def _release_inference(inf: InferenceConfig) -> dict[str, Any]:
+    """``inference.*`` with the release files' keys (the official ``generate`` accepts the others as well)."""
+    d = dataclasses.asdict(inf)
+    for k, default in _UNRELEASED_INFERENCE_DEFAULTS.items():
+        if d[k] == default:
+            d.pop(k)
+    return d
 
 
 def _release_model(**overrides: Any) -> ModelConfig:

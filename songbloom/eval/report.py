@@ -134,6 +134,10 @@ def write_report(results: Mapping[str, Mapping[str, Any]], out_dir: str | Path, 
         md.append(f"- {key}: {value}")
     md.append("\n## Metrics\n")
     md.append(markdown_table(metrics, baseline))
+    caveats = [(name, metric, why) for name, r in results.items() for metric, why in (r.get("caveats") or {}).items()]
+    if caveats:
+        md.append("\n## Caveats\n")
+        md += [f"- `{name}` / {metric}: {why}" for name, metric, why in caveats]
     skipped = {name: r.get("skipped") for name, r in results.items() if r.get("skipped")}
     if skipped:
         md.append("\n## Not computed\n")

@@ -78,10 +78,25 @@ class CandidateResult:
     clips: int = 0
     paired_with_reference: int = 0
     transcripts: list[dict[str, Any]] = field(default_factory=list)
+    caveats: dict[str, str] = field(default_factory=dict)  # metric -> why its value is weak (small sets)
 
     def to_dict(self) -> dict[str, Any]:
         return {"metrics": self.metrics, "skipped": self.skipped, "clips": self.clips,
-                "paired_with_reference": self.paired_with_reference, "transcripts": self.transcripts}
+                "paired_with_reference": self.paired_with_reference, "transcripts": self.transcripts,
+                "caveats": self.caveats}
+
+
+# Set metrics (a Frechet distance between two sets of clips) are biased and noisy on small sets: below this many
+# clips on either side the report flags the value (FAD papers use thousands of clips).
+SET_METRIC_MIN_CLIPS = 50
+
+
+def small_set_caveat(generated: int, reference: int, minimum: int = SET_METRIC_MIN_CLIPS) -> str | None:
+    """The report's note on a set metric computed from few clips, or None when both sets are large enough."""
+    if min(generated, reference) >= minimum:
+        return None
+    return (f"small n: {generated} generated and {reference} reference clips (< {minimum}); a Frechet distance "
+            "from so few clips is dominated by estimation bias and is not comparable across set sizes")
 
 
 _SEED_SUFFIX = re.compile(r"_s\d+$")
@@ -132,6 +147,9 @@ def evaluate_folders(candidates: Mapping[str, AudioFolder], reference: AudioFold
                 if f.shape[0]:
                     fad.update_embeddings(generated=f)
             res.metrics.update(fad.compute())
+            caveat = small_set_caveat(sum(1 for f in feats.values() if f.shape[0]), len(ref_feats))
+            if caveat:
+                res.caveats["fad"] = caveat
             if paired:
                 sim = AudioSimilarityMetric(embedder)
                 sim.update_embeddings([feats[n] for n in paired], [ref_feats[ref_of[n]] for n in paired])

@@ -23,9 +23,12 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
 class AudioItem:
     """One clip: a file, or a member of a tar shard (``member`` set)."""
 
-    key: str  # stable identity used for caching and the held-out split
+    key: str  # stable identity used for caching (the resolved path)
     path: str
     member: str | None = None
+    # Identity within its source, independent of where the data lives (the held-out split hashes it): the path
+    # relative to the audio folder or the manifest's folder, or "<shard file name>::<member>". Default: ``key``.
+    split_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,8 @@ def list_directory(root: str | os.PathLike) -> list[AudioItem]:
     if not root.is_dir():
         raise FileNotFoundError(f"audio directory {root} does not exist")
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-    return [AudioItem(key=str(p.resolve()), path=str(p.resolve())) for p in files]
+    return [AudioItem(key=str(p.resolve()), path=str(p.resolve()), split_key=p.relative_to(root).as_posix())
+            for p in files]
 
 
 def list_manifest(manifest: str | os.PathLike) -> tuple[list[AudioItem], list[SkippedItem]]:
@@ -70,7 +74,9 @@ def list_manifest(manifest: str | os.PathLike) -> tuple[list[AudioItem], list[Sk
         path = Path(audio)
         if not path.is_absolute():
             path = manifest.parent / path
-        items.append(AudioItem(key=str(path.resolve()), path=str(path.resolve())))
+        items.append(
+            AudioItem(key=str(path.resolve()), path=str(path.resolve()), split_key=_relative_key(path, manifest.parent))
+        )
     return items, skipped
 
 
@@ -86,7 +92,15 @@ def list_shard(shard: str | os.PathLike, member_suffix: str | None = None) -> li
         wanted = (member_suffix.lower(),) if member_suffix else AUDIO_EXTENSIONS
         members = sorted(m.name for m in tar.getmembers() if m.isfile() and m.name.lower().endswith(wanted))
     resolved = str(shard.resolve())
-    return [AudioItem(key=f"{resolved}::{m}", path=resolved, member=m) for m in members]
+    return [AudioItem(key=f"{resolved}::{m}", path=resolved, member=m, split_key=f"{shard.name}::{m}") for m in members]
+
+
+def _relative_key(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when it lies inside it (else as resolved): where the data lives drops out."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
 
 
 def collect_items(*, audio_dirs: list[str] = (), manifests: list[str] = (),

@@ -111,12 +111,13 @@ class TrainingResult:
 
 
 def heldout_split(items: list[AudioItem], fraction: float) -> tuple[list[AudioItem], list[AudioItem]]:
-    """Stable split by a hash of each clip's key (adding clips never moves old ones across the split)."""
+    """Stable split by a hash of each clip's identity within its source (``split_key``: adding clips never moves
+    old ones across the split, and the same data in another folder splits the same way)."""
     if fraction <= 0 or len(items) < 2:
         return list(items), []
 
     def score(item: AudioItem) -> float:
-        return int(hashlib.sha1(item.key.encode()).hexdigest()[:12], 16) / float(16**12)
+        return int(hashlib.sha1((item.split_key or item.key).encode()).hexdigest()[:12], 16) / float(16**12)
 
     held = [it for it in items if score(it) < fraction]
     if not held:

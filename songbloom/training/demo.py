@@ -82,7 +82,7 @@ def _preprocess(manifest: Path, codebook: Path, out: Path, sb_cfg: SongBloomConf
         prompt_seconds=sb_cfg.prompt_len,
         lyric_max_len=m.lyric_max_len,
         num_pitch=m.num_pitch,
-        val_fraction=0.1,
+        val_fraction=None,  # one song held out from three songs on (preprocess.tasks.auto_split)
     )
     report = run_preprocess([manifest], cfg, enc)
     logger.info("demo shards: %s", report)

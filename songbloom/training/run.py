@@ -25,6 +25,7 @@ from songbloom.config.run import DemoConfig, RunConfig, as_run_config, parse_run
 from songbloom.training.callbacks import StepRecorder, read_step_metrics
 from songbloom.training.checkpointing import checked_resume_file, find_resume_checkpoint
 from songbloom.training.data import build_datamodule, data_kind
+from songbloom.training.data_checks import check_run_inputs
 from songbloom.training.instantiate import block_problems, instantiate, instantiate_all
 from songbloom.training.lit_module import SongBloomLitModule, TrainSettings
 from songbloom.training.logging_callbacks import FinishWandbRun
@@ -183,6 +184,7 @@ def build(rc: RunConfig, c: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     logger.info("%s", rc.lora.describe())
     model, sb_cfg, report, source = build_model(rc)
     data_cfg = _data_config(rc, sb_cfg)
+    input_checks = check_run_inputs(rc, data_cfg)  # codebook, manifest and shards belong together (data_checks)
     dm = build_datamodule(data_cfg, sb_cfg, seed=rc.seed)
     lit = SongBloomLitModule(
         model, rc.training, run_config=c, trainable_report=report, licences=_run_licences(rc, data_cfg, source)
@@ -198,7 +200,7 @@ def build(rc: RunConfig, c: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         logger_enabled=exp_logger is not None,
         lora_enabled=rc.lora.enabled,
     )
-    callbacks = [StepRecorder(run_dir / "metrics.jsonl"), *instantiate_all(rc.callbacks, **context)]
+    callbacks = [StepRecorder(run_dir / "metrics.jsonl"), *input_checks, *instantiate_all(rc.callbacks, **context)]
     if isinstance(exp_logger, WandbLogger):
         callbacks.append(FinishWandbRun())
     # SLURM layout check, strategy, our preemption handling (Lightning's own requeue is switched off).

@@ -39,14 +39,29 @@ class ToySketch:
 
     codebook_hash = "toy-sketch-v1"
 
-    def __init__(self, num_codes: int = 64):
+    def __init__(self, num_codes: int = 64, codebook_hash: str | None = None):
         self.num_codes = num_codes
+        if codebook_hash is not None:  # standing in for a real codebook file (write_toy_codebook)
+            self.codebook_hash = codebook_hash
 
     def tokenize(self, wav: torch.Tensor, sr: int) -> torch.Tensor:
         wav = wav.reshape(1, -1) if wav.dim() == 1 else wav
         frames = wav.shape[-1] // HOP
         rms = wav[:, : frames * HOP].reshape(wav.shape[0], frames, HOP).pow(2).mean(-1).sqrt()
         return (rms * 4 * self.num_codes).long().clamp(0, self.num_codes - 1)
+
+
+def write_toy_codebook(path, num_codes: int = 64) -> str:
+    """A real (random) codebook artifact for the toy sketch codes to stand in for: give its hash to
+    ``ToySketch(codebook_hash=...)`` so the shards record it, as shards tokenised with that codebook would."""
+    from songbloom.sketch.artifact import SketchCodebook, build_metadata, save_codebook
+
+    centers = torch.randn(num_codes, 4, generator=torch.Generator().manual_seed(0))
+    mean, std = torch.zeros(4), torch.ones(4)
+    meta = build_metadata(centers=centers, mean=mean, std=std, muq_model_id="toy", muq_fingerprint="toy",
+                          muq_layer=1, muq_licence="CC-BY-NC-4.0", feature_normalisation="standardize")
+    save_codebook(path, SketchCodebook(centers=centers, mean=mean, std=std, metadata=meta))
+    return meta["codebook_hash"]
 
 
 def toy_encoders(policy: str = "error", num_codes: int = 64, sketch: bool = True) -> Encoders:

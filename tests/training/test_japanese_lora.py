@@ -16,6 +16,7 @@ from songbloom.checkpoints.release_state import save_release_checkpoint
 from songbloom.checkpoints.release_yaml_writer import write_release_yaml
 from songbloom.config import SongBloomConfig
 from songbloom.models.songbloom import SongBloomModel
+from tests.data.standins import write_toy_codebook
 from tests.training.conftest import TINY_CPU, run_flat
 
 RELEASE = "songbloom_full_150s"
@@ -97,7 +98,7 @@ def test_japanese_lora_trains_exactly_the_declared_tensors(compose, tmp_path: Pa
 JA_SENTENCES = ["さくら が さいた", "ゆめ を みる", "あおい そら", "かぜ が ふく", "ほし の うた", "なみだ を ふいて"]
 
 
-def make_japanese_shards(root: Path) -> tuple[Path, Path]:
+def make_japanese_shards(root: Path, codebook_hash: str | None = None) -> tuple[Path, Path]:
     """A tiny generated Japanese dataset (synthetic songs, kana lyrics with timestamps, ``language: ja``) encoded
     into shards through the Japanese G2P with the toy encoders (8-d latents, 64 sketch codes, as ``model=tiny``).
     Returns (manifest, shards_dir)."""
@@ -129,7 +130,8 @@ def make_japanese_shards(root: Path) -> tuple[Path, Path]:
         )
         rows.append(json.dumps(row, ensure_ascii=False))
     manifest.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    enc = Encoders(latent=ToyVAE(), lyrics=TextFrontendLyricsProcessor(policy="error"), sketch=ToySketch(64))
+    sketch = ToySketch(64, codebook_hash=codebook_hash)
+    enc = Encoders(latent=ToyVAE(), lyrics=TextFrontendLyricsProcessor(policy="error"), sketch=sketch)
     shards = root / "shards"
     report = run_preprocess([manifest], PreprocessConfig(out_dir=str(shards), **SHARD_KW), enc)
     assert report.written > 0 and not report.problems, report.to_json()
@@ -142,7 +144,8 @@ def test_japanese_lora_on_japanese_shards(compose, tmp_path: Path):
     from songbloom.data.shards import decode_sample, iter_tar_samples
     from songbloom.text.vocab import Vocabulary
 
-    manifest, shards = make_japanese_shards(tmp_path / "ja")
+    codebook = tmp_path / "codebook.safetensors"  # the toy sketch codes stand in for this codebook's (64 codes)
+    manifest, shards = make_japanese_shards(tmp_path / "ja", codebook_hash=write_toy_codebook(codebook))
     vocab = Vocabulary.default()
     first = decode_sample(next(iter(iter_tar_samples(sorted(map(str, shards.glob("train-*.tar")))))))
     assert first["meta"]["language"] == "ja"
@@ -150,8 +153,6 @@ def test_japanese_lora_on_japanese_shards(compose, tmp_path: Path):
     assert "s" in sung and "a" in sung  # Japanese phonemes (romaji symbols) from the G2P, not kana
 
     release_sd = write_tiny_release(tmp_path / "release")
-    codebook = tmp_path / "codebook.safetensors"
-    codebook.write_bytes(b"")  # the toy sketch codes stand in for this codebook's (64 codes, as the tiny model)
     cfg = compose(
         [
             "experiment=japanese_lora",

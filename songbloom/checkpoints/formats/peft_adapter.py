@@ -18,7 +18,13 @@ import torch
 from safetensors.torch import load_file, save
 from torch import nn
 
-from songbloom.building.lora import LoRASettings, is_adapter_param, is_lora_layer, peft_lora_config
+from songbloom.building.lora import (
+    LoRASettings,
+    is_adapter_param,
+    is_lora_layer,
+    peft_lora_config,
+    set_lora_scale,
+)
 from songbloom.checkpoints.bundle import SongBloom
 from songbloom.checkpoints.keys import ADAPTER_CONFIG, ADAPTER_META, ADAPTER_WEIGHTS
 from songbloom.checkpoints.metadata import recorded_language
@@ -137,33 +143,32 @@ def load_peft_adapter(base_model: SongBloomModel, adapter_dir: str | Path) -> nn
 
 
 def merge_peft_adapter(base_model: SongBloomModel, adapter_dir: str | Path, strength: float = 1.0) -> SongBloomModel:
-    """A plain generator: base + ``strength`` x adapter (0 = the base exactly, 1 = the full merge).
+    """A plain generator: base + ``strength`` x LoRA deltas (0 = the base's adapted layers, 1 = the full merge).
 
-    LoRA deltas are scaled by ``strength``; tensors trained in full are interpolated between the base and the
-    trained values. ``base_model`` is not modified.
+    Only the LoRA deltas are scaled. Tensors trained in full (sketch embedding and classifier, lyric embedding)
+    are taken as trained at every strength: they belong to the codebook (and vocabulary) of the training shards,
+    and a mix with the base's rows, which belong to another codebook, means nothing. ``base_model`` is not
+    modified.
     """
     from peft.utils.other import ModulesToSaveWrapper
 
     strength = float(strength)
-    if not 0.0 <= strength <= 1.0 and strength == strength:
-        logger.warning("merge strength %g is outside [0, 1]: extrapolating the adapter", strength)
     if strength != strength:
         raise ValueError("merge strength is NaN")
+    if not 0.0 <= strength <= 1.0:
+        logger.warning("merge strength %g is outside [0, 1]: extrapolating the adapter", strength)
     peft_model = load_peft_adapter(copy.deepcopy(base_model), adapter_dir)
     if strength != 1.0 and read_adapter_meta(adapter_dir)["peft"].get("use_dora"):
         raise ValueError(f"{adapter_dir}: DoRA adapters cannot be merged at a partial strength (only 1.0)")
-    with torch.no_grad():
-        for module in peft_model.modules():
-            if is_lora_layer(module):
-                module.set_scale(ADAPTER_NAME, strength)
-            elif isinstance(module, ModulesToSaveWrapper):
-                trained = module.modules_to_save[ADAPTER_NAME]
-                base = dict(module.original_module.named_parameters())
-                for pname, p in trained.named_parameters():
-                    if strength == 0.0:
-                        p.copy_(base[pname])
-                    elif strength != 1.0:
-                        p.copy_(base[pname] + strength * (p - base[pname]))
+    scaled = set_lora_scale(peft_model, strength)
+    full = [n for n, m in peft_model.named_modules() if isinstance(m, ModulesToSaveWrapper)]
+    logger.info(
+        "merging %s at strength %g: %d LoRA layers scaled; tensors trained in full taken as trained (%s)",
+        adapter_dir,
+        strength,
+        scaled,
+        ", ".join(n.removeprefix(PEFT_PREFIX) for n in full) or "none",
+    )
     merged = peft_model.merge_and_unload()
     return merged.eval()
 

@@ -26,7 +26,7 @@ class PreprocessConfig:
     lyrics_policy: str = "error"
     lyric_max_len: int = 600
     num_pitch: int | None = None  # sketch ids must be < num_pitch; default: the codebook size, else 16384
-    val_fraction: float = 0.0
+    val_fraction: float | None = None  # None: one song held out from three songs on (tasks.auto_split)
     split_seed: int = 0
     length_tolerance: int = 0  # allowed |sketch frames - latent frames| before an item is rejected
     silence_db: float = -60.0
@@ -42,7 +42,7 @@ class PreprocessConfig:
         problems = []
         if self.prompt_rule not in PROMPT_RULES:
             problems.append(f"prompt_rule={self.prompt_rule!r}: choose from {PROMPT_RULES}")
-        if not 0.0 <= self.val_fraction < 1.0:
+        if self.val_fraction is not None and not 0.0 <= self.val_fraction < 1.0:
             problems.append(f"val_fraction={self.val_fraction} must be in [0, 1)")
         if self.seconds_per_tag <= 0 or self.segment_seconds <= 0 or self.prompt_seconds <= 0:
             problems.append("seconds_per_tag, segment_seconds and prompt_seconds must be positive")

@@ -20,7 +20,7 @@ from songbloom.data.preprocess.lock import STALE_AFTER_S, OutputLocked, TaskLock
 from songbloom.data.preprocess.provenance import claim_out_dir, effective_num_pitch, provenance
 from songbloom.data.preprocess.report import PreprocessReport, SampleError, song_problem
 from songbloom.data.preprocess.song import process_song
-from songbloom.data.preprocess.tasks import assign_split, resolve_task, task_records, worker_records
+from songbloom.data.preprocess.tasks import assign_split, auto_split, resolve_task, task_records, worker_records
 from songbloom.data.shards import (
     ResumableShardWriter,
     atomic_write_json,
@@ -80,6 +80,7 @@ def _run_partition(
                 for _, sample, info in samples:
                     writers[split].write(sample, info)
                     report.add_segment(info)
+                    report.prompt_sources[info["prompt"]] += 1
                 report.written += len(samples)
             if samples or already:
                 report.songs_done += 1
@@ -173,6 +174,19 @@ def _todo(out_dir: Path, mine: list[SongRecord], report: PreprocessReport) -> tu
     return todo, done
 
 
+def _warn_inside_prompts(report: PreprocessReport) -> None:
+    n = report.prompt_sources.get("inside_fallback", 0)
+    if n:
+        logger.warning(
+            "%d of %d samples take their style prompt from inside their own target (the song is too short for a "
+            "clip outside the segment): the model can copy the prompt. Give prompt_wav in the manifest or use "
+            "longer songs (prompt sources: %s)",
+            n,
+            sum(report.prompt_sources.values()),
+            dict(report.prompt_sources),
+        )
+
+
 def run_preprocess(
     manifests: Sequence[str | Path],
     cfg: PreprocessConfig,
@@ -200,7 +214,8 @@ def run_preprocess(
         claim_out_dir(out_dir, provenance(cfg, enc))
 
         report = PreprocessReport()
-        mine = task_records(_read_records(manifests, report), task_index, num_tasks)
+        records, report.validation = auto_split(_read_records(manifests, report), cfg)
+        mine = task_records(records, task_index, num_tasks)
         todo, done = _todo(out_dir, mine, report)
         logger.info(
             "task %d/%d: %d songs, %d already done, %d to encode",
@@ -224,6 +239,7 @@ def run_preprocess(
             dict(Counter(p.kind for p in report.problems)),
         )
         write_index(out_dir)
+        _warn_inside_prompts(report)
         return report
     finally:
         logging.getLogger("songbloom.data").removeHandler(handler)

@@ -55,6 +55,9 @@ def _write_index(out_dir: Path) -> dict[str, Any]:
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "provenance": prov,
         "splits": splits,
+        "prompt_sources": dict(
+            Counter(i.get("prompt", "unrecorded") for side in completed_shards(out_dir) for i in side["items"])
+        ),
         "skipped": {"count": len(skipped), "by_kind": dict(Counter(s["kind"] for s in skipped)), "items": skipped},
     }
     atomic_write_json(out_dir / INDEX_NAME, index)

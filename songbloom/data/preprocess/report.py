@@ -67,6 +67,10 @@ class PreprocessReport:
     def landed(self) -> int:
         """Samples of this task now in complete shards: written by this run or found there already."""
         return self.written + self.skipped_existing
+    # Where each written sample's style prompt came from: file (the manifest's prompt_wav), outside (the same
+    # song outside the segment) or inside_fallback (the song is too short: the prompt overlaps the target).
+    prompt_sources: Counter = field(default_factory=Counter)
+    validation: str = ""  # how the validation songs were chosen (tasks.auto_split)
 
     def add(self, other: PreprocessReport) -> None:
         """Fold in another worker's report."""
@@ -76,6 +80,7 @@ class PreprocessReport:
         self.songs_done += other.songs_done
         self.problems += other.problems
         self.shards += other.shards
+        self.prompt_sources.update(other.prompt_sources)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,4 +93,6 @@ class PreprocessReport:
             "skipped": [p.to_json() for p in self.problems],
             "new_shards": self.shards,
             "segments": self.segments,
+            "prompt_sources": dict(self.prompt_sources),
+            "validation": self.validation,
         }

@@ -177,6 +177,7 @@ def build_sample(
         "lyric_tokens": len(ids),
         **vocals,
         "licence": canonical_licence(rec.license),
+        "prompt": seg.prompt_info["rule"],  # file | outside | inside_fallback (the target's own audio)
     }
     return key, encode_sample(key, arrays, meta, _blobs(cfg, audio, seg)), info
 
