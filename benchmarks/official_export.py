@@ -74,11 +74,16 @@ def official_generate(sampler, lyrics: str, prompt_wav):
 def official_part(export_dir: Path, bench_dir: Path, patches: int) -> dict:
     """Runs under the official venv: load our export with the official loader and generate."""
     import contextlib
+    import importlib.util
     import io
 
-    sys.path.insert(0, str(bench_dir))
-    import official_env as U  # noqa: PLC0415 - the official harness, importable only here
     import torch
+
+    # The official-side harness lives in ../shared/tools/official_bench (outside the repo): load it by path.
+    spec = importlib.util.spec_from_file_location("official_env", bench_dir / "official_env.py")
+    U = importlib.util.module_from_spec(spec)  # noqa: N806 - the harness's module, as its README names it
+    sys.modules["official_env"] = U
+    spec.loader.exec_module(U)
 
     torch.set_num_threads(2)
     cfg = U.load_config(str(export_dir / f"{NAME}.yaml"), parent_dir=str(export_dir))

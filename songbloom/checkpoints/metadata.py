@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from songbloom.config.run import RunConfig, as_run_config
 from songbloom.licences import warn_if_non_commercial
 
 logger = logging.getLogger(__name__)
@@ -16,10 +17,11 @@ EXPORT_FORMAT_VERSION = 1
 TRAINING_LANGUAGE_KEY = "training_language"
 
 
-def run_language(run_config: Mapping[str, Any] | None) -> str | None:
-    """``text.language`` of a run config (as stored in training checkpoints), or None."""
-    text = (run_config or {}).get("text") or {}
-    language = text.get("language") if isinstance(text, Mapping) else None
+def run_language(run_config: RunConfig | Mapping[str, Any] | None) -> str | None:
+    """``text.language`` of a run config (typed, or as stored in training checkpoints), or None."""
+    if run_config is None:
+        return None
+    language = as_run_config(run_config).text.language
     return str(language) if language else None
 
 

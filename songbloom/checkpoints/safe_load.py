@@ -127,7 +127,7 @@ def check_file_integrity(path: str | Path, *, checksums: bool = False) -> None:
     elif len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         problem = None  # a legacy (torch < 1.6) pickle: torch checks its magic number itself
     else:
-        problem = "neither a torch zip archive, a legacy torch pickle nor a safetensors file"
+        problem = "not a complete zip archive, a legacy torch pickle or a safetensors file"
     if problem:
         raise DamagedFileError(path, problem)
 

@@ -281,8 +281,12 @@ def _songs(tmp: Path, *bad: str) -> Path:
 def _evaluate(*extra: str, strict: bool = False):
     def setup(tmp: Path, a: dict) -> Case:
         songs = _songs(tmp, "broken.wav")
+        reference = tmp / "reference"  # something to evaluate the good clip against (paired similarity, FAD)
+        reference.mkdir()
+        sf.write(reference / "good.wav", (0.1 * np.sin(np.linspace(0, 2000, 24000))).astype(np.float32), 24000)
         out = tmp / "report"
-        argv = ["--out", str(out), "--audio", f"a={songs}", "--embedder", "mel", *extra]
+        argv = ["--out", str(out), "--audio", f"a={songs}", "--reference", str(reference), "--embedder", "mel",
+                *extra]
         return Case(argv + (["--strict"] if strict else []), [str(songs / "broken.wav")],
                     landed=lambda: (out / "report.json").is_file(), rc="nonzero" if strict else "zero")
 

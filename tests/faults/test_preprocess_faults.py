@@ -170,7 +170,7 @@ def _rewrite_tar(path: Path, keep=lambda name: True, extra: dict[str, bytes] | N
 def small(tmp_path) -> tuple[Path, Path]:
     manifest = make_synthetic_dataset(tmp_path / "songs", 10, min_seconds=1.2, max_seconds=1.8, seed=4)
     out = tmp_path / "shards"
-    cfg = PreprocessConfig(out_dir=str(out), segment_seconds=6.0, shard_maxcount=2)
+    cfg = PreprocessConfig(out_dir=str(out), segment_seconds=6.0, shard_maxcount=2, val_fraction=0.0)
     assert run_preprocess([manifest], cfg, toy_encoders).written == 10
     return manifest, out
 
@@ -228,7 +228,7 @@ def _write_lock(out: Path, host: str, pid: int, heartbeat_age_s: float) -> None:
 
 def test_a_stale_lock_is_taken_over_and_a_live_one_refused(small):
     manifest, out = small
-    cfg = PreprocessConfig(out_dir=str(out), segment_seconds=6.0, shard_maxcount=2)
+    cfg = PreprocessConfig(out_dir=str(out), segment_seconds=6.0, shard_maxcount=2, val_fraction=0.0)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     for host, pid, age in [("elsewhere", 1, 5.0), (socket.gethostname(), os.getpid(), 5.0)]:  # live: refused
         _write_lock(out, host, pid, age)
