@@ -16,8 +16,11 @@ EXPORT_FORMAT_VERSION = 1
 TRAINING_LANGUAGE_KEY = "training_language"
 
 
-def run_language(run_config: Mapping[str, Any] | None) -> str | None:
-    """``text.language`` of a run config (as stored in training checkpoints), or None."""
+def run_language(run_config: Any) -> str | None:
+    """``text.language`` of a run config (the typed one, or a mapping as stored in training checkpoints), or None."""
+    if run_config is not None and not isinstance(run_config, Mapping):
+        language = getattr(getattr(run_config, "text", None), "language", None)
+        return str(language) if language else None
     text = (run_config or {}).get("text") or {}
     language = text.get("language") if isinstance(text, Mapping) else None
     return str(language) if language else None
