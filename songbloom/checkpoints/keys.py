@@ -24,6 +24,8 @@ RNG_RANKS_KEY = "songbloom_rng_ranks"
 RNG_KEY = "songbloom_rng"
 """A single-process RNG state, written by checkpoints from before per-rank states were gathered."""
 LICENCES_KEY = "songbloom_licences"
+BASE_RECORD_KEY = "songbloom_base"
+"""The base model's resolved path and fingerprint, taken at training start (songbloom.checkpoints.base_record)."""
 STATE_DICT_KEY = "state_dict"
 GLOBAL_STEP_KEY = "global_step"
 

@@ -21,6 +21,7 @@ import soundfile as sf
 
 from songbloom.data.lyrics import check_release_lyrics
 from songbloom.data.manifest import SECTION_TAGS, Line, Problem, Section, lines_text, section_json, write_manifest
+from songbloom.text.window import line_end
 
 logger = logging.getLogger(__name__)
 
@@ -50,16 +51,15 @@ def parse_lrc(text: str) -> list[tuple[float, str]]:
     return sorted(out, key=lambda e: e[0])  # stable: a tag line keeps its place before same-time lines
 
 
-LINE_MAX_SECONDS = 10.0  # a timed line with no following timestamp is taken to last at most this long
 
 
 def lrc_to_sections(entries: list[tuple[float, str]], duration: float, gap_seconds: float = 4.0) -> list[Section]:
     """Group timed lines into vocal sections; silences of ``gap_seconds`` or more become non-vocal sections.
 
     Every line keeps its own time (``Section.lines``): it starts at its timestamp and ends at the next timestamp
-    (at most ``LINE_MAX_SECONDS`` later, and at the song's end), so crops and segments take exactly the lines
-    inside them. A line that is only a tag (``[chorus]``) names the following lines' section; untagged lines are
-    ``verse``. An empty timed line ends the previous line (common LRC practice).
+    (at most ``LINE_MAX_SECONDS`` of :mod:`songbloom.text.window` later, and at the song's end), so crops and
+    segments take exactly the lines inside them. A line that is only a tag (``[chorus]``) names the following
+    lines' section; untagged lines are ``verse``. An empty timed line ends the previous line (common LRC practice).
     """
     sections: list[Section] = []
     tag, lines = "verse", []
@@ -85,7 +85,7 @@ def lrc_to_sections(entries: list[tuple[float, str]], duration: float, gap_secon
             close()
         if not lines:
             _gap_section(sections, t, gap_seconds)
-        _add_line(lines, t, min(nxt, t + LINE_MAX_SECONDS, duration), body.replace(".", " ").strip())
+        _add_line(lines, t, line_end(t, nxt, duration), body.replace(".", " ").strip())
     close()
     if sections and duration - sections[-1].end > 0.5:
         sections.append(Section("outro", sections[-1].end, duration))

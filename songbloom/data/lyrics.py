@@ -6,10 +6,11 @@ non-vocal ones repeat their tag once per ``seconds_per_tag`` seconds (1 s for th
 gets exactly the lyrics sung inside it. The same rule is applied at token level by preprocessing (segments) and
 by the training streams (crops).
 
-**The window rule.** A timed line belongs to the window that contains its midpoint: a line that straddles the
-window's edge goes whole to the side where most of it is sung (at exactly half, to the later window, since
-windows are ``[start, end)``), so consecutive windows share no line and lose none. A vocal section without line
-times counts as one line. Non-vocal sections are clipped to the window and repeat their tag by the clipped length.
+**The window rule** (:mod:`songbloom.text.window`, shared with ``Lyric.crop``). A timed line belongs to the
+window that contains its midpoint: a line that straddles the window's edge goes whole to the side where most of
+it is sung (at exactly half, to the later window, since windows are ``[start, end)``), so consecutive windows
+share no line and lose none. A vocal section without line times counts as one line. Non-vocal sections are
+clipped to the window and repeat their tag by the clipped length.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from songbloom.data.manifest import NON_VOCAL_TAGS, SECTION_TAGS, VOCAL_TAGS, Line, Section, lines_text
+from songbloom.text.window import in_window
 
 SECTION_JOINER = " , "
 _TAG_RE = re.compile(r"\[([^\[\]]*)\]")
@@ -27,12 +29,6 @@ _TAG_RE = re.compile(r"\[([^\[\]]*)\]")
 def tag_count(duration: float, seconds_per_tag: float) -> int:
     """How many times a non-vocal tag is repeated for ``duration`` seconds (0 when under half a tag)."""
     return int(round(max(duration, 0.0) / seconds_per_tag + 1e-9))
-
-
-def in_window(start: float, end: float, w_start: float, w_end: float) -> bool:
-    """The window rule: a line (or a vocal section without line times) belongs to ``[w_start, w_end)`` when its
-    midpoint lies inside it."""
-    return w_start <= (start + end) / 2 < w_end
 
 
 def crop_sections(sections: Sequence[Section], start: float, end: float) -> list[Section]:

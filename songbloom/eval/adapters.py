@@ -44,14 +44,16 @@ def load_exported_generator(export_dir: str | Path) -> tuple[SongBloomModel, Son
 
 
 def load_vae_spec(spec: str | Path) -> nn.Module:
-    """``"demo-tiny"`` for the demo VAE, else a VAE checkpoint path (its json config next to it, or release)."""
+    """``"demo-tiny"`` for the demo VAE, else a VAE checkpoint path; its config is ``<stem>.json`` next to it, the
+    release's ``stable_audio_1920_vae.json`` in its folder (a release folder), or the release VAE's."""
     if str(spec) == "demo-tiny":
         return demo_vae()
+    from songbloom.checkpoints.keys import RELEASE_VAE_JSON
     from songbloom.checkpoints.vae import load_vae
 
     path = Path(spec)
-    cfg_json = path.with_suffix(".json")
-    return load_vae(cfg_json if cfg_json.is_file() else _release_vae_config(), path).eval()
+    found = [p for p in (path.with_suffix(".json"), path.parent / RELEASE_VAE_JSON) if p.is_file()]
+    return load_vae(found[0] if found else _release_vae_config(), path).eval()
 
 
 def _release_vae_config():

@@ -20,6 +20,8 @@ import logging
 import re
 from dataclasses import dataclass, field, replace
 
+from songbloom.text.window import in_window, line_end
+
 logger = logging.getLogger(__name__)
 
 VOCAL_TAGS = ("verse", "chorus", "bridge")
@@ -121,9 +123,11 @@ class Lyric:
     def crop(self, t0: float, t1: float) -> Lyric:
         """The part of a timed lyric inside ``[t0, t1)``: for cropping lyrics to an audio training window.
 
-        Non-vocal sections keep their overlap (so they re-render to the right tag count); vocal sections
-        keep the lines that start inside the window, or, without line times, the whole section when its
-        midpoint is inside. Times in the result stay absolute.
+        The window rule of preprocessing and training (:mod:`songbloom.text.window`): a vocal section keeps the
+        lines whose midpoint is inside the window (a line runs from its timestamp to the next one, the section's
+        end, or at most ``LINE_MAX_SECONDS``; sentences without a time belong to the timed line before them), or,
+        without line times, the whole section when its midpoint is inside. Non-vocal sections keep their overlap
+        (so they re-render to the right tag count). Times in the result stay absolute.
         """
         if t1 <= t0:
             raise ValueError(f"empty crop window [{t0}, {t1})")
@@ -133,18 +137,13 @@ class Lyric:
         for sec in self.sections:
             if sec.start is None:
                 continue
-            end = sec.end if sec.end is not None else float("inf")
-            lo, hi = max(sec.start, t0), min(end, t1)
-            if hi <= lo:
-                continue
+            lo, hi = max(sec.start, t0), min(sec.end if sec.end is not None else float("inf"), t1)
             if not sec.vocal:
-                out.append(replace(sec, start=lo, end=hi, sentences=[]))
+                if hi > lo:
+                    out.append(replace(sec, start=lo, end=hi, sentences=[]))
                 continue
-            if any(s.start is not None for s in sec.sentences):
-                kept = [s for s in sec.sentences if s.start is not None and t0 <= s.start < t1]
-            else:
-                mid = (sec.start + end) / 2 if end != float("inf") else sec.start
-                kept = list(sec.sentences) if t0 <= mid < t1 else []
+            lines = _timed_lines(sec, sec.start)
+            kept = [s for start, end, line in lines if in_window(start, end, t0, t1) for s in line]
             if kept:
                 out.append(replace(sec, start=lo, end=hi, sentences=kept))
         return Lyric(out)
@@ -165,6 +164,23 @@ class Lyric:
         if problems:
             raise LyricFormatError(problems, "manifest sections")
         return lyric
+
+
+def _timed_lines(sec: Section, sec_start: float) -> list[tuple[float, float, list[Sentence]]]:
+    """(start, end, sentences) of each timed line of a vocal section starting at ``sec_start``; the whole section
+    is one line when none of its sentences has a time (it then ends where the section ends, or where it starts)."""
+    lines: list[tuple[float, list[Sentence]]] = []
+    for s in sec.sentences:
+        if s.start is not None or not lines:
+            lines.append((s.start if s.start is not None else sec_start, [s]))
+        else:
+            lines[-1][1].append(s)
+    if not any(s.start is not None for s in sec.sentences):
+        return [(sec_start, sec.end if sec.end is not None else sec_start, list(sec.sentences))]
+    return [
+        (start, line_end(start, lines[i + 1][0] if i + 1 < len(lines) else None, sec.end), sentences)
+        for i, (start, sentences) in enumerate(lines)
+    ]
 
 
 def canonical_tag(raw: str) -> str | None:

@@ -17,6 +17,7 @@ import lightning as L
 import torch
 
 from songbloom.checkpoints.keys import (
+    BASE_RECORD_KEY,
     EMA_KEY,
     EMA_SEEN_STEP_KEY,
     FROZEN_BASE_DROPPED_KEY,
@@ -61,6 +62,7 @@ class SongBloomLitModule(L.LightningModule):
         self.run_config = run_config or {}
         self.trainable_report = trainable_report or {}
         self.licences = list(licences or [])  # what the run inherits (songbloom.licences); stored in checkpoints
+        self.base_record: dict | None = None  # the base's resolved path and fingerprint (checkpoints.base_record)
         mcfg = model.cfg
         self.cond_dropout = ConditionDropout(
             mcfg.cfg_dropout,
@@ -239,6 +241,8 @@ class SongBloomLitModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[TRAINING_CONFIG_KEY] = self.run_config
         checkpoint[LICENCES_KEY] = list(self.licences)
+        if self.base_record is not None:
+            checkpoint[BASE_RECORD_KEY] = self.base_record
         state = self._capture_rng()
         checkpoint[RNG_KEY] = state  # this rank's (rank 0's in the file), as older checkpoints hold
         checkpoint[RNG_RANKS_KEY] = gather_rank_states(state)  # every rank's, by global rank

@@ -19,6 +19,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 
 from songbloom.building.devices import prepare_training_accelerator
+from songbloom.checkpoints.base_record import training_base_record
 from songbloom.checkpoints.init_weights import build_model
 from songbloom.config import SongBloomConfig
 from songbloom.config.run import DemoConfig, RunConfig, as_run_config, parse_run_config
@@ -189,6 +190,7 @@ def build(rc: RunConfig, c: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     lit = SongBloomLitModule(
         model, rc.training, run_config=c, trainable_report=report, licences=_run_licences(rc, data_cfg, source)
     )
+    lit.base_record = training_base_record(rc.init)  # adapter-only checkpoints then load from any directory
     ckpt_dir = run_dir / "checkpoints"
     exp_logger = instantiate(rc.logger, run_dir=run_dir, run_config=c)
     context = dict(

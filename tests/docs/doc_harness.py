@@ -362,8 +362,9 @@ def build_sandbox(root: Path) -> Path:
     (songs / "second.txt").write_text("[verse]\nla la la\n[chorus]\nsing it again\n")
     # A jaCappella-shaped copy: <subset>/<song>/lead_vocal.wav + <song>_SVS.musicxml.
     ja = root / "data" / "jaCappella"
-    lyrics = [list("かえるのうた"), list("さくらさくら")]
-    for i, (subset, syllables) in enumerate(zip(["jazz", "pops"], lyrics, strict=True)):
+    # Three songs, as a small real set: one is held out for validation, and gradient accumulation is capped.
+    lyrics = [list("かえるのうた"), list("さくらさくら"), list("ゆきがふるよ")]
+    for i, (subset, syllables) in enumerate(zip(["jazz", "pops", "pops"], lyrics, strict=True)):
         song = ja / subset / f"song_{i}"
         _tone(song / "lead_vocal.wav", 4.0, i)
         _tone(song / "mixture.wav", 4.0, i + 10)

@@ -54,7 +54,7 @@ JA_SHARDS = (
     "python scripts/preprocess.py data/ja/songs.jsonl --out data/ja/shards "
     "--vae-config ckpts/songbloom_full_150s/stable_audio_1920_vae.json "
     "--vae-ckpt ckpts/songbloom_full_150s/autoencoder_music_dsp1920.ckpt "
-    "--codebook codebooks/ja_16384.safetensors --num-pitch 16384 --val-fraction 0.05 --device cuda"
+    "--codebook codebooks/ja_16384.safetensors --num-pitch 16384 --device cuda"
 )
 JA_TRAIN = (
     "python train.py experiment=japanese_lora init.release_dir=ckpts/songbloom_full_150s "
@@ -73,6 +73,10 @@ JA_PROMPT = (
 JA_INFER = (
     "python infer.py --input-jsonl ja_test.jsonl --ckpt-path outputs/runs/ja-lora/export/release "
     "--output-dir out/ja-lora --dtype bfloat16 --seed 0"
+)
+JA_EVAL = (
+    "python scripts/evaluate.py --run-dir outputs/runs/ja-lora --out reports/ja-lora "
+    "--vae ckpts/songbloom_full_150s/autoencoder_music_dsp1920.ckpt --device cuda"
 )
 # Generation on CPU in seconds: one float32 song of 2 s, few DiT steps.
 TINY_INFER = "--dtype float32 --device cpu --max-duration 2 --steps 4 --n-samples 1"
@@ -171,6 +175,7 @@ SPECS: dict[str, Run | Parse | Covered | MakeDryRun] = {
     JA_EXPORT: Run(after=(JA_TRAIN,), expect_output="exports/ja-lora/release"),
     JA_PROMPT: Run(),
     JA_INFER: Run(append=TINY_INFER, after=(JA_TRAIN, JA_PROMPT), expect_output="1 song(s) written"),
+    JA_EVAL: Run(append="--embedder mel --seconds 2 --device cpu", after=(JA_TRAIN,), timeout=400),
     # --- export
     "python infer.py --input-jsonl ja_test.jsonl --ckpt-path exports/ja-lora/release --output-dir out/ja-lora "
     "--dtype bfloat16 --seed 0": Covered(
@@ -342,7 +347,7 @@ class Runner:
 
 
 # The two long chains, started together when the sandbox is built (each waits for its own dependencies).
-PREFETCH = (EVAL_DEMO, JA_INFER, JA_EXPORT)
+PREFETCH = (EVAL_DEMO, JA_INFER, JA_EXPORT, JA_EVAL)
 
 
 @pytest.fixture(scope="module")
@@ -402,3 +407,26 @@ def test_doc_page_commands(page: Path, runner: Runner):
         if result:
             failures.append(f"{command.where}: {command.key}\n{result}")
     assert not failures, "\n\n".join(failures)
+
+
+def test_tutorial_on_three_songs_validates_evaluates_and_warns(runner: Runner):
+    """The Japanese LoRA tutorial, run end to end on the sandbox's three songs: preprocessing holds one song out
+    for validation, training warns that gradient accumulation is capped (with the effective batch), and the
+    evaluation writes a report with metrics for both models."""
+    import json
+
+    shards_output = runner.run(JA_SHARDS)
+    assert "1 of 3 songs held out" in shards_output, shards_output[-3000:]
+    index = json.loads((runner.sandbox / "data" / "ja" / "shards" / "index.json").read_text())
+    songs = {split: d["num_songs"] for split, d in index["splits"].items()}
+    assert songs == {"train": 2, "val": 1}, index["splits"]
+    train_output = runner.run(JA_TRAIN)
+    assert "gradient accumulation is capped" in train_output and "effective batch" in train_output, (
+        train_output[-3000:]
+    )
+    runner.run(JA_EVAL)
+    report = json.loads((runner.sandbox / "reports" / "ja-lora" / "report.json").read_text())
+    assert report["meta"]["held_out_batches"] >= 1, report["meta"]
+    for model in ("base", "finetuned"):
+        assert report["models"][model]["metrics"], (model, report["models"][model])
+    assert (runner.sandbox / "reports" / "ja-lora" / "report.md").read_text().strip()

@@ -91,12 +91,13 @@ def test_lrc_keeps_section_times():
 
 
 def test_crop_to_window():
+    """The window rule of preprocessing and training: a line (timestamp to the next one, or to the section's end)
+    belongs to the window holding its midpoint; chorus one (30.5-35 s) is mostly after 31 s, line one (8.5-12 s)
+    mostly after 10 s."""
     lyric = parse_lyrics(LRC)
     cropped = lyric.crop(5.0, 31.0)
-    assert cropped.render(1.0) == (
-        "[intro] [intro] [intro] , [verse] line one. line two , " + " ".join(["[inst]"] * 10) + " , [chorus] chorus one"
-    )
-    assert lyric.crop(10.0, 36.0).render(5.0) == "[verse] line two , [inst] [inst] , [chorus] chorus one. chorus two"
+    assert cropped.render(1.0) == "[intro] [intro] [intro] , [verse] line one. line two , " + " ".join(["[inst]"] * 10)
+    assert lyric.crop(10.0, 36.0).render(5.0) == "[verse] line one. line two , [inst] [inst] , [chorus] chorus one"
     with pytest.raises(ValueError, match="empty crop window"):
         lyric.crop(3.0, 3.0)
     with pytest.raises(ValueError, match="no timestamps"):
@@ -114,3 +115,26 @@ def test_sections_from_manifest():
     assert lyric.crop(8.0, 30.0).render(1.0) == "[intro] [intro] , [verse] one. two"
     with pytest.raises(LyricFormatError, match="vocal_without_text"):
         Lyric.from_sections([{"tag": "chorus", "text": ""}])
+
+
+def test_crop_follows_the_window_rule_of_preprocessing_and_training():
+    """``Lyric.crop`` and ``songbloom.data.lyrics.crop_sections`` (segments, training crops) take the same lines
+    from an LRC song with a line every 3 s, for windows that cut lines anywhere; consecutive windows share none and
+    lose none."""
+    from songbloom.data.convert import lrc_to_sections
+    from songbloom.data.lyrics import crop_sections
+
+    entries = [(3.0 * i + 1.0, f"line{i}") for i in range(20)]  # 1 s, 4 s, ..., 58 s
+    duration = 62.0
+    lrc = "[length: 01:02.00]\n[00:00.00][verse]\n" + "\n".join(f"[00:{t:05.2f}]{text}" for t, text in entries)
+    lyric = parse_lyrics(lrc)
+    sections = lrc_to_sections(entries, duration)
+    for width in (7.3, 10.0, 13.7):
+        starts = [k * width for k in range(int(duration // width) + 1)]
+        taken: list[str] = []
+        for w0 in starts:
+            ours = [s.text for sec in lyric.crop(w0, w0 + width).sections if sec.vocal for s in sec.sentences]
+            data = [ln.text for sec in crop_sections(sections, w0, w0 + width) for ln in sec.lines]
+            assert ours == data, (width, w0, ours, data)
+            taken += ours
+        assert taken == [text for _, text in entries], width

@@ -20,9 +20,11 @@ import torch
 
 from songbloom.building.lora import LoRASettings, merge_lora
 from songbloom.building.model import apply_training_layout
+from songbloom.checkpoints.base_record import base_problem, recorded_init
 from songbloom.checkpoints.bundle import SongBloom
 from songbloom.checkpoints.init_weights import build_model
 from songbloom.checkpoints.keys import (
+    BASE_RECORD_KEY,
     EMA_KEY,
     FROZEN_BASE_DROPPED_KEY,
     GLOBAL_STEP_KEY,
@@ -109,6 +111,29 @@ def recorded_base_ref(init: InitConfig) -> str | None:
     return None
 
 
+class BaseModelChangedError(ValueError):
+    """The base an adapter-only checkpoint was trained on moved or changed since training."""
+
+
+def with_recorded_base(ckpt: dict[str, Any], rc: RunConfig, path: Path, adapter_only: bool) -> RunConfig:
+    """The run config with the base the checkpoint recorded at training start (resolved path, fingerprint checked).
+
+    Checkpoints from before the record keep ``init`` as the run config states it (a relative ``release_dir`` is
+    then read from the current directory). A moved or changed base stops an adapter-only checkpoint, whose
+    adapters only fit that base; a full checkpoint holds every weight and falls back to the stated ``init``.
+    """
+    record = ckpt.get(BASE_RECORD_KEY)
+    if not isinstance(record, dict):
+        return rc
+    problem = base_problem(record)
+    if problem is None:
+        return dataclasses.replace(rc, init=recorded_init(rc.init, record))
+    if adapter_only:
+        raise BaseModelChangedError(f"{path}: {problem}")
+    logger.info("%s: %s; using init as the run config states it (this checkpoint holds every weight)", path, problem)
+    return rc
+
+
 def _build_with_base(rc: RunConfig, base: str | Path):
     """The run's model on top of the generator (and VAE) of any checkpoint ``load_checkpoint`` reads."""
     bundle = load_checkpoint(base)
@@ -158,6 +183,7 @@ def load_training_checkpoint(path: str | Path, *, base: str | Path | None = None
         model, sb_cfg, report, vae = _build_with_base(rc, base)
         base_desc, base_ref = f"base {base}", str(Path(base).resolve()) if Path(base).exists() else str(base)
     else:
+        rc = with_recorded_base(ckpt, rc, path, adapter_only)
         try:
             model, sb_cfg, report, source = build_model(rc)
         except (OSError, ValueError) as e:
