@@ -86,3 +86,13 @@ def test_language_override(g2p):
     assert g2p("世界") == "sh ir4 j ie4"  # no kana anywhere: Mandarin, as the release reads it
     with pytest.raises(ValueError, match="unknown language"):
         g2p("世界", language="fr")
+
+
+def test_benchmark_entries_name_existing_lines():
+    """g2p_lines:<n> entries (kept honest by benchmarks/g2p_agreement.py) point at a real benchmark line."""
+    entries = yaml.safe_load(KNOWN_DIFFERENCES.read_text(encoding="utf-8")) or {}
+    lines_file = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "g2p_lines.txt"
+    rows = lines_file.read_text(encoding="utf-8").splitlines()
+    for key in (k for k in entries if k.startswith(BENCHMARK_KEY)):
+        number = int(key[len(BENCHMARK_KEY):])
+        assert 1 <= number <= len(rows) and rows[number - 1].strip() and not rows[number - 1].startswith("#"), key
