@@ -9,10 +9,25 @@ exists to the end of the last step; nothing of the estimator is used.
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch.profiler import ProfilerActivity, profile
+
+
+def compose_run_config(overrides: list[str]) -> dict[str, Any]:
+    """The resolved config ``train.py <overrides>`` runs with (composed here, not by the estimator)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf, open_dict
+
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    with initialize_config_dir(version_base="1.3", config_dir=str(conf)):
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.experiment_name = cfg.hydra.runtime.choices.get("experiment")
+        del cfg["hydra"]
+    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def running_peak(prof) -> int:

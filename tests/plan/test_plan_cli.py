@@ -26,9 +26,15 @@ def test_table_names_every_component_and_the_total():
     assert "24 GB: fits" in r.stdout
 
 
+def plan_json(*args: str) -> dict:
+    r = _plan(*args, "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
 def test_json_follows_the_overrides():
-    plain = json.loads(_plan(*TINY, "trainer=gpu", "--json").stdout)
-    ckpt = json.loads(_plan(*TINY, "trainer=gpu", "training.gradient_checkpointing=full", "--json").stdout)
+    plain = plan_json(*TINY, "trainer=gpu")
+    ckpt = plan_json(*TINY, "trainer=gpu", "training.gradient_checkpointing=full")
     assert plain["total_bytes"] > 0 and plain["params_total"] > 0
     assert "checkpointing none" in plain["settings"] and "checkpointing full" in ckpt["settings"]
     rows = {p: {r["name"]: r["bytes"] for r in d["rows"]} for p, d in (("plain", plain), ("ckpt", ckpt))}

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from songbloom.config.run import parse_run_config
-from songbloom.plan import estimate
-from songbloom.plan.compose import compose_run_config
-from tests.plan.measure import measured_peak
+from tests.plan.measure import compose_run_config, measured_peak
+from tests.plan.test_plan_cli import plan_json
 
 BASE = [
     "experiment=demo", "data=synthetic", "debug=ci", "demo.enabled=false", "callbacks.demo_audio.enabled=false",
@@ -34,10 +32,10 @@ SLOW = {"small-full-train-every-2nd"}
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in CASES])
 def test_estimate_within_10_percent_of_the_measured_cpu_peak(name, tmp_path):
-    c = compose_run_config([*BASE, f"paths.root_dir={tmp_path}", *CASES[name]])
-    measured = measured_peak(c, steps=2)
-    plan = estimate(parse_run_config(c))
-    allocated = max(plan.phases.values())
+    overrides = [*BASE, f"paths.root_dir={tmp_path}", *CASES[name]]
+    plan = plan_json(*overrides)  # python -m songbloom.plan with the overrides train.py would get
+    measured = measured_peak(compose_run_config(overrides), steps=2)
+    allocated = max(plan["phases"].values())
     print(f"{name}: measured {measured / 1e6:.2f} MB, estimated {allocated / 1e6:.2f} MB")
     assert abs(allocated - measured) <= 0.10 * measured, (name, measured, allocated)
-    assert plan.total == allocated  # a CPU run: no CUDA context, no allocator reserve
+    assert plan["total_bytes"] == allocated  # a CPU run: no CUDA context, no allocator reserve
