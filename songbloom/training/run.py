@@ -23,6 +23,7 @@ from songbloom.checkpoints.base_record import training_base_record
 from songbloom.checkpoints.init_weights import build_model
 from songbloom.config import SongBloomConfig
 from songbloom.config.run import DemoConfig, RunConfig, as_run_config, parse_run_config
+from songbloom.plan.cache import log_memory_plan
 from songbloom.training.callbacks import StepRecorder, read_step_metrics
 from songbloom.training.checkpointing import checked_resume_file, find_resume_checkpoint
 from songbloom.training.data import build_datamodule, data_kind
@@ -184,6 +185,7 @@ def build(rc: RunConfig, c: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     L.seed_everything(rc.seed, workers=True, verbose=False)
     logger.info("%s", rc.lora.describe())
     model, sb_cfg, report, source = build_model(rc)
+    log_memory_plan(rc, c, run_dir)  # one line, cached per config in the run dir (python -m songbloom.plan)
     data_cfg = _data_config(rc, sb_cfg)
     input_checks = check_run_inputs(rc, data_cfg)  # codebook, manifest and shards belong together (data_checks)
     dm = build_datamodule(data_cfg, sb_cfg, seed=rc.seed)

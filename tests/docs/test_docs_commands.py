@@ -89,6 +89,10 @@ NET = "downloads released weights"
 
 SPECS: dict[str, Run | Parse | Covered | MakeDryRun] = {
     # --- getting started / README
+    "python -m songbloom.plan experiment=full_finetune memory=lora_150s_24gb": Covered(
+        "tests/plan/test_plan_cli.py::test_table_names_every_component_and_the_total",
+        "the plan probes the full-size blocks on the CPU (tens of seconds); the CLI test runs it on the tiny preset",
+    ),
     "make demo": Covered("tests/training/test_demo.py::test_demo_builds_data_trains_and_generates", "the demo"),
     "make test": MakeDryRun(expect="pytest"),
     DEMO: Run(append=TINY_TRAIN, expect_output="song        :"),
