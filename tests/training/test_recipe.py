@@ -47,7 +47,8 @@ def test_fully_trained_tensors_have_their_own_learning_rate_and_weight_decay(com
 def test_validation_counts_optimizer_steps_not_micro_batches(compose, tmp_path: Path):
     overrides = [*TINY_CPU, "logger=csv", "trainer.max_steps=4", "trainer.accumulate_grad_batches=2",
                  "trainer.val_check_interval=2", "run_name=val"]  # fmt: skip
-    run_flat(compose(overrides))
+    trainer = run_flat(compose(overrides))["_lit_module"].trainer
+    assert trainer.fit_loop.epoch_loop.val_loop.batch_progress.total.completed == 2  # one batch per validation
     with open(_run_dir(tmp_path, "val") / "csv" / "metrics.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r.get("val/loss")]
     # Lightning logs a validation with the count of optimizer steps before the batch that ended it: N - 1.
@@ -131,7 +132,9 @@ def test_old_step_equals_files_are_still_resume_candidates(tmp_path: Path):
 def test_command_line_overrides_are_kept_in_the_run_dir(compose):
     overrides = [*TINY_CPU, "trainer.max_steps=1", "run_name=overrides"]
     result = run_flat(compose(overrides))
-    kept = (Path(result["run_dir"]) / "overrides.txt").read_text().splitlines()
+    path = Path(result["run_dir"]) / "overrides.txt"
+    assert path.is_file()
+    kept = path.read_text().splitlines()
     assert "trainer.max_steps=1" in kept and "run_name=overrides" in kept and "model=tiny" in kept
 
 
@@ -140,12 +143,12 @@ def test_rerunning_a_finished_run_does_no_work_and_opens_no_wandb_run(compose, t
     first = run_flat(compose(overrides))
     run_dir = _run_dir(tmp_path, "again")
     wandb_runs = sorted((run_dir / "wandb").glob("offline-run-*"))
-    assert len(wandb_runs) == 1
     export = run_dir / "export" / "generator.safetensors"
     stamp = export.stat().st_mtime_ns
     second = run_flat(compose(overrides))
-    assert sorted((run_dir / "wandb").glob("offline-run-*")) == wandb_runs  # no new, empty W&B run
     assert export.stat().st_mtime_ns == stamp  # not exported again
+    assert len(wandb_runs) == 1
+    assert sorted((run_dir / "wandb").glob("offline-run-*")) == wandb_runs  # no new, empty W&B run
     assert second["steps"] == first["steps"] == 2
 
 
