@@ -12,6 +12,7 @@ counting the songs written and the items skipped, with why. Exit code 1 when no 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import random
@@ -413,14 +414,56 @@ def _generate_chunk(args, chunk, pipe, params, config, jsonl: Path, out_dir: Pat
         for bar in bars:
             bar.close()
     elapsed = time.perf_counter() - t0
-    for _, res in zip(chunk, results, strict=True):
+    for (item, _), res in zip(chunk, results, strict=True):
         path = out_dir / f"{res.request.name}.{args.output_format}"
         save_audio(path, res.audio, res.sample_rate, args.output_format)
+        write_song_sidecar(path, args, item, res, params)
         summary.written.append(path)
         seconds = res.audio.shape[-1] / res.sample_rate
         logger.info(
             "%s: %.2f s of audio (%s) in %.1f s -> %s", res.request.name, seconds, res.song.stop_reason, elapsed, path
         )
+
+
+@functools.lru_cache(maxsize=8)
+def _fingerprint(path: str) -> str | None:
+    from songbloom.utils.provenance import path_fingerprint
+
+    return path_fingerprint(path) if Path(path).exists() else None
+
+
+def write_song_sidecar(song: Path, args: argparse.Namespace, item: JobItem, res, params) -> Path:
+    """``<song>.json`` beside each song: what produced it (checkpoint and its fingerprint, seed, every sampling
+    setting, language, LoRA scale, lyrics, prompt, songbloom and torch versions); docs/inference.md."""
+    from songbloom.utils.atomic import atomic_write_json
+    from songbloom.utils.provenance import package_versions, songbloom_version
+
+    weights = args.ckpt_path or args.local_dir
+    lora_scale = getattr(args, "lora_scale", None)
+    record = {
+        "song": song.name,
+        "idx": item.idx,
+        "checkpoint": {
+            "ckpt_path": args.ckpt_path,
+            "model_name": None if args.ckpt_path else args.model_name,
+            "local_dir": None if args.ckpt_path else args.local_dir,
+            "base_ckpt": args.base_ckpt,
+            "fingerprint": _fingerprint(str(weights)) if weights else None,
+        },
+        "seed": res.request.seed,
+        "base_seed": args.seed,
+        "sampling": params.as_dict(),
+        "language": getattr(item, "language", None) or getattr(args, "language", None),
+        "lora_scale": 1.0 if lora_scale is None else float(lora_scale),
+        "lyrics": item.lyrics,
+        "prompt_wav": str(item.prompt_path),
+        "stop_reason": res.song.stop_reason,
+        "seconds": res.audio.shape[-1] / res.sample_rate,
+        "dtype": args.dtype,
+        "songbloom_version": songbloom_version(),
+        "packages": package_versions(("torch", "torchaudio", "safetensors")),
+    }
+    return atomic_write_json(song.with_suffix(".json"), record)
 
 
 def run(args: argparse.Namespace) -> RunSummary:

@@ -101,6 +101,10 @@ class OptimConfig:
     schedule: str = "cosine"
     warmup_steps: int = 0
     min_lr_ratio: float = 0.0
+    # Tensors trained in full beside LoRA adapters (``trainable.*``): their own rate and decay (None: lr and the
+    # usual decay rule); see songbloom.training.optim.parameter_groups.
+    fully_trained_lr: float | None = None
+    fully_trained_weight_decay: float | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,9 @@ class TrainingConfig:
     track_grad_coverage: bool = False
     sample_latents: bool = True
     validation_seed: int = 0
+    # With trainer.max_steps unset: max_steps = target_epochs x optimizer steps per epoch (songbloom.training.epochs).
+    target_epochs: float | None = None
+    memorisation_warning_epochs: float = 30.0  # more epochs than this over the training set: a warning
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 
@@ -220,6 +227,7 @@ class RunConfig:
     experiment_name: str | None = None
     run_name: str | None = None
     resume: Any = "auto"
+    ckpt_path: str | None = None  # the lightning-hydra-template name of resume=<file>
     allow_config_change: bool = False
     seed: int = 0
     num_threads: int | None = None
@@ -341,6 +349,13 @@ def _trainer(value: Any, problems: list[str]) -> dict[str, Any]:
     return value
 
 
+def _resume_problems(c: Mapping[str, Any]) -> list[str]:
+    resume, ckpt = c.get("resume", "auto"), c.get("ckpt_path")
+    if ckpt and resume not in ("auto", None, "never", False) and str(resume) != str(ckpt):
+        return [f"resume={resume} and ckpt_path={ckpt} name different files; pass one of them"]
+    return []
+
+
 def parse_run_config(c: Mapping[str, Any], check_target: TargetCheck | None = None) -> RunConfig:
     """The typed config of a resolved run config; raises one :class:`RunConfigError` listing every problem.
 
@@ -357,6 +372,7 @@ def parse_run_config(c: Mapping[str, Any], check_target: TargetCheck | None = No
         kwargs[name] = _target_block(name, c.get(name), problems, check_target, optional=True)
     kwargs["callbacks"] = _callbacks(c.get("callbacks"), problems, check_target)
     kwargs["trainer"] = _trainer(c.get("trainer"), problems)
+    problems += _resume_problems(c)
     if problems:
         raise RunConfigError(problems)
     return RunConfig(**kwargs)

@@ -49,10 +49,27 @@ def wandb_logger(run_dir: Path, run_config: dict[str, Any], project: str = "song
 
 
 def step_checkpoint(ckpt_dir: Path, every_n_steps: int = 0, keep_last: int = 3, save_at_end: bool = True):
-    """``callbacks.checkpoint``: atomic ``step=N.ckpt`` + ``last.ckpt`` in the run dir (what auto-resume reads)."""
+    """``callbacks.checkpoint``: atomic ``step-N.ckpt`` + ``last.ckpt`` in the run dir (what auto-resume reads)."""
     from songbloom.training.checkpointing import AtomicStepCheckpoint
 
     return AtomicStepCheckpoint(ckpt_dir, int(every_n_steps), int(keep_last), bool(save_at_end))
+
+
+def best_checkpoint(ckpt_dir: Path, monitor: str = "val/loss", mode: str = "min", save_top_k: int = 2):
+    """``callbacks.best_checkpoint``: the ``save_top_k`` best checkpoints on ``monitor`` in ``checkpoints/best/``,
+    written only after a validation that produced the metric (none without validation); never resumed from."""
+    from songbloom.training.best_checkpoints import BestCheckpoints
+
+    return BestCheckpoints(ckpt_dir, monitor=monitor, mode=mode, save_top_k=int(save_top_k))
+
+
+def early_stopping(monitor: str = "val/loss", mode: str = "min", patience: int = 5, min_delta: float = 0.0):
+    """``callbacks.early_stopping``: stop when ``monitor`` has not improved by ``min_delta`` for ``patience``
+    validations in a row; checked after validation only, and silent when the run has no validation."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    return EarlyStopping(monitor=monitor, mode=mode, patience=int(patience), min_delta=float(min_delta),
+                         strict=False, check_on_train_epoch_end=False, verbose=True)  # fmt: skip
 
 
 EVAL_KEYS = ("every_n_steps", "timesteps", "seed", "max_batches", "time_budget_s", "distributed", "use_ema",
@@ -95,7 +112,8 @@ demo_audio.__config_keys__ = _DemoAudioKeys()
 
 def progress_bar(trainer_config: dict[str, Any], style: str = "auto", refresh_rate: int | None = None,
                  log_file_every_n_steps: int = 50):
-    """``callbacks.progress_bar``: ``style`` auto (rich on a terminal, tqdm in a log file), rich or tqdm."""
+    """``callbacks.progress_bar``: ``style`` auto (rich on a terminal, one line every ``log_file_every_n_steps``
+    optimizer steps in a log file), log, rich or tqdm."""
     from songbloom.training.logging_callbacks import progress_bar as build
 
     cfg = {"style": style, "refresh_rate": refresh_rate, "log_file_every_n_steps": log_file_every_n_steps}

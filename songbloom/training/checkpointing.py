@@ -1,6 +1,8 @@
 """Step checkpoints written atomically, with bounded retention, and the lookup used by auto-resume.
 
-A checkpoint is first written to a hidden temporary name, fsynced, then renamed to ``step=NNNNNNN.ckpt``;
+A checkpoint is first written to a hidden temporary name, fsynced, then renamed to ``step-NNNNNNN.ckpt`` (no
+``=`` in the name, so the path passes unquoted as a Hydra override: ``ckpt_path=.../step-0000100.ckpt``; files
+named ``step=NNNNNNN.ckpt`` by earlier versions are still found and pruned);
 ``last.ckpt`` is then an independent copy of it, swapped in by rename. A kill at any moment leaves either the
 previous complete ``last.ckpt`` or the new one, never a partial file under a visible name, and damage to a step
 file in place (a truncation, an overwrite) cannot reach ``last.ckpt`` (it was a hard link before: one file).
@@ -41,7 +43,7 @@ from songbloom.utils.atomic import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
-STEP_PATTERN = re.compile(r"^step=(\d+)\.ckpt$")
+STEP_PATTERN = re.compile(r"^step[-=](\d+)\.ckpt$")  # step-N (now), step=N (earlier versions)
 LAST = "last.ckpt"
 INDEX = "index.json"
 BEST_DIR = "best"
@@ -80,9 +82,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def step_file_name(step: int) -> str:
+    """``step-NNNNNNN.ckpt``: the name of a new step checkpoint."""
+    return f"step-{int(step):07d}.ckpt"
+
+
 def step_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
+    """``(step, path)`` of the step files, oldest first (both namings)."""
     out = []
-    for p in Path(ckpt_dir).glob("step=*.ckpt"):
+    for p in Path(ckpt_dir).glob("step*.ckpt"):
         m = STEP_PATTERN.match(p.name)
         if m:
             out.append((int(m.group(1)), p))
@@ -218,13 +226,13 @@ def write_step_checkpoint(
     attempt: str | None = None,
     prune_earlier: bool = False,
 ) -> Path:
-    """Write ``step=N.ckpt`` atomically (temp file, fsync, rename), copy it to ``last.ckpt``, list it in the
+    """Write ``step-N.ckpt`` atomically (temp file, fsync, rename), copy it to ``last.ckpt``, list it in the
     index under ``attempt``, prune to ``keep_last``, then wait for every rank. Pruning deletes only indexed files:
     those of this ``attempt``, and those of earlier attempts when ``prune_earlier`` (the attempt resumed from
     this run dir). A kill at any moment leaves the previous ``last.ckpt`` intact (tests/faults/injection.py)."""
     ckpt_dir = Path(ckpt_dir)
-    final = ckpt_dir / f"step={step:07d}.ckpt"
-    tmp = ckpt_dir / f".step={step:07d}.ckpt.tmp"
+    final = ckpt_dir / step_file_name(step)
+    tmp = ckpt_dir / f".{final.name}.tmp"
     if trainer.is_global_zero:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
     trainer.save_checkpoint(tmp)
@@ -279,7 +287,7 @@ class AtomicStepCheckpoint(L.Callback):
         earlier = [n for n in read_index(self.ckpt_dir) if (self.ckpt_dir / n).is_file()]
         if earlier and not self.prune_earlier:
             logger.warning(FRESH_START_KEEPS_HISTORY.format(ckpt_dir=self.ckpt_dir, names=", ".join(sorted(earlier))))
-        stale = [".step=*.ckpt.tmp", f".{LAST}.tmp", f".{INDEX}.*.tmp"]
+        stale = [".step=*.ckpt.tmp", ".step-*.ckpt.tmp", f".{LAST}.tmp", f".{INDEX}.*.tmp"]
         for path in [p for pattern in stale for p in self.ckpt_dir.glob(pattern)]:
             logger.warning("removing %s, left by a save that was interrupted", path)
             path.unlink(missing_ok=True)

@@ -146,7 +146,7 @@ class SongBloomLitModule(L.LightningModule):
     # ------------------------------------------------------------------ optimizer
     def configure_optimizers(self):
         o = self.settings.optim
-        groups = parameter_groups(self.model, o.weight_decay)
+        groups = parameter_groups(self.model, o)
         if not groups:
             raise ValueError("no trainable parameters: check lora/trainable settings")
         opt = build_optimizer(groups, o.lr, tuple(o.betas), o.eps)
@@ -185,7 +185,7 @@ class SongBloomLitModule(L.LightningModule):
             self.ema.update(self.model)
         acc = self._step_accum
         self._step_accum = {}
-        record = {"step": float(self.global_step)}
+        record: dict[str, float] = {"step": int(self.global_step)}  # an integer in metrics.jsonl
         for k in ("loss", "ar_loss", "flow_loss"):
             if acc.get(k):
                 record[k] = sum(acc[k]) / len(acc[k])

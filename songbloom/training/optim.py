@@ -8,6 +8,9 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
+from songbloom.building.lora import is_adapter_param
+from songbloom.config.run import OptimConfig
+
 SCHEDULES = ("cosine", "constant", "inverse_sqrt")
 
 
@@ -30,18 +33,53 @@ def no_decay_names(model: nn.Module) -> set[str]:
     return names
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two AdamW groups over the trainable parameters: decayed matrices, and the rest with no decay."""
-    skip = no_decay_names(model)
+def _split(model: nn.Module, names: set[str], decayed) -> tuple[list, list]:
+    """The trainable parameters of ``names`` in model order (optimizer states of resumed checkpoints are matched
+    by position): those ``decayed(name, p)`` accepts, and the others."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if name in skip else decay).append(p)
+        if p.requires_grad and name in names:
+            (decay if decayed(name, p) else no_decay).append(p)
+    return decay, no_decay
+
+
+def parameter_groups(model: nn.Module, optim: OptimConfig | float) -> list[dict]:
+    """AdamW groups over the trainable parameters, with their ``weight_decay`` (and ``lr`` where it differs from
+    the optimizer's, ``optim.lr``). A bare number is ``optim.weight_decay`` with the other settings at defaults.
+
+    ``decay`` (matrices at ``optim.weight_decay``) and ``no_decay`` (biases, norms, embedding tables), at
+    ``optim.lr``. When ``optim.fully_trained_lr`` or ``optim.fully_trained_weight_decay`` is set and the run has
+    LoRA adapters, those two groups hold the adapters (``adapters/...``) and the tensors trained in full beside
+    them (sketch tables, the lyric table, ``trainable.extra_regex``) get ``fully_trained/...`` groups at
+    ``optim.fully_trained_lr`` (None: ``optim.lr``); their decay is the same rule when
+    ``optim.fully_trained_weight_decay`` is None, else that value on every tensor of 2 or more dimensions,
+    embedding tables included (1-d tensors never decay). Unset, the layout is the two groups of earlier
+    versions, so their checkpoints' optimizer states still resume.
+    """
+    if not isinstance(optim, OptimConfig):
+        optim = OptimConfig(weight_decay=float(optim))
+    skip = no_decay_names(model)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    adapters = {n for n in trainable if is_adapter_param(n)}
+    separate = optim.fully_trained_lr is not None or optim.fully_trained_weight_decay is not None
+    full = trainable - adapters if adapters and separate else set()
+    adapters = adapters if full else set()
+    prefix = "adapters/" if adapters else ""
+    decay, no_decay = _split(model, adapters or trainable, lambda n, p: n not in skip)
     groups = [
-        {"params": decay, "weight_decay": weight_decay, "name": "decay"},
-        {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
+        {"params": decay, "weight_decay": optim.weight_decay, "name": f"{prefix}decay"},
+        {"params": no_decay, "weight_decay": 0.0, "name": f"{prefix}no_decay"},
     ]
+    if full:
+        lr = optim.lr if optim.fully_trained_lr is None else optim.fully_trained_lr
+        wd = optim.fully_trained_weight_decay
+        rule = (lambda n, p: n not in skip) if wd is None else (lambda n, p: p.ndim >= 2)
+        decay, no_decay = _split(model, full, rule)
+        groups += [
+            {"params": decay, "lr": lr, "weight_decay": optim.weight_decay if wd is None else wd,
+             "name": "fully_trained/decay"},
+            {"params": no_decay, "lr": lr, "weight_decay": 0.0, "name": "fully_trained/no_decay"},
+        ]  # fmt: skip
     return [g for g in groups if g["params"]]
 
 

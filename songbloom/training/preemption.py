@@ -179,7 +179,7 @@ class PreemptionCheckpoint(L.Callback):
                 if getattr(cb, "_last_saved_step", None) == step:
                     return Path(cb.ckpt_dir) / "last.ckpt"  # this step is already on disk
                 return cb.save(trainer, step)
-        # No run checkpointer: the same atomic step=N.ckpt + last.ckpt layout that auto-resume reads.
+        # No run checkpointer: the same atomic step-N.ckpt + last.ckpt layout that auto-resume reads.
         from songbloom.training.checkpointing import write_step_checkpoint
 
         return write_step_checkpoint(trainer, self.ckpt_dir, step)

@@ -28,11 +28,21 @@ from songbloom.training.callbacks import StepRecorder, read_step_metrics
 from songbloom.training.checkpointing import checked_resume_file, find_resume_checkpoint
 from songbloom.training.data import build_datamodule, data_kind
 from songbloom.training.data_checks import check_run_inputs
+from songbloom.training.epochs import apply_target_epochs
 from songbloom.training.instantiate import block_problems, instantiate, instantiate_all
 from songbloom.training.lit_module import SongBloomLitModule, TrainSettings
 from songbloom.training.logging_callbacks import FinishWandbRun
-from songbloom.training.run_dir import DeferredRunLog, atomic_write_text, check_run_dir, claim_run_dir, default_run_name
+from songbloom.training.rerun import COMPLETE_KEY, completed_summary
+from songbloom.training.run_dir import (
+    DeferredRunLog,
+    atomic_write_text,
+    check_run_dir,
+    claim_run_dir,
+    command_line_overrides,
+    default_run_name,
+)
 from songbloom.training.run_licences import training_licences
+from songbloom.training.validation_schedule import optimizer_step_validation
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +177,8 @@ def _data_config(rc: RunConfig, sb_cfg: SongBloomConfig) -> Mapping[str, Any]:
 
 
 def _resume_path(rc: RunConfig, run_dir: Path) -> Path | None:
+    if rc.ckpt_path:  # ckpt_path=<file> (the lightning-hydra-template name) is resume=<file>
+        return checked_resume_file(str(rc.ckpt_path))
     if rc.resume == "auto":
         return find_resume_checkpoint(run_dir / "checkpoints", hpc_dir=run_dir)
     if rc.resume in (None, "never", False):
@@ -204,12 +216,15 @@ def build(rc: RunConfig, c: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         logger_enabled=exp_logger is not None,
         lora_enabled=rc.lora.enabled,
     )
-    callbacks = [StepRecorder(run_dir / "metrics.jsonl"), *input_checks, *instantiate_all(rc.callbacks, **context)]
+    callbacks = [StepRecorder(run_dir / "metrics.jsonl"), *input_checks, *optimizer_step_validation(rc.trainer)]
+    callbacks += instantiate_all(rc.callbacks, **context)
     if isinstance(exp_logger, WandbLogger):
         callbacks.append(FinishWandbRun())
     # SLURM layout check, strategy, our preemption handling (Lightning's own requeue is switched off).
     scale_out = scale_out_trainer_kwargs(rc, ckpt_dir)
     trainer_kwargs = dict(rc.trainer)
+    if trainer_kwargs.get("max_steps") is None:
+        trainer_kwargs["max_steps"] = -1  # derived from training.target_epochs below
     if "strategy" in scale_out:
         trainer_kwargs["strategy"] = scale_out["strategy"]
     trainer = L.Trainer(
@@ -220,6 +235,7 @@ def build(rc: RunConfig, c: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         default_root_dir=str(run_dir),
         enable_checkpointing=False,
     )
+    apply_target_epochs(trainer, dm, rc.training)  # max_steps from target_epochs; the memorisation warning
     if ckpt_path is not None:
         logger.info("resuming from %s", ckpt_path)
     return {
@@ -275,6 +291,7 @@ def finish(o: dict[str, Any]) -> dict[str, Any]:
     if rc.demo.enabled and rc.demo.generate and "export_generator" in metrics:
         song = _demo_song(o["datamodule"], o["songbloom_config"], run_dir, rc.demo)
         metrics["song"] = str(song)
+    metrics[COMPLETE_KEY] = True  # a re-run of the same command has nothing left to do (songbloom.training.rerun)
     atomic_write_text(run_dir / "summary.json", json.dumps(metrics, indent=1))
     return metrics
 
@@ -286,11 +303,16 @@ def run(cfg: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     run's objects (``model`` = the LightningModule, ``trainer``, ``datamodule``, ``songbloom_config``,
     ``run_config`` = the typed config, ``cfg`` = the resolved dict, ...).
     """
+    overrides = command_line_overrides(cfg)
     c = to_container(cfg)
     rc = parse_config(c)
     with run_scope(rc, c) as run_dir:
+        done = completed_summary(rc, c, run_dir)
+        if done is not None:  # the same command again: no model, no W&B run, no export
+            return done, {"cfg": c, "run_config": rc, "run_dir": run_dir, "model": None, "songbloom_config": None}
         objects = build(rc, c, run_dir)
-        claim_run_dir(run_dir, c, allow_config_change=rc.allow_config_change)  # inputs passed: write config.json
+        # inputs passed: write config.json, overrides.txt, versions.json
+        claim_run_dir(run_dir, c, allow_config_change=rc.allow_config_change, overrides=overrides)
         fit(objects)
         metrics = finish(objects)
     return metrics, objects

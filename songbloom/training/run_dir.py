@@ -31,6 +31,9 @@ OPERATIONAL_KEYS = (
     "run_name",
     "resume",
     "allow_config_change",
+    "ckpt_path",
+    "training.memorisation_warning_epochs",
+    "callbacks.best_checkpoint",  # which checkpoints are kept besides the step files, not what is trained
     "paths",
     "logger",
     "callbacks.fault",  # the test-only fault injection (tests/faults/injection.py)
@@ -45,6 +48,8 @@ OPERATIONAL_KEYS = (
 )
 
 CONFIG_FILE = "config.json"
+OVERRIDES_FILE = "overrides.txt"  # the command-line overrides of the latest attempt, one per line
+VERSIONS_FILE = "versions.json"  # the songbloom version and package versions of the latest attempt
 
 
 class ConfigChangedError(RuntimeError):
@@ -118,8 +123,41 @@ def check_run_dir(runs_root: str | Path, run_name: str, cfg: dict[str, Any], *, 
     return run_dir
 
 
-def claim_run_dir(run_dir: Path, cfg: dict[str, Any], *, allow_config_change: bool) -> Path:
-    """Create (or re-open) ``run_dir``, store the resolved config there and start its ``train.log``.
+def command_line_overrides(cfg: Any) -> list[str] | None:
+    """The Hydra overrides the config was composed with: the ``hydra`` node of ``cfg`` when it has one (a config
+    composed with ``return_hydra_config=True``), else the running Hydra app's; None outside Hydra."""
+    try:
+        if "hydra" in cfg:
+            return [str(o) for o in cfg["hydra"]["overrides"]["task"]]
+        from hydra.core.hydra_config import HydraConfig
+
+        return [str(o) for o in HydraConfig.get().overrides.task] if HydraConfig.initialized() else None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def _write_keeping_previous(path: Path, text: str) -> None:
+    """Write ``path``; an earlier, different version is kept as ``<stem>.previous.N<suffix>``."""
+    if path.is_file() and path.read_text() != text:
+        n = len(list(path.parent.glob(f"{path.stem}.previous.*{path.suffix}")))
+        path.rename(path.with_name(f"{path.stem}.previous.{n}{path.suffix}"))
+    atomic_write_text(path, text)
+
+
+def record_attempt(run_dir: Path, overrides: list[str] | None) -> None:
+    """``versions.json`` (songbloom and package versions) and ``overrides.txt`` (the command line's overrides)."""
+    from songbloom.utils.provenance import environment_record
+
+    _write_keeping_previous(run_dir / VERSIONS_FILE, json.dumps(environment_record(), indent=1, sort_keys=True))
+    if overrides is not None:
+        _write_keeping_previous(run_dir / OVERRIDES_FILE, "".join(f"{o}\n" for o in overrides))
+
+
+def claim_run_dir(
+    run_dir: Path, cfg: dict[str, Any], *, allow_config_change: bool, overrides: list[str] | None = None
+) -> Path:
+    """Create (or re-open) ``run_dir``, store the resolved config there (with the command-line ``overrides`` and
+    the package versions: :func:`record_attempt`) and start its ``train.log``.
 
     The run calls this once its config and inputs have passed their checks (the model and data are built), so a
     start that fails leaves a new run dir absent and an existing one untouched.
@@ -136,6 +174,7 @@ def claim_run_dir(run_dir: Path, cfg: dict[str, Any], *, allow_config_change: bo
             stored_path.read_text()
         )
     atomic_write_text(stored_path, json.dumps(cfg, indent=1, sort_keys=True, default=str))
+    record_attempt(run_dir, overrides)
     for handler in logging.getLogger().handlers:
         if isinstance(handler, DeferredRunLog) and handler.path.parent == run_dir:
             handler.start()

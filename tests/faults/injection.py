@@ -41,7 +41,7 @@ class FaultInjection(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.sigkill_during_save_step is not None:
-            self._wrap_save_checkpoint(trainer, f".step={int(self.sigkill_during_save_step):07d}.ckpt.tmp")
+            self._wrap_save_checkpoint(trainer, f".step-{int(self.sigkill_during_save_step):07d}.ckpt.tmp")
         if self.sigkill_after_step is not None:
             for cb in trainer.callbacks:
                 if isinstance(cb, AtomicStepCheckpoint):

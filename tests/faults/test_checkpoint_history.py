@@ -70,18 +70,19 @@ def test_all_checkpoints_unreadable_is_refused_and_nothing_is_pruned(tmp_path: P
     run_flat(compose_config(_overrides(tmp_path)))
     run_dir = tmp_path / "outputs" / "runs" / "history"
     ck = run_dir / "checkpoints"
-    names = ["last.ckpt", "step=0000001.ckpt", "step=0000002.ckpt", "step=0000003.ckpt"]
+    names = ["last.ckpt", "step-0000001.ckpt", "step-0000002.ckpt", "step-0000003.ckpt"]
     assert sorted(p.name for p in ck.glob("*.ckpt")) == names
     for name in names:
         (ck / name).unlink()  # a fresh inode each (no hard link carries one damage to another file)
     (ck / "last.ckpt").write_bytes(os.urandom(4096))
-    (ck / "step=0000001.ckpt").write_bytes(b"")
-    torch.save({"global_step": 2, "state_dict": {}}, ck / "step=0000002.ckpt")
-    _truncate_in_place(ck / "step=0000002.ckpt")
-    torch.save({"global_step": 3, "obj": NotAWeight()}, ck / "step=0000003.ckpt")
+    (ck / "step-0000001.ckpt").write_bytes(b"")
+    torch.save({"global_step": 2, "state_dict": {}}, ck / "step-0000002.ckpt")
+    _truncate_in_place(ck / "step-0000002.ckpt")
+    torch.save({"global_step": 3, "obj": NotAWeight()}, ck / "step-0000003.ckpt")
     before = _snapshot(run_dir)
 
-    err = _failure(_overrides(tmp_path))
+    # One more step than the finished run (a finished run of the same config has nothing to do and reads none).
+    err = _failure(_overrides(tmp_path, "allow_config_change=true", steps=4))
 
     assert err is not None, "a run dir whose checkpoints are all unreadable was started over from step 0"
     message = str(err)
@@ -100,9 +101,9 @@ def test_truncated_last_ckpt_falls_back_to_the_newest_intact_step_file(tmp_path:
     with caplog.at_level(logging.WARNING):  # two more steps than the first attempt
         resumed = run_flat(compose_config(_overrides(tmp_path, "allow_config_change=true", steps=6, every=2, keep=3)))
 
-    assert resumed["resumed_from"] == str(ck / "step=0000004.ckpt"), resumed["resumed_from"]
+    assert resumed["resumed_from"] == str(ck / "step-0000004.ckpt"), resumed["resumed_from"]
     said = [r.getMessage() for r in caplog.records if str(ck / "last.ckpt") in r.getMessage()]
-    assert any(f"resuming from {ck / 'step=0000004.ckpt'}" in m for m in said), caplog.text[-3000:]
+    assert any(f"resuming from {ck / 'step-0000004.ckpt'}" in m for m in said), caplog.text[-3000:]
     assert resumed["steps"] == 6  # steps 5 and 6 trained on top of step 4
     assert torch.load(ck / "last.ckpt", map_location="cpu", weights_only=True)["global_step"] == 6
 
@@ -125,8 +126,8 @@ def _save(cb: AtomicStepCheckpoint, trainer: SimpleNamespace, step: int) -> None
 def test_a_damaged_step_file_does_not_damage_last_ckpt(tmp_path: Path):
     cb, trainer = AtomicStepCheckpoint(tmp_path, every_n_steps=1, keep_last=3), _fake_trainer()
     _save(cb, trainer, 1)
-    _truncate_in_place(tmp_path / "step=0000001.ckpt")
-    assert not _loads(tmp_path / "step=0000001.ckpt")
+    _truncate_in_place(tmp_path / "step-0000001.ckpt")
+    assert not _loads(tmp_path / "step-0000001.ckpt")
     assert _loads(tmp_path / "last.ckpt"), "truncating the step file also truncated last.ckpt"
 
 

@@ -248,7 +248,7 @@ def test_preemption_checkpoints_at_step_boundary_and_stops(tmp_path, monkeypatch
         signal.signal(signal.SIGUSR1, previous)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     assert stop.value.code == 128 + signal.SIGUSR1  # not requeued outside SLURM: "killed by USR1"
-    assert (ckpt_dir / "step=0000004.ckpt").is_file() and (ckpt_dir / "last.ckpt").is_file()
+    assert (ckpt_dir / "step-0000004.ckpt").is_file() and (ckpt_dir / "last.ckpt").is_file()
     assert not list(ckpt_dir.glob(".*tmp"))
     record = yaml.safe_load((tmp_path / "run" / "preemptions.jsonl").read_text())
     assert record["step"] == 4 and record["requeued"] is False and record["reason"] == "SIGUSR1"

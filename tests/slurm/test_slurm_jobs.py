@@ -67,7 +67,7 @@ def test_ddp_job_two_ranks_to_completion(straight_run):
     # The run completed max_steps on both ranks (unequal batch counts per rank would hang DDP until the timeout).
     assert _steps(straight_run["run_dir"] / "metrics.jsonl") == list(range(1, MAX_STEPS + 1))
     assert text.count(f"`max_steps={MAX_STEPS}` reached") >= 2, text[-3000:]
-    assert (straight_run["run_dir"] / "checkpoints" / f"step={MAX_STEPS:07d}.ckpt").is_file()
+    assert (straight_run["run_dir"] / "checkpoints" / f"step-{MAX_STEPS:07d}.ckpt").is_file()
 
 
 def _preempted_run(slurm_cluster, render_module, python_exe, tmp_path) -> dict:

@@ -61,7 +61,7 @@ def test_a_fresh_attempt_keeps_earlier_attempts_files(tmp_path: Path, caplog):
     assert "they are kept" in caplog.text
     _attempt(tmp_path, [6], keep_last=1, ckpt_path=tmp_path / "last.ckpt")  # resumed from this run dir
     assert _steps(tmp_path) == [6]
-    assert set(read_index(tmp_path)) == {"step=0000006.ckpt"}
+    assert set(read_index(tmp_path)) == {"step-0000006.ckpt"}
 
 
 def test_an_unreadable_index_prunes_nothing_it_cannot_vouch_for(tmp_path: Path, caplog):

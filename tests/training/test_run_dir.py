@@ -67,8 +67,11 @@ def test_retention_and_rerun_of_the_same_command(compose):
     ck = Path(first["run_dir"]) / "checkpoints"
     assert [s for s, _ in step_checkpoints(ck)] == [3, 4]
     # last.ckpt is an independent copy of the newest step file (same bytes, its own inode).
-    assert (ck / "last.ckpt").read_bytes() == (ck / "step=0000004.ckpt").read_bytes()
-    assert not (ck / "last.ckpt").samefile(ck / "step=0000004.ckpt")
+    assert (ck / "last.ckpt").read_bytes() == (ck / "step-0000004.ckpt").read_bytes()
+    assert not (ck / "last.ckpt").samefile(ck / "step-0000004.ckpt")
     assert not list(ck.glob(".*"))
-    again = run_flat(compose(overrides))  # the same command lands in the same dir and resumes (nothing left to do)
-    assert again["run_dir"] == first["run_dir"] and again["resumed_from"].endswith("last.ckpt")
+    again = run_flat(compose(overrides))  # the same command lands in the same dir: a finished run, nothing to do
+    assert again["run_dir"] == first["run_dir"] and again["complete"] and again["_lit_module"] is None
+    name = f"run_name={Path(first['run_dir']).name}"
+    more = run_flat(compose([*overrides, "trainer.max_steps=5", name, "allow_config_change=true"]))  # work left
+    assert more["run_dir"] == first["run_dir"] and more["resumed_from"].endswith("last.ckpt")
