@@ -46,11 +46,11 @@ def test_kill_during_checkpoint_save_keeps_the_previous_one(tmp_path: Path):
 
     run_dir = tmp_path / "outputs" / "runs" / "killed"
     ckpt_dir = run_dir / "checkpoints"
-    partial = ckpt_dir / f".step={KILL_WHILE_SAVING:07d}.ckpt.tmp"
+    partial = ckpt_dir / f".step-{KILL_WHILE_SAVING:07d}.ckpt.tmp"
     assert partial.is_file(), sorted(p.name for p in ckpt_dir.iterdir())  # the kill really hit a write
     with pytest.raises(Exception):  # noqa: B017 - any reader error: the file is cut in half
         torch.load(partial, weights_only=True)
-    assert not (ckpt_dir / f"step={KILL_WHILE_SAVING:07d}.ckpt").exists()
+    assert not (ckpt_dir / f"step-{KILL_WHILE_SAVING:07d}.ckpt").exists()
 
     resume_from = find_resume_checkpoint(ckpt_dir, hpc_dir=run_dir)
     assert resume_from is not None and resume_from.name == "last.ckpt"

@@ -16,7 +16,7 @@ import torch
 from songbloom.training import demo_callback as demo_audio_module
 from songbloom.training.callbacks import read_step_metrics
 from songbloom.training.demo_callback import DemoAudioCallback
-from songbloom.training.logging_callbacks import progress_bar
+from songbloom.training.logging_callbacks import LogLineProgress, progress_bar
 from tests.training.conftest import TINY_CPU, compose_config, run_flat
 
 DEMO = [
@@ -341,8 +341,9 @@ def test_progress_bar_choice(monkeypatch):
 
     assert progress_bar({}, {"enable_progress_bar": False}) is None
     monkeypatch.setattr("sys.stdout.isatty", lambda: False)
-    bar = progress_bar({"style": "auto", "log_file_every_n_steps": 25}, {})
-    assert isinstance(bar, TQDMProgressBar) and bar.refresh_rate == 25
+    bar = progress_bar({"style": "auto", "log_file_every_n_steps": 25}, {})  # a log file: one line every 25 steps
+    assert isinstance(bar, LogLineProgress) and bar.every_n_steps == 25
+    assert isinstance(progress_bar({"style": "tqdm"}, {}), TQDMProgressBar)
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)
     assert isinstance(progress_bar({"style": "auto"}, {}), RichProgressBar)
     with pytest.raises(ValueError, match="progress_bar.style"):
