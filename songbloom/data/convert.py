@@ -131,8 +131,13 @@ def convert_folder(
         row = {"idx": idx, "audio_path": str(audio.resolve()), "song_id": idx}
         lrc, txt = audio.with_suffix(".lrc"), audio.with_suffix(".txt")
         try:
+            duration = sf.info(str(audio)).duration
+        except (RuntimeError, OSError) as e:  # soundfile raises LibsndfileError (a RuntimeError)
+            problems.append(Problem(str(audio), f"unreadable audio ({e}); convert it to WAV or FLAC, or remove it",
+                                    kind="unreadable_audio"))
+            continue
+        try:
             if lrc.exists():
-                duration = sf.info(str(audio)).duration
                 sections = lrc_to_sections(parse_lrc(lrc.read_text(encoding="utf-8")), duration, gap_seconds)
                 if not any(s.vocal for s in sections):
                     raise ValueError("no timed lyric lines")

@@ -122,3 +122,18 @@ def test_jacappella_and_kiritan_layouts_to_batches(tmp_path):
     dm.setup("fit")
     (b,) = list(dm.train_dataloader())
     assert b["x_latent"].shape[:2] == (4, 8) and all(len(ids) > 0 for ids in b["lyric_ids"])
+
+
+def test_a_broken_audio_file_is_named_as_audio_not_as_lyrics(tmp_path):
+    """A song whose audio cannot be read is skipped as unreadable audio (not as bad lyrics); the others land."""
+    d = tmp_path / "corpus"
+    d.mkdir()
+    sf.write(d / "good.wav", np.zeros(48000 * 3, dtype=np.float32), 48000)
+    (d / "good.lrc").write_text("[00:00.50]夜空に光る星 shine on me\n", encoding="utf-8")
+    (d / "broken.wav").write_bytes(b"RIFF\x00\x00 not audio")
+    (d / "broken.lrc").write_text("[00:01.00]壊れたファイル\n", encoding="utf-8")
+    out, problems = convert_folder(d, tmp_path / "songs.jsonl", language="ja")
+    assert [p.kind for p in problems] == ["unreadable_audio"]
+    assert problems[0].file.endswith("broken.wav") and "convert it to WAV or FLAC" in problems[0].reason
+    records, _ = read_manifest(out)
+    assert [r.idx for r in records] == ["good"]
