@@ -12,6 +12,7 @@ import sys
 from collections import Counter
 
 from songbloom.checkpoints.safe_load import DamagedFileError
+from songbloom.config import SongBloomConfig
 from songbloom.data.encoders import EncoderSpec
 from songbloom.data.preprocess import PreprocessConfig, run_preprocess
 from songbloom.data.preprocess.lock import STALE_AFTER_S, OutputLocked
@@ -47,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         choices=sorted(SECONDS_PER_TAG),
         default="full_150s",
-        help="sets seconds per non-vocal tag (1 s for 150 s models, 5 s for 240 s)",
+        help="the model the shards are for: its block size, lyric length and seconds per non-vocal tag "
+        "(1 s for 150 s models, 5 s for 240 s)",
     )
     s.add_argument("--seconds-per-tag", type=float, help="override --model's value")
     s.add_argument("--segment-seconds", type=float, default=150.0)
@@ -107,8 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         by_kind = dict(Counter(p["kind"] for p in problems))
         print(json.dumps({"ok": not problems, "by_kind": by_kind, "problems": problems}, indent=1, ensure_ascii=False))
         return 1 if problems else 0
+    geometry = SongBloomConfig.from_name(args.model).model  # the shards are cut for this model's blocks and prefix
     cfg = PreprocessConfig(
         out_dir=args.out,
+        block_size=geometry.block_size,
+        lyric_max_len=geometry.lyric_max_len,
         seconds_per_tag=args.seconds_per_tag or SECONDS_PER_TAG[args.model],
         segment_seconds=args.segment_seconds,
         prompt_rule=args.prompt_rule,

@@ -71,7 +71,7 @@ class BestCheckpoints(L.Callback):
         if trainer.is_global_zero:
             self.dir.mkdir(parents=True, exist_ok=True)
         trainer.strategy.barrier("songbloom_best_checkpoint_dir")
-        trainer.save_checkpoint(tmp)  # every rank takes part (sharded strategies); rank 0 writes
+        trainer.save_checkpoint(tmp, weights_only=False)  # every rank takes part (sharded strategies); rank 0 writes
         if trainer.is_global_zero:
             os.replace(tmp, final)
             files[name] = entry

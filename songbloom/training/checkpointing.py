@@ -235,7 +235,7 @@ def write_step_checkpoint(
     tmp = ckpt_dir / f".{final.name}.tmp"
     if trainer.is_global_zero:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-    trainer.save_checkpoint(tmp)
+    trainer.save_checkpoint(tmp, weights_only=False)  # full state: optimizer, loops, RNG (resume needs them)
     if trainer.is_global_zero:
         _fsync_file(tmp)
         os.replace(tmp, final)

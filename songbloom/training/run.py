@@ -43,6 +43,7 @@ from songbloom.training.run_dir import (
 )
 from songbloom.training.run_licences import training_licences
 from songbloom.training.validation_schedule import optimizer_step_validation
+from songbloom.utils.logging import route_library_logs_to_root
 
 logger = logging.getLogger(__name__)
 
@@ -302,6 +303,7 @@ def run(cfg: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     run's objects (``model`` = the LightningModule, ``trainer``, ``datamodule``, ``songbloom_config``,
     ``run_config`` = the typed config, ``cfg`` = the resolved dict, ...).
     """
+    route_library_logs_to_root()  # Lightning's messages once on the console, and into train.log
     overrides = command_line_overrides(cfg)
     c = to_container(cfg)
     rc = parse_config(c)

@@ -36,3 +36,16 @@ class RankedLogger(logging.LoggerAdapter):
             return
         msg, kwargs = self.process(msg, kwargs)
         self.logger.log(level, msg, *args, **kwargs)
+
+
+def route_library_logs_to_root(names: tuple[str, ...] = ("lightning", "lightning.pytorch", "lightning.fabric")) -> None:
+    """Send these libraries' records through the root logger only (once to the console, and into ``train.log``).
+
+    Lightning installs its own stderr handlers and stops propagation, so each of its messages otherwise appears
+    twice on the console and never in the run's log file.
+    """
+    for name in names:
+        lib = logging.getLogger(name)
+        for handler in list(lib.handlers):
+            lib.removeHandler(handler)
+        lib.propagate = True
