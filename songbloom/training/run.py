@@ -197,7 +197,6 @@ def build(rc: RunConfig, c: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     L.seed_everything(rc.seed, workers=True, verbose=False)
     logger.info("%s", rc.lora.describe())
     model, sb_cfg, report, source = build_model(rc)
-    log_memory_plan(rc, c, run_dir)  # one line, cached per config in the run dir (python -m songbloom.plan)
     data_cfg = _data_config(rc, sb_cfg)
     input_checks = check_run_inputs(rc, data_cfg)  # codebook, manifest and shards belong together (data_checks)
     dm = build_datamodule(data_cfg, sb_cfg, seed=rc.seed)
@@ -313,6 +312,7 @@ def run(cfg: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         objects = build(rc, c, run_dir)
         # inputs passed: write config.json, overrides.txt, versions.json
         claim_run_dir(run_dir, c, allow_config_change=rc.allow_config_change, overrides=overrides)
+        log_memory_plan(rc, c, run_dir)  # one line before fitting, cached per config in the (now claimed) run dir
         fit(objects)
         metrics = finish(objects)
     return metrics, objects
