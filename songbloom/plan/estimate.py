@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from songbloom.config.run import RunConfig
 from songbloom.plan.probe import ActivationFits, Measure, probe_activations
 from songbloom.plan.settings import PlanSettings, from_run
-from songbloom.plan.static import StaticBytes, meta_model, static_bytes
+from songbloom.plan.static import StaticBytes, meta_model, narrow_meta_model, static_bytes
 
 GiB = 2**30
 CUDA_CONTEXT_BYTES = 512 * 2**20
@@ -239,4 +239,5 @@ def estimate(rc: RunConfig, *, attention: str = "flash", seconds: float | None =
     """The peak memory per GPU of the run ``rc`` describes (see the module docstring for the formula)."""
     ps = from_run(rc, attention=attention, seconds=seconds)
     model = meta_model(rc, ps)
-    return compose(ps, static_bytes(model), probe_activations(model, ps))
+    fits = probe_activations(model, ps, narrow=lambda width: narrow_meta_model(rc, ps, width))
+    return compose(ps, static_bytes(model), fits)

@@ -15,7 +15,24 @@ lengths inside ``torch.profiler`` with ``profile_memory``. Its memory events giv
 Every quantity is affine in the length (flash and memory-efficient attention keep O(length) state), so two
 lengths give ``c + a * x`` (``x`` = LM tokens, DiT patches); the rest of the generator is fitted as
 ``c0 + B * (c1 + a * patches)`` from three probes. Probes run under ``torch.random.fork_rng``: the run's random
-streams are untouched.
+streams are untouched, and they run on one intra-op thread (restored afterwards).
+
+Width scaling (what keeps the first estimate of a ``full_*`` run within seconds on a CPU): a block wider than
+:data:`PROBE_WIDTH_CAP` is not run at its width ``d``. The same block (the run's adapters, trainable flags,
+dtypes, head size ``d / heads``) is built at two widths ``w1 < w2 <= cap`` (:func:`probe_widths`; heads =
+``w / head size``, so attention state per token scales like the width too) and each fitted coefficient is
+extrapolated to ``d``:
+
+- per unit of length ``a(w) = beta * w + gamma``: every activation of a block is a fixed number of width-sized
+  (or heads-sized) vectors per token, plus width-free ones (a LoRA adapter's rank-sized intermediate), so two
+  widths fix it exactly;
+- constant ``c(w) = alpha * w^2 + beta * w``: what does not grow with the length is weights (``w^2``: the
+  autocast cache of bf16 weight copies, weight gradients) and vectors or adapter matrices (``w``: norms,
+  biases, ``rank x w`` LoRA factors).
+
+Both hold as long as the same event sets each peak at ``w1``, ``w2`` and ``d`` (the validation in
+``docs/memory.md`` compares the extrapolation with the full-width probe). The rest of the generator (embeddings,
+conditioners, classifier, loss) is always probed at the run's width.
 """
 
 from __future__ import annotations
@@ -37,6 +54,7 @@ from songbloom.plan.settings import PlanSettings
 LM_LENGTHS = (32, 96)
 DIT_PATCHES = (1, 3)
 REST_SHAPES = ((1, 1), (1, 2), (2, 1))  # (rows, patches)
+PROBE_WIDTH_CAP = 512  # blocks wider than this are probed at two widths <= cap and extrapolated
 QUANTITIES = ("fwd_in", "fwd_after", "fwd_peak", "bwd_peak")
 
 
@@ -193,8 +211,7 @@ class _Stack(nn.Module):
         return run_layers(self.layers, x, self.every, lambda layer, h: layer(h, cos, sin))
 
 
-def block_samples(kind: str, stack: _Stack, ps: PlanSettings, sizes: tuple[int, ...]) -> list[_Sample]:
-    d = ps.songbloom.model.dim
+def block_samples(kind: str, stack: _Stack, ps: PlanSettings, sizes: tuple[int, ...], d: int) -> list[_Sample]:
     params = [p for p in stack.parameters() if p.requires_grad]
     samples = []
     for size in sizes:
@@ -275,6 +292,36 @@ def rest_fit(ms: dict[str, Measure]) -> RestFit:
     return RestFit(c0, c1, a)
 
 
+def probe_widths(dim: int, head_dim: int, cap: int | None = None) -> tuple[int, ...]:
+    """The widths blocks are probed at: the run's own up to ``cap`` (:data:`PROBE_WIDTH_CAP`), else two
+    multiples of the head size, the larger at most ``cap`` and the smaller half of it."""
+    cap = PROBE_WIDTH_CAP if cap is None else cap
+    w2 = cap // head_dim * head_dim
+    w1 = max(w2 // 2 // head_dim, 1) * head_dim
+    if dim <= cap or w1 >= w2:
+        return (dim,)
+    return (w1, w2)
+
+
+def _quadratic(w1: int, w2: int, d: int) -> Callable[[float, float], float]:
+    """``alpha * w^2 + beta * w`` through ``(w1, f1)`` and ``(w2, f2)``, at ``d``."""
+
+    def at(f1: float, f2: float) -> float:
+        alpha = (f2 / w2 - f1 / w1) / (w2 - w1)
+        return alpha * d * d + (f1 / w1 - alpha * w1) * d
+
+    return at
+
+
+def scale_width(fits: list[Affine], widths: tuple[int, ...], dim: int) -> Affine:
+    """One block's fit at ``dim`` from its fits at ``widths`` (see the module docstring)."""
+    if len(fits) == 1:
+        return fits[0]
+    (w1, w2), (f1, f2) = widths, fits
+    per = _combine(lambda a, b: a + (b - a) * (dim - w1) / (w2 - w1), f1.per_unit, f2.per_unit)
+    return Affine(_combine(_quadratic(w1, w2, dim), f1.const, f2.const), per)
+
+
 def block_modes(ps: PlanSettings, layers: int) -> dict[int, int]:
     """Blocks per checkpointing mode: {mode: count} with mode 0 plain, 1 checkpointed, -1 selective."""
     k = ps.checkpoint_every
@@ -291,21 +338,50 @@ class ActivationFits:
     rest: RestFit
 
 
-def probe_activations(model: SongBloomModel, ps: PlanSettings) -> ActivationFits:
-    """Measure the blocks and the rest of ``model`` (a meta-device generator with its training layout)."""
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Probes are tiny ops: one intra-op thread is several times faster than two on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _block_probes(
+    model: SongBloomModel, ps: PlanSettings, widths: tuple[int, ...], narrow: Callable[[int], SongBloomModel] | None
+) -> list[_Sample]:
     m = model.cfg
-    with torch.random.fork_rng(devices=[]):
+    sources = {w: model if w == m.dim else narrow(w) for w in widths}  # type: ignore[misc]
+    samples: list[_Sample] = []
+    for kind, sizes in (("lm", LM_LENGTHS), ("dit", DIT_PATCHES)):
+        for mode in block_modes(ps, m.lm_layers if kind == "lm" else m.diff_layers):
+            for w in widths:
+                stack = block_stack(sources[w], kind, mode, ps)
+                samples += block_samples(f"{kind}{mode}@{w}", stack, ps, sizes, w)
+    return samples
+
+
+def probe_activations(
+    model: SongBloomModel, ps: PlanSettings, narrow: Callable[[int], SongBloomModel] | None = None
+) -> ActivationFits:
+    """Measure the blocks and the rest of ``model`` (a meta-device generator with its training layout).
+
+    ``narrow(width)`` builds the same generator at a smaller width (one block of each kind is enough); with it,
+    blocks wider than :data:`PROBE_WIDTH_CAP` are probed at :func:`probe_widths` and extrapolated."""
+    m = model.cfg
+    widths = probe_widths(m.dim, m.head_dim) if narrow is not None else (m.dim,)
+    with torch.random.fork_rng(devices=[]), _one_thread():
         torch.manual_seed(0)
-        samples: list[_Sample] = []
-        modes = {"lm": block_modes(ps, m.lm_layers), "dit": block_modes(ps, m.diff_layers)}
-        for kind, sizes in (("lm", LM_LENGTHS), ("dit", DIT_PATCHES)):
-            for mode in modes[kind]:
-                stack = block_stack(model, kind, mode, ps)
-                samples += block_samples(f"{kind}{mode}", stack, ps, sizes)
+        samples = _block_probes(model, ps, widths, narrow)
         samples += rest_samples(rest_module(model, ps), ps)
         ms = measure(samples, ps.autocast)
-    return ActivationFits(
-        lm={mode: affine(ms, f"lm{mode}", LM_LENGTHS) for mode in modes["lm"]},
-        dit={mode: affine(ms, f"dit{mode}", DIT_PATCHES) for mode in modes["dit"]},
-        rest=rest_fit(ms),
-    )
+
+    def fit(kind: str, sizes: tuple[int, ...]) -> dict[int, Affine]:
+        modes = block_modes(ps, m.lm_layers if kind == "lm" else m.diff_layers)
+        return {
+            mode: scale_width([affine(ms, f"{kind}{mode}@{w}", sizes) for w in widths], widths, m.dim) for mode in modes
+        }
+
+    return ActivationFits(lm=fit("lm", LM_LENGTHS), dit=fit("dit", DIT_PATCHES), rest=rest_fit(ms))

@@ -40,6 +40,23 @@ def meta_model(rc: RunConfig, ps: PlanSettings) -> SongBloomModel:
     return model
 
 
+def narrow_meta_model(rc: RunConfig, ps: PlanSettings, width: int) -> SongBloomModel:
+    """The run's generator on the meta device at ``width`` (heads of the run's head size), one LM and one DiT
+    block: what :mod:`songbloom.plan.probe` measures blocks on when the run's width is above its cap."""
+    import dataclasses
+
+    from songbloom.building.model import apply_training_layout
+
+    m = ps.songbloom.model
+    cfg = dataclasses.replace(m, dim=width, num_heads=width // m.head_dim, lm_layers=1, diff_layers=1)
+    with torch.device("meta"):
+        model = SongBloomModel(cfg)
+    apply_training_layout(model, rc, rc.init.source)
+    if ps.bf16_true:
+        model.to(torch.bfloat16)
+    return model
+
+
 def _nbytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 

@@ -314,7 +314,7 @@ def run(cfg: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         objects = build(rc, c, run_dir)
         # inputs passed: write config.json, overrides.txt, versions.json
         claim_run_dir(run_dir, c, allow_config_change=rc.allow_config_change, overrides=overrides)
-        log_memory_plan(rc, c, run_dir)  # one line, cached per config in the run dir (python -m songbloom.plan)
+        log_memory_plan(rc, c, run_dir)  # one line before fitting, cached per config in the (now claimed) run dir
         fit(objects)
         metrics = finish(objects)
     return metrics, objects
