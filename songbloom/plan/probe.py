@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -56,6 +57,10 @@ DIT_PATCHES = (1, 3)
 REST_SHAPES = ((1, 1), (1, 2), (2, 1))  # (rows, patches)
 PROBE_WIDTH_CAP = 512  # blocks wider than this are probed at two widths <= cap and extrapolated
 QUANTITIES = ("fwd_in", "fwd_after", "fwd_peak", "bwd_peak")
+
+# The profiler's C++ backend logs an "ERROR ... gpuGetDeviceCount failed" line on machines without a GPU when it
+# starts; only fatal messages are of use at the start of a training run (read when the profiler first starts).
+os.environ.setdefault("KINETO_LOG_LEVEL", "5")
 
 
 @dataclass(frozen=True)
