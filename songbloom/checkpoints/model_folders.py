@@ -88,15 +88,24 @@ def _refuse_rvq_pickle(config_path: Path, config: dict[str, Any]) -> None:
         )
 
 
-def check_muq_folder(model_id_or_dir: str | os.PathLike) -> None:
-    """Refuse a local MuQ folder that would run code; a hub id is left to the hub (nothing local to check)."""
+def _local_config(model_id_or_dir: str | os.PathLike, what: str) -> Path | None:
+    """``config.json`` of a local model folder (None for a hub id); refuses an unsafe environment first."""
     refuse_unsafe_torch_env()
     folder = Path(model_id_or_dir)
     if not folder.exists():
-        return
+        return None
     config_path = folder / "config.json"
     if not config_path.is_file():
-        raise FileNotFoundError(f"MuQ directory {folder} has no config.json; expected a MuQ.save_pretrained folder")
+        raise FileNotFoundError(f"{what} directory {folder} has no config.json; expected a save_pretrained folder")
+    return config_path
+
+
+def check_muq_folder(model_id_or_dir: str | os.PathLike) -> None:
+    """Refuse a local MuQ folder that would run code; a hub id is left to the hub (nothing local to check)."""
+    config_path = _local_config(model_id_or_dir, "MuQ")
+    if config_path is None:
+        return
+    folder = config_path.parent
     _refuse_rvq_pickle(config_path, _read_json(config_path))
     check_hf_folder(folder)
     if not any(folder.glob("*.safetensors")):
@@ -113,13 +122,10 @@ def _tower_name(config: dict[str, Any], tower: str, config_path: Path) -> str:
 
 def check_mulan_folder(model_id_or_dir: str | os.PathLike) -> None:
     """Refuse a local MuQ-MuLan folder whose towers would load remote code or pickles."""
-    refuse_unsafe_torch_env()
-    folder = Path(model_id_or_dir)
-    if not folder.exists():
+    config_path = _local_config(model_id_or_dir, "MuQ-MuLan")
+    if config_path is None:
         return
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"MuQ-MuLan directory {folder} has no config.json; expected a save_pretrained folder")
+    folder = config_path.parent
     config = _read_json(config_path)
     check_hf_folder(folder)
     audio = _tower_name(config, "audio_model", config_path)
