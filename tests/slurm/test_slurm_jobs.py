@@ -62,11 +62,12 @@ def test_ddp_job_two_ranks_to_completion(straight_run):
     text = straight_run["text"]
     assert straight_run["states"][0]["JobState"] == "COMPLETED", text[-3000:]
     assert "distributed_backend=gloo" in text and "Starting with 2 processes" in text, text[-3000:]
+    assert "[rank 0/2]" in text and "[rank 1/2]" in text, text[-3000:]  # both ranks ran the training code
     # Exactly one requeue mechanism: Lightning's own is off.
     assert "SLURM auto-requeueing enabled" not in text
     # The run completed max_steps on both ranks (unequal batch counts per rank would hang DDP until the timeout).
     assert _steps(straight_run["run_dir"] / "metrics.jsonl") == list(range(1, MAX_STEPS + 1))
-    assert text.count(f"`max_steps={MAX_STEPS}` reached") >= 2, text[-3000:]
+    assert text.count(f"`max_steps={MAX_STEPS}` reached") >= 1, text[-3000:]  # a rank-0 message, logged once
     assert (straight_run["run_dir"] / "checkpoints" / f"step-{MAX_STEPS:07d}.ckpt").is_file()
 
 
@@ -110,7 +111,7 @@ def test_usr1_requeues_and_resumes(slurm_cluster, render_module, python_exe, tmp
     # The requeued attempt resumed from the preemption checkpoint in the same run dir.
     assert text.count(f"resuming from {run_dir}/checkpoints/last.ckpt") == 2, text[-4000:]
     assert "Restored all states from the checkpoint" in text
-    assert text.count(f"`max_steps={MAX_STEPS}` reached") >= 2, text[-3000:]
+    assert text.count(f"`max_steps={MAX_STEPS}` reached") >= 1, text[-3000:]  # a rank-0 message, logged once
 
 
 def test_task_layout_mismatch_fails_with_the_sbatch_line(slurm_cluster, python_exe):
