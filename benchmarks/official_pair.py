@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PAIR_SCRIPT = Path(__file__).resolve().parents[1] / ".." / "shared" / "tools" / "official_bench" / "pair.py"
+PAIR_SCRIPT = (Path(__file__).resolve().parents[1] / ".." / "shared" / "tools" / "official_bench" / "pair.py").resolve()
 
 
 def pair_command(part: str, official_python: str, upstream: str, ours: list[str], *extra: str,
