@@ -226,7 +226,8 @@ def in_process(args: argparse.Namespace) -> tuple[Workload, dict[str, float], di
 def mfu_line(w: Workload, median: float) -> None:
     """Model FLOPs (3 x forward) per second over the device's measured matmul peak and, on CUDA, the card."""
     flops = 3 * count_flops(w.forward)[0]
-    peak = matmul_peak(dtype=w.dtype, device=w.x_latent.device)
+    n = 8192 if w.x_latent.device.type == "cuda" else 2048  # 2048^3 is too small to fill a GPU
+    peak = matmul_peak(n, dtype=w.dtype, device=w.x_latent.device)
     card = torch.cuda.get_device_name() if w.x_latent.device.type == "cuda" else "cpu"
     print(
         "RESULT "
