@@ -25,6 +25,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -36,6 +37,7 @@ from machine_floor import (
     floor_table,
     machine_description,
     param_bytes,
+    profile_table,
 )
 from official_pair import PAIR_SCRIPT, cpu_snap, foreign_cpu, pair_command, run_pair
 
@@ -71,7 +73,13 @@ def song_inputs(model: SongBloomModel, batch: int, device: torch.device) -> tupl
 
 
 def run_once(
-    model: SongBloomModel, batch: int, patches: int, steps: int, device: torch.device, cuda_graphs: bool | None = None
+    model: SongBloomModel,
+    batch: int,
+    patches: int,
+    steps: int,
+    device: torch.device,
+    cuda_graphs: bool | None = None,
+    after_patch: Callable[[], None] | None = None,
 ) -> dict:
     """Generate ``batch`` songs of ``patches`` patches; seconds and foreign CPU-seconds of every patch."""
     cfg = model.cfg
@@ -82,6 +90,8 @@ def run_once(
     def progress(done: int, running: list[int]) -> None:
         _sync(device)
         snaps.append((time.perf_counter(), cpu_snap()))
+        if after_patch is not None:
+            after_patch()
 
     gens = [torch.Generator(device=device).manual_seed(i) for i in range(batch)]
     _sync(device)
@@ -202,6 +212,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=THREADS, help="torch CPU threads")
     ap.add_argument("--no-cuda-graphs", action="store_true", help="eager GPU sampler (graphs are on by default)")
     ap.add_argument("--no-floor", action="store_true", help="skip the floor (it is a CPU measure)")
+    ap.add_argument("--profile", action="store_true", help="also print an op-by-op profile (first batch size)")
     ap.add_argument("--pair-result", action="store_true", help="print pair.py's RESULT line and nothing else")
     ap.add_argument("--per-song", action="store_true", help="with --pair-result: seconds per patch per song")
     ap.add_argument("--official-python", help="python of the official code's venv: run side by side via pair.py")
@@ -222,6 +233,10 @@ def main() -> None:
         ours = in_process(args, model, device)
     if not args.no_floor and device.type == "cpu":
         report(args, model, ours, official)
+    if args.profile:
+        b = args.batch[0]
+        print(f"\nprofile of patches 2..{args.patches} of a song at batch {b}:")
+        print(profile_table(lambda start: run_once(model, b, args.patches, args.steps, device, after_patch=start)))
 
 
 if __name__ == "__main__":

@@ -143,6 +143,23 @@ def _threads(n: int):
         torch.set_num_threads(old)
 
 
+def profile_table(fn: Callable[[Callable[[], None]], Any], rows: int = 15) -> str:
+    """torch.profiler over ``fn(start)``: the top ops by self CPU time (where the time beyond the floor goes).
+
+    The profiler records from the first call of ``start`` (or from the beginning if ``fn`` never calls it).
+    """
+    prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+
+    def start() -> None:
+        if prof.profiler is None:
+            prof.start()
+
+    fn(start)
+    start()
+    prof.stop()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=48)
+
+
 # ---------------------------------------------------------------- the run's context
 def machine_description() -> str:
     model = "unknown CPU"

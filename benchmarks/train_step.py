@@ -41,6 +41,7 @@ from machine_floor import (
     machine_description,
     matmul_peak,
     param_bytes,
+    profile_table,
 )
 from official_pair import PAIR_SCRIPT, cpu_snap, foreign_cpu, pair_command, run_pair
 
@@ -262,6 +263,7 @@ def main() -> None:
     ap.add_argument("--pair-script", type=Path, default=PAIR_SCRIPT)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--mfu", action="store_true", help="also print model-FLOP utilisation (GPU check)")
+    ap.add_argument("--profile", action="store_true", help="also print an op-by-op profile of one step (first mode)")
     args = ap.parse_args()
     args.modes = (args.checkpointing,) if args.checkpointing else MODES
     if args.pair_result:
@@ -275,6 +277,10 @@ def main() -> None:
         w, medians, peaks = in_process(args)
     if args.mfu:
         mfu_line(w, medians[args.modes[0]])
+    if args.profile:
+        w.model.set_gradient_checkpointing(args.modes[0])
+        print(f"\nprofile of one step, checkpointing {args.modes[0]}:")
+        print(profile_table(lambda start: (w.model.zero_grad(set_to_none=True), start(), w.step())))
     if w.x_latent.device.type == "cpu":
         report(args, w, medians, peaks, official)
 
