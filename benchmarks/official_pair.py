@@ -27,13 +27,17 @@ def pair_command(part: str, official_python: str, upstream: str, ours: list[str]
 
 
 def run_pair(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, list[float]]:
-    """Run pair.py (its output echoed) and return (official median, each --ours median in order)."""
+    """Run pair.py (output passed through as it comes); return (official median, each --ours median in order)."""
     print("$ " + " ".join(cmd), flush=True)
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    sys.stdout.write(p.stdout)
+    lines = []
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) as p:
+        for line in p.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            lines.append(line)
     if p.returncode:
-        sys.exit(f"pair.py failed ({p.returncode}):\n{p.stderr[-3000:]}")
-    return parse_pair_output(p.stdout)
+        sys.exit(f"pair.py failed ({p.returncode})")
+    return parse_pair_output("".join(lines))
 
 
 def parse_pair_output(text: str) -> tuple[float, list[float]]:
