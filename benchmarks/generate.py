@@ -181,8 +181,14 @@ def in_process(args: argparse.Namespace, model: SongBloomModel, device: torch.de
     return per_song
 
 
-def report(args: argparse.Namespace, model: SongBloomModel, ours: dict[int, float], official: float | None) -> None:
-    machine = Machine.measure(THREADS)
+def report(
+    args: argparse.Namespace,
+    model: SongBloomModel,
+    ours: dict[int, float],
+    official: float | None,
+    before: Machine | None = None,
+) -> None:
+    machine = Machine.measure(THREADS).best(before)
     print(f"\n{machine_description()}\n{machine.line()}")
     floors = {}
     for b in ours:
@@ -224,6 +230,7 @@ def main() -> None:
         return pair_result(args)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    before = Machine.measure(THREADS) if device.type == "cpu" and not args.no_floor else None  # and after
     official = None
     if args.official_python:
         official, ours = run_official_pair(args)
@@ -232,7 +239,7 @@ def main() -> None:
         model = build_model(args.preset, device, getattr(torch, args.dtype))
         ours = in_process(args, model, device)
     if not args.no_floor and device.type == "cpu":
-        report(args, model, ours, official)
+        report(args, model, ours, official, before)
     if args.profile:
         b = args.batch[0]
         print(f"\nprofile of patches 2..{args.patches} of a song at batch {b}:")

@@ -45,6 +45,12 @@ class Machine:
         with _threads(threads):
             return cls(threads, matmul_peak(MATMUL_N, matmul_reps), copy_bandwidth(copy_mib, copy_reps))
 
+    def best(self, other: Machine | None) -> Machine:
+        """The higher peaks of two measurements (other processes only ever lower them)."""
+        if other is None:
+            return self
+        return Machine(self.threads, max(self.peak_flops, other.peak_flops), max(self.bandwidth, other.bandwidth))
+
     def line(self) -> str:
         return (
             f"machine peaks at {self.threads} threads: fp32 {MATMUL_N}^3 matmul {self.peak_flops / 1e9:.1f} GFLOP/s, "

@@ -173,10 +173,15 @@ def run_official_pair(args: argparse.Namespace) -> tuple[float, dict[str, float]
 
 # ---------------------------------------------------------------- report
 def report(
-    args: argparse.Namespace, w: Workload, medians: dict[str, float], peaks: dict[str, float], official: float | None
+    args: argparse.Namespace,
+    w: Workload,
+    medians: dict[str, float],
+    peaks: dict[str, float],
+    official: float | None,
+    before: Machine | None = None,
 ) -> None:
     phases = training_phases(w)
-    machine = Machine.measure(THREADS if w.x_latent.device.type == "cpu" else torch.get_num_threads())
+    machine = Machine.measure(THREADS).best(before)
     floor = floor_seconds(phases, machine)
     print(
         f"\n{machine_description()}\n{machine.line()}\n\nFloor of one training step (preset {args.preset}, "
@@ -269,6 +274,7 @@ def main() -> None:
     if args.pair_result:
         return pair_result(args)
     torch.set_num_threads(args.threads)
+    before = Machine.measure(THREADS) if args.device == "cpu" else None  # peaks measured before and after
     if args.official_python:
         official, medians, peaks = run_official_pair(args)
         w = build(args.preset, args.frames, torch.device("cpu"), torch.float32)
@@ -282,7 +288,7 @@ def main() -> None:
         print(f"\nprofile of one step, checkpointing {args.modes[0]}:")
         print(profile_table(lambda start: (w.model.zero_grad(set_to_none=True), start(), w.step())))
     if w.x_latent.device.type == "cpu":
-        report(args, w, medians, peaks, official)
+        report(args, w, medians, peaks, official, before)
 
 
 if __name__ == "__main__":

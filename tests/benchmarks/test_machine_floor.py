@@ -62,3 +62,10 @@ def test_pair_output_is_read_back():
     assert pair.parse_pair_output(text) == (3.412, [2.301, 1.95])
     with pytest.raises(ValueError):
         pair.parse_pair_output("failed")
+
+
+def test_best_of_two_machine_measurements_keeps_the_higher_peaks():
+    a = floor.Machine(threads=2, peak_flops=300e9, bandwidth=8e9)
+    b = floor.Machine(threads=2, peak_flops=100e9, bandwidth=20e9)
+    assert a.best(b) == floor.Machine(2, 300e9, 20e9)
+    assert a.best(None) is a
