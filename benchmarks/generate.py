@@ -1,31 +1,52 @@
-"""Generation speed: seconds per 0.64 s patch (16 latent frames) and real-time factor.
+"""Generation speed: seconds per 0.64 s patch (16 latent frames), side by side with the official code and
+against the floor of the workload on this machine.
 
-Random weights at a named preset (default ``small``, the geometry of ``/work/shared/reference/baselines.md``),
-release sampling settings (CFG 1.5 on both stages, top-k 100, penalty window 50, 36 DiT steps, diff_temp
-0.95), a 600-token lyric prefix and a 10 s prompt latent. EOS is disabled in the classifier so every song
-runs to the requested length. The first patch (which also encodes the 850-token prefix) is reported apart.
+Workload (the one ``../shared/tools/official_bench/official_part.py gen`` times): preset ``small``, random
+weights, fp32, 2 torch threads; release sampling settings (CFG 1.5 on the LM and DiT 'h', temp 0.9, top-k 100,
+repetition-penalty window 50, 36 DiT steps, diff_temp 0.95); the 850-token prefix (600 lyric tokens + a
+fixed 250-frame prompt latent); EOS pushed to -1e4 so every song runs the requested patches. The first patch
+(which carries the prefix) is reported apart; ``times`` are the other patches.
 
-    python benchmarks/generate.py --preset small --device cpu --dtype float32 --batch 1 4 --patches 6
-    python benchmarks/generate.py --preset full_150s --device cuda --dtype bfloat16 --batch 1 4 --patches 30
+    # side by side (fresh processes alternated by pair.py) + floor, one table:
+    python benchmarks/generate.py --official-python $OFFICIAL_VENV/bin/python --upstream $OFFICIAL_SRC
+    # ours alone, batch 1 and 4, against the floor:
+    python benchmarks/generate.py --batch 1 4
+    # GPU: full_150s in bf16, 8 patches after 2 warm-up patches, one RESULT line per batch:
+    python benchmarks/generate.py --preset full_150s --device cuda --dtype bfloat16 --batch 1 4 \
+        --patches 10 --warmup-patches 2 --no-floor
+    # the side pair.py runs (prints RESULT {"times": [...], "foreign": [...]}):
+    python benchmarks/generate.py --pair-result --batch 1 --patches 6
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import statistics
+import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
+from machine_floor import (
+    Machine,
+    Phase,
+    count_flops,
+    floor_seconds,
+    floor_table,
+    machine_description,
+    param_bytes,
+    profile_table,
+)
+from official_pair import PAIR_SCRIPT, cpu_snap, foreign_cpu, pair_command, run_pair
 
 from songbloom.config import SongBloomConfig
-from songbloom.inference.dit_sampler import euler_sample
 from songbloom.inference.generate import SamplingParams, encode_cfg_conditions, generate
-from songbloom.inference.sampling import apply_repetition_penalty, cfg_mix, sampling_probs
-from songbloom.models.lm import KVCache
 from songbloom.models.songbloom import SongBloomModel
 
-OFFICIAL_SMALL_CPU_S_PER_PATCH = 3.43  # baselines.md: official code, preset small, batch 1, CPU fp32, 2 threads
+THREADS = 2  # official_part.py THREADS
+LATENT_HZ = 25.0
 
 
 def _sync(device: torch.device) -> None:
@@ -33,7 +54,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def build_model(preset: str, device: torch.device, dtype: torch.dtype, seed: int = 0) -> SongBloomModel:
+def build_model(preset: str, device: torch.device, dtype: torch.dtype, seed: int = 1) -> SongBloomModel:
     torch.manual_seed(seed)
     cfg = SongBloomConfig.from_name(preset)
     with torch.device(device):  # initialise on the target device (the 2B model takes long on a CPU)
@@ -43,122 +64,146 @@ def build_model(preset: str, device: torch.device, dtype: torch.dtype, seed: int
     return model.to(device=device, dtype=dtype)
 
 
-def gemm_gflops(device: torch.device, dtype: torch.dtype) -> float:
-    """Machine calibration: throughput of a DiT-sized matmul (100 x 512 x 2048) right now."""
-    a = torch.randn(100, 512, device=device, dtype=dtype)
-    w = torch.randn(2048, 512, device=device, dtype=dtype)
-    for _ in range(3):
-        torch.nn.functional.linear(a, w)
-    _sync(device)
-    n = 50
-    t0 = time.perf_counter()
-    for _ in range(n):
-        torch.nn.functional.linear(a, w)
-    _sync(device)
-    return 2 * 100 * 512 * 2048 * n / (time.perf_counter() - t0) / 1e9
+def song_inputs(model: SongBloomModel, batch: int, device: torch.device) -> tuple[list[list[int]], torch.Tensor]:
+    cfg = model.cfg
+    g = torch.Generator().manual_seed(3)
+    lyrics = [torch.randint(8, len(cfg.lyric_vocab), (cfg.lyric_max_len,), generator=g).tolist() for _ in range(batch)]
+    latents = torch.randn(batch, cfg.latent_dim, cfg.prompt_max_len, generator=g).to(device)
+    return lyrics, latents.to(model.project_in.weight.dtype)
 
 
 def run_once(
-    model: SongBloomModel, batch: int, patches: int, steps: int, device: torch.device, cuda_graphs: bool | None = None
-) -> dict[str, float]:
+    model: SongBloomModel,
+    batch: int,
+    patches: int,
+    steps: int,
+    device: torch.device,
+    cuda_graphs: bool | None = None,
+    after_patch: Callable[[], None] | None = None,
+) -> dict:
+    """Generate ``batch`` songs of ``patches`` patches; seconds and foreign CPU-seconds of every patch."""
     cfg = model.cfg
-    vocab_n = len(cfg.lyric_vocab)
-    lyrics = [torch.randint(8, vocab_n, (cfg.lyric_max_len,)).tolist() for _ in range(batch)]
-    latents = torch.randn(batch, cfg.latent_dim, cfg.prompt_max_len, device=device)
+    lyrics, latents = song_inputs(model, batch, device)
     params = SamplingParams(steps=steps, max_frames=patches * cfg.block_size)
-    stamps: list[float] = []
+    snaps: list[tuple[float, tuple[int, float]]] = []
 
-    def progress(done: int, running: int) -> None:
+    def progress(done: int, running: list[int]) -> None:
         _sync(device)
-        stamps.append(time.perf_counter())
+        snaps.append((time.perf_counter(), cpu_snap()))
+        if after_patch is not None:
+            after_patch()
 
     gens = [torch.Generator(device=device).manual_seed(i) for i in range(batch)]
     _sync(device)
-    t0 = time.perf_counter()
+    snaps.append((time.perf_counter(), cpu_snap()))
     with torch.inference_mode():
         cond, null = encode_cfg_conditions(model, lyrics, latents)
         out = generate(model, cond, null, params, generators=gens, progress=progress, cuda_graphs=cuda_graphs)
-    _sync(device)
-    total = time.perf_counter() - t0
     assert all(o.num_frames == patches * cfg.block_size for o in out), [o.num_frames for o in out]
-    per_patch = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-    steady = statistics.median(per_patch) if per_patch else total
-    return {"first_patch_s": stamps[0] - t0, "s_per_patch": steady, "total_s": total}
+    pairs = list(zip(snaps, snaps[1:], strict=False))
+    return {
+        "times": [b[0] - a[0] for a, b in pairs],
+        "foreign": [foreign_cpu(a[1], b[1]) for a, b in pairs],
+    }
 
 
-class _GrowingCache(KVCache):
-    """Keys/values grown by concatenation at every step, as the HF ``DynamicCache`` the release uses does."""
+# ---------------------------------------------------------------- floor
+def generation_phases(model: SongBloomModel, batch: int, patches: int, steps: int) -> list[Phase]:
+    """Per steady patch of ``batch`` songs (2 x batch CFG rows) as the official sampler runs it.
 
-    def __init__(self, num_layers: int):
-        self.keys, self.values = [None] * num_layers, [None] * num_layers
-        self.length, self.max_len = 0, 1 << 30
-
-    def update(self, layer, k, v):
-        self.keys[layer] = k if self.keys[layer] is None else torch.cat([self.keys[layer], k], dim=2)
-        self.values[layer] = v if self.values[layer] is None else torch.cat([self.values[layer], v], dim=2)
-        return self.keys[layer], self.values[layer]
-
-
-def run_reference(model: SongBloomModel, patches: int, steps: int, device: torch.device) -> dict[str, float]:
-    """Batch 1 with the release's data flow, on our modules, eagerly (a lower bound on the official cost).
-
-    Per step: CFG rows through the LM with a concatenation-grown cache; per DiT step the full input is
-    rebuilt (``cat([x, x])``, ``project_in(cat([prev, x]))``, timestep embedding) and the whole DiT output
-    is computed; the final patch past the length limit is sampled and dropped. Not counted: the official
-    code's Python/HF overheads and its second VAE encode of the null prompt.
+    LM: 17 one-token forwards per patch (16 sketch tokens, then the one that yields ``h``) with the KV cache
+    at the mean context of the timed patches; bytes = LM + classifier weights + the cache read. DiT: ``steps``
+    forwards of the full ``[t, h, s, prev, x]`` sequence on both CFG rows; bytes = DiT weights.
     """
     cfg = model.cfg
-    p_len = cfg.block_size
-    lyrics = [torch.randint(8, len(cfg.lyric_vocab), (cfg.lyric_max_len,)).tolist()]
-    latents = torch.randn(1, cfg.latent_dim, cfg.prompt_max_len, device=device)
-    params = SamplingParams(steps=steps, max_frames=patches * p_len)
-    stamps = []
-    _sync(device)
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        cond, null = encode_cfg_conditions(model, lyrics, latents)
-        prefix = torch.cat([cond.prefix(), null.prefix()]).to(model.project_in.weight.dtype)
-        cache = _GrowingCache(len(model.ar_transformer.layers))
-        inputs = torch.cat([prefix, model.bos_token.to(prefix.dtype).expand(2, 1, -1)], dim=1)
-        prev = torch.zeros(1, p_len, cfg.latent_dim, device=device, dtype=prefix.dtype)
-        kept = []
-        for patch in range(patches + 1):
-            toks = []
-            for _ in range(p_len):
-                logits = model.classify(model.ar_transformer(inputs, cache)[:, -1])
-                mixed = cfg_mix(logits[:1], logits[1:], params.lm_coef)
-                pool = torch.cat(kept)[-params.penalty_window :][None] if kept else None
-                mixed = apply_repetition_penalty(mixed, pool, cfg.num_pitch, "release")
-                probs, _ = sampling_probs(mixed, params.temp, params.top_k)
-                tok = torch.multinomial(probs, 1)[:, 0]
-                toks.append(tok)
-                emb = model.embed_sketch(tok)[:, None]
-                inputs = torch.cat([emb, emb])
-            h = model.ar_transformer(inputs, cache)[:1, -1]
-            s_emb = model.embed_sketch(torch.stack(toks, dim=1))
-            noise = torch.randn(1, p_len, cfg.latent_dim, device=device, dtype=prefix.dtype)
+    p, rows = cfg.block_size, 2 * batch
+    dtype, device = model.project_in.weight.dtype, model.project_in.weight.device
+    context = cfg.prefix_len + 1 + (p + 1) * patches // 2 + p // 2  # mean over patches 2..n of every step
+    lm = model.ar_transformer
+    cache = lm.new_cache(rows, context + 1)
+    cache.length = context
+    x = torch.randn(rows, 1, cfg.dim, dtype=dtype, device=device)
+    lm_flops, _ = count_flops(lambda: model.classify(lm(x, cache)))
+    g = lm.geom
+    kv_bytes = 2 * g.num_layers * rows * context * g.dim * cache.keys[0].element_size()
+    z = torch.randn(rows, p, cfg.latent_dim, dtype=dtype, device=device)
+    h = torch.randn(rows, cfg.dim, dtype=dtype, device=device)
+    s = torch.randn(rows, p, cfg.dim, dtype=dtype, device=device)
+    t = torch.full((rows,), 0.5, dtype=dtype, device=device)
+    dit_flops, _ = count_flops(lambda: model.dit_velocity(z, t, h, s, z))
+    dit_modules = (model.nar_dit, model.project_in, model.project_out, model.to_timestep_embed)
+    return [
+        Phase(f"LM token step, {rows} rows, context {context}", lm_flops,
+              param_bytes(lm, model.skeleton_classifier) + kv_bytes, p + 1),
+        Phase(f"DiT step, {rows} rows x {3 * p + 2} tokens", dit_flops, param_bytes(*dit_modules), steps),
+    ]  # fmt: skip
 
-            def velocity(x, step, t, h=h, s_emb=s_emb, prev=prev):
-                v = model.dit_velocity(
-                    torch.cat([x, x]),
-                    torch.cat([t, t]),
-                    torch.cat([h, torch.zeros_like(h)]),
-                    torch.cat([s_emb, torch.zeros_like(s_emb)]),
-                    torch.cat([prev, prev]),
-                )
-                return cfg_mix(v[:1], v[1:], params.dit_coef)
 
-            latent = euler_sample(velocity, noise, steps, params.diff_temp)
-            if patch == patches:  # the release samples this one, then drops it
-                break
-            kept.append(torch.stack(toks, dim=1)[0])
-            prev = latent
-            a = model.acoustic_tokens(latent.transpose(1, 2)).to(prefix.dtype)
-            inputs = torch.cat([a, a])
-            _sync(device)
-            stamps.append(time.perf_counter())
-    per_patch = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-    return {"first_patch_s": stamps[0] - t0, "s_per_patch": statistics.median(per_patch)}
+# ---------------------------------------------------------------- side by side
+def pair_result(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    (batch,) = args.batch
+    model = build_model(args.preset, torch.device("cpu"), torch.float32)
+    r = run_once(model, batch, args.patches, args.steps, torch.device("cpu"))
+    div = batch if args.per_song else 1
+    res = {"times": [t / div for t in r["times"][1:]], "foreign": [f / div for f in r["foreign"][1:]],
+           "first_patch_s": r["times"][0]}  # fmt: skip
+    print("RESULT " + json.dumps(res), flush=True)
+
+
+def run_official_pair(args: argparse.Namespace) -> tuple[float, dict[int, float]]:
+    """pair.py: the official batch-1 song against ours at each batch (per song): (official, {batch: ours})."""
+    me = f"{sys.executable} {Path(__file__).resolve()} --pair-result --patches {args.patches} --threads {THREADS}"
+    ours = [f"{me} --batch {b}" + (" --per-song" if b > 1 else "") for b in args.batch]
+    extra = ("--rounds", str(args.rounds), "--patches", str(args.patches))
+    official, medians = run_pair(
+        pair_command("gen", args.official_python, args.upstream, ours, *extra, pair_script=args.pair_script)
+    )
+    return official, dict(zip(args.batch, medians, strict=True))
+
+
+def in_process(args: argparse.Namespace, model: SongBloomModel, device: torch.device) -> dict[int, float]:
+    """Ours alone: seconds per patch per song at each batch, one RESULT line per batch."""
+    graphs = False if args.no_cuda_graphs else None
+    run_once(model, 1, 2, args.steps, device, graphs)  # warm-up (allocator, kernels, graphs)
+    per_song = {}
+    patch_s = model.cfg.block_size / LATENT_HZ
+    for b in args.batch:
+        r = run_once(model, b, args.patches, args.steps, device, graphs)
+        times = r["times"][args.warmup_patches :]
+        per_song[b] = statistics.median(times) / b
+        card = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
+        print("RESULT " + json.dumps({
+            "measure": "generate", "preset": args.preset, "card": card, "dtype": args.dtype, "batch": b,
+            "patch_times_s": times, "s_per_patch_per_song": per_song[b], "rtf_per_song": per_song[b] / patch_s,
+            "rtf_batch": per_song[b] * b / patch_s,
+        }), flush=True)  # fmt: skip
+    return per_song
+
+
+def report(
+    args: argparse.Namespace,
+    model: SongBloomModel,
+    ours: dict[int, float],
+    official: float | None,
+    before: Machine | None = None,
+) -> None:
+    machine = Machine.measure(THREADS).best(before)
+    print(f"\n{machine_description()}\n{machine.line()}")
+    floors = {}
+    for b in ours:
+        phases = generation_phases(model, b, args.patches, args.steps)
+        floors[b] = floor_seconds(phases, machine) / b
+        print(f"\nFloor of one steady patch, batch {b} (preset {args.preset}, {args.steps} DiT steps):")
+        print(floor_table(phases, machine))
+    print("\n| sampler | batch | s per patch per song | official / ours | ours / floor | floor per song (s) |")
+    print("|---|---|---|---|---|---|")
+    if official:
+        print(f"| official | 1 | {official:.3f} | 1.00x | {official / floors.get(1, float('nan')):.2f}x | "
+              f"{floors.get(1, float('nan')):.3f} |")  # fmt: skip
+    for b, s in ours.items():
+        vs = f"**{official / s:.2f}x**" + (" per song" if b > 1 else "") if official else "not run"
+        print(f"| songbloom | {b} | {s:.3f} | {vs} | **{s / floors[b]:.2f}x** | {floors[b]:.3f} |")
 
 
 def main() -> None:
@@ -167,62 +212,38 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 4])
-    ap.add_argument("--patches", type=int, default=6, help="patches per song (the first is reported apart)")
+    ap.add_argument("--patches", type=int, default=6, help="patches per song (pair.py's --patches)")
+    ap.add_argument("--warmup-patches", type=int, default=1, help="leading patches not timed (the first: prefix)")
     ap.add_argument("--steps", type=int, default=36)
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--threads", type=int, default=THREADS, help="torch CPU threads")
     ap.add_argument("--no-cuda-graphs", action="store_true", help="eager GPU sampler (graphs are on by default)")
-    ap.add_argument("--no-reference", action="store_true", help="skip the release-structured reference loop")
+    ap.add_argument("--no-floor", action="store_true", help="skip the floor (it is a CPU measure)")
+    ap.add_argument("--profile", action="store_true", help="also print an op-by-op profile (first batch size)")
+    ap.add_argument("--pair-result", action="store_true", help="print pair.py's RESULT line and nothing else")
+    ap.add_argument("--per-song", action="store_true", help="with --pair-result: seconds per patch per song")
+    ap.add_argument("--official-python", help="python of the official code's venv: run side by side via pair.py")
+    ap.add_argument("--upstream", help="checkout of the official code at ef78022")
+    ap.add_argument("--pair-script", type=Path, default=PAIR_SCRIPT)
+    ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.pair_result:
+        return pair_result(args)
+    torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    dtype = getattr(torch, args.dtype)
-    model = build_model(args.preset, device, dtype)
-    n_params = model.num_parameters()
-    patch_s = model.cfg.block_size / 25.0
-    graphs = False if args.no_cuda_graphs else None
-    run_once(model, 1, 2, args.steps, device, graphs)  # warm-up (allocator, kernels)
-    rows = []
-    for b in args.batch:
-        r = run_once(model, b, args.patches, args.steps, device, graphs)
-        rows.append((b, r))
-    ref = None if args.no_reference else run_reference(model, args.patches, args.steps, device)
-    calib = gemm_gflops(device, dtype)
-    try:
-        load = f" (load average {os.getloadavg()[0]:.1f})"
-    except OSError:
-        load = ""
-    print(
-        f"\npreset {args.preset} ({n_params / 1e6:.1f} M generator params), {args.device} {args.dtype}, "
-        f"{torch.get_num_threads()} CPU threads, {args.steps} DiT steps, CFG 1.5 (LM + DiT 'h'), "
-        f"{args.patches} patches per song; calibration matmul {calib:.1f} GFLOPS{load}"
-    )
-    print(
-        "| sampler | batch | first patch (s) | s per patch (all songs) | s per patch per song | RTF (batch / per song) "
-        "| per-song speed-up vs reference | vs official figure |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    if ref is not None:
-        print(
-            f"| release-structured reference | 1 | {ref['first_patch_s']:.3f} | {ref['s_per_patch']:.3f} | "
-            f"{ref['s_per_patch']:.3f} | {ref['s_per_patch'] / patch_s:.3f} | 1.00x | - |"
-        )
-    for b, r in rows:
-        per_song = r["s_per_patch"] / b
-        vs = (
-            f"{OFFICIAL_SMALL_CPU_S_PER_PATCH / r['s_per_patch']:.2f}x"
-            if args.preset == "small" and args.device == "cpu" and b == 1
-            else "-"
-        )
-        speedup = f"{ref['s_per_patch'] / per_song:.2f}x" if ref is not None else "-"
-        print(
-            f"| songbloom | {b} | {r['first_patch_s']:.3f} | {r['s_per_patch']:.3f} | {per_song:.3f} | "
-            f"{r['s_per_patch'] / patch_s:.3f} / {per_song / patch_s:.3f} | {speedup} | {vs} |"
-        )
-    print(
-        "RTF = seconds of compute per second of audio (batch total / per song). 'vs official figure' divides the "
-        f"official {OFFICIAL_SMALL_CPU_S_PER_PATCH} s/patch of baselines.md (quiet machine, 2 threads) by ours."
-    )
+    before = Machine.measure(THREADS) if device.type == "cpu" and not args.no_floor else None  # and after
+    official = None
+    if args.official_python:
+        official, ours = run_official_pair(args)
+        model = build_model(args.preset, device, getattr(torch, args.dtype))
+    else:
+        model = build_model(args.preset, device, getattr(torch, args.dtype))
+        ours = in_process(args, model, device)
+    if not args.no_floor and device.type == "cpu":
+        report(args, model, ours, official, before)
+    if args.profile:
+        b = args.batch[0]
+        print(f"\nprofile of patches 2..{args.patches} of a song at batch {b}:")
+        print(profile_table(lambda start: run_once(model, b, args.patches, args.steps, device, after_patch=start)))
 
 
 if __name__ == "__main__":

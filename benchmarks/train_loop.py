@@ -16,6 +16,7 @@ and for full fine-tuning. Target: LoRA fits in 16 GB.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 
@@ -134,7 +135,7 @@ def memory_table(args) -> list[dict]:
     cfg = SongBloomConfig.from_name("full_150s")
     frames = (args.memory_frames // cfg.model.block_size) * cfg.model.block_size
     rows = []
-    for mode in ("lora", "full"):
+    for mode in args.memory_modes:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         model = SongBloomModel(cfg.model)
@@ -170,15 +171,21 @@ def memory_table(args) -> list[dict]:
             opt.zero_grad(set_to_none=True)
         torch.cuda.synchronize()
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        free, total = torch.cuda.mem_get_info()
         rows.append(
             {
                 "mode": mode,
                 "frames": frames,
                 "trainable_M": trainable / 1e6,
                 "peak_GiB": torch.cuda.max_memory_allocated() / 2**30,
+                "peak_reserved_GiB": torch.cuda.max_memory_reserved() / 2**30,
+                # what the process holds beyond the allocator's pool: CUDA context, cuBLAS workspaces
+                "context_GiB": max(0, total - free - torch.cuda.memory_reserved()) / 2**30,
                 "s_per_step": (time.perf_counter() - t0) / 2,
             }
         )
+        print("RESULT " + json.dumps({"measure": "train_memory", "card": torch.cuda.get_device_name(), **rows[-1]}),
+              flush=True)
         del model, opt, out, loss
     return rows
 
@@ -198,6 +205,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2, help="alternating bare/loop measurements (best kept)")
     p.add_argument("--memory", action="store_true", help="GPU: peak memory of full_150s LoRA vs full fine-tuning")
     p.add_argument("--memory-frames", type=int, default=3750, help="150 s at 25 Hz")
+    p.add_argument("--memory-modes", nargs="+", choices=("lora", "full"), default=["lora", "full"])
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
