@@ -132,6 +132,16 @@ class SongBloom:
         vae = vae.to(device=device).eval()  # stays float32
         return cls(cfg, model, vae, Vocabulary(list(cfg.model.lyric_vocab)))
 
+    @classmethod
+    def loaded_from(
+        cls, path: Path, cfg: SongBloomConfig, model, vae, opts_device, opts_dtype, *, training_language: str | None
+    ) -> SongBloom:
+        """A bundle read from the checkpoint ``path``: its config names that file; it knows its training language."""
+        cfg.pretrained_path = str(Path(path).resolve())
+        bundle = cls._finish(cfg, model, vae, opts_device, opts_dtype)
+        bundle.training_language = training_language
+        return bundle
+
     # ------------------------------------------------------------------ helpers
     @property
     def device(self) -> torch.device:

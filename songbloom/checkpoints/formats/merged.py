@@ -128,10 +128,8 @@ def _load(path: Path, opts: LoadOptions) -> SongBloom:
         vae = vae_from_files(cfg.vae_config_path, cfg.vae_ckpt_path)
     if vae is None:
         raise no_vae_error(path)
-    cfg.pretrained_path = str(path.resolve())
-    bundle = SongBloom._finish(cfg, model, vae, opts.device, opts.dtype)
-    bundle.training_language = recorded_language(meta)
-    return bundle
+    language = recorded_language(meta)
+    return SongBloom.loaded_from(path, cfg, model, vae, opts.device, opts.dtype, training_language=language)
 
 
 FORMAT = CheckpointFormat(

@@ -206,10 +206,8 @@ def _load(path: Path, opts: LoadOptions) -> SongBloom:
     peft_model = load_peft_adapter(base.model, path)
     model = peft_model.get_base_model()  # adapters injected, unmerged (the training module's exact math)
     cfg = base.config
-    cfg.pretrained_path = str(path.resolve())
-    bundle = SongBloom._finish(cfg, model, base.vae, opts.device, opts.dtype)
-    bundle.training_language = recorded_language(read_adapter_meta(path)) or base.training_language
-    return bundle
+    language = recorded_language(read_adapter_meta(path)) or base.training_language
+    return SongBloom.loaded_from(path, cfg, model, base.vae, opts.device, opts.dtype, training_language=language)
 
 
 FORMAT = CheckpointFormat(

@@ -143,10 +143,8 @@ def _load_release_pt(path: Path, opts: LoadOptions) -> SongBloom:
             raise FileNotFoundError(f"{path} holds no VAE and {yaml_path} names no existing vae.vae_ckpt")
         vae_sd, vae_source = load_vae_checkpoint(cfg.vae_ckpt_path), Path(cfg.vae_ckpt_path)
     strict_load(vae, vae_sd, what=f"VAE from {vae_source}")
-    cfg.pretrained_path = str(path.resolve())
-    bundle = SongBloom._finish(cfg, model, vae, opts.device, opts.dtype)
-    bundle.training_language = release_language(path)
-    return bundle
+    language = release_language(path)
+    return SongBloom.loaded_from(path, cfg, model, vae, opts.device, opts.dtype, training_language=language)
 
 
 RELEASE_DIR = CheckpointFormat(

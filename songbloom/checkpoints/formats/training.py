@@ -255,11 +255,11 @@ def _load(path: Path, opts: LoadOptions) -> SongBloom:
     if trained.vae is None:
         raise no_vae_error(path)
     cfg = trained.config
-    cfg.pretrained_path = str(path.resolve())
     # The adapters stay unmerged: outputs are exactly those of the training module.
-    bundle = SongBloom._finish(cfg, trained.model, trained.vae, opts.device, opts.dtype)
-    bundle.training_language = run_language(trained.run_config)
-    return bundle
+    language = run_language(trained.run_config)
+    return SongBloom.loaded_from(
+        path, cfg, trained.model, trained.vae, opts.device, opts.dtype, training_language=language
+    )
 
 
 FORMAT = CheckpointFormat(
