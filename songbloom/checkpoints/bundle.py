@@ -19,7 +19,8 @@ from songbloom.checkpoints.vae import load_vae_checkpoint
 from songbloom.config import SongBloomConfig
 from songbloom.models.conditioners import ConditionTensors
 from songbloom.models.songbloom import ForwardOutput, SongBloomModel
-from songbloom.models.vae import OobleckVAE, VAEConfig
+from songbloom.models.vae import VAEConfig
+from songbloom.models.vae_factory import AnyVAE, AnyVAEConfig, build_vae, vae_config_from_json
 from songbloom.text.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class SongBloom:
 
     config: SongBloomConfig
     model: SongBloomModel
-    vae: OobleckVAE
+    vae: AnyVAE
     vocab: Vocabulary
     # The language the model was trained on, when its checkpoint or export records one (text.language of the run).
     training_language: str | None = None
@@ -85,7 +86,7 @@ class SongBloom:
         cfg = SongBloomConfig.from_release_yaml(yaml_path)
         if not cfg.vae_config_path:
             raise ValueError(f"{yaml_path}: vae.vae_cfg is not set")
-        vae = OobleckVAE(VAEConfig.from_json(cfg.vae_config_path))
+        vae = build_vae(vae_config_from_json(cfg.vae_config_path))
         model = SongBloomModel(cfg.model)
         if load_weights:
             if not cfg.pretrained_path or not Path(cfg.pretrained_path).is_file():
@@ -116,10 +117,10 @@ class SongBloom:
 
     @classmethod
     def from_config(
-        cls, cfg: SongBloomConfig, vae_config: VAEConfig | None = None, *, device="cpu", dtype=torch.float32
+        cls, cfg: SongBloomConfig, vae_config: AnyVAEConfig | None = None, *, device="cpu", dtype=torch.float32
     ) -> SongBloom:
         """Randomly initialised model (training from scratch, tests)."""
-        vae = OobleckVAE(vae_config or VAEConfig.release())
+        vae = build_vae(vae_config or VAEConfig.release())
         return cls._finish(cfg, SongBloomModel(cfg.model), vae, device, dtype)
 
     @classmethod

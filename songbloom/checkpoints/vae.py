@@ -1,16 +1,20 @@
-"""The one place a VAE is read from disk: its checkpoint, a json + checkpoint pair, or the VAE of a run.
+"""The one place a VAE is read from (and a proxy VAE written to) disk: its checkpoint, a json + checkpoint pair,
+or the VAE of a run.
 
-Training checkpoints hold the generator only, so :func:`vae_for_run` says which VAE belongs to one.
+Training checkpoints hold the generator only, so :func:`vae_for_run` says which VAE belongs to one. The json says
+which kind of VAE it is (:mod:`songbloom.models.vae_factory`): the release's Oobleck VAE or the frame-linear proxy.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save as save_safetensors_bytes
 from torch import Tensor
 
 from songbloom.checkpoints.keys import VAE_KEY_ROOTS
@@ -18,24 +22,33 @@ from songbloom.checkpoints.safe_load import check_tensors, load_safetensors, tor
 from songbloom.checkpoints.strict import CheckpointMismatchError, strict_load
 from songbloom.config import SongBloomConfig
 from songbloom.config.run import RunConfig, as_run_config
+from songbloom.models.frame_vae import FrameLinearConfig, FrameLinearVAE
 from songbloom.models.vae import OobleckVAE, VAEConfig
+from songbloom.models.vae_factory import AnyVAE, AnyVAEConfig, build_vae, vae_config_from_json
+from songbloom.utils.atomic import atomic_write, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
 _REPORT_LIMIT = 20
 DEMO_VAE_SEED = 0
+FRAME_VAE_STEM = "frame_linear_vae"
+"""File stem :func:`save_frame_vae` writes: ``<stem>.json`` and ``<stem>.ckpt`` (or ``.safetensors``)."""
 
 
 def load_vae_checkpoint(path: str | Path) -> dict[str, Tensor]:
-    """Read the VAE checkpoint (``{'state_dict': {encoder.*, decoder.*}}``, the form the release ships)."""
+    """Read the VAE checkpoint (``{'state_dict': {encoder.*, decoder.*}}``, the form the release ships), or a
+    ``.safetensors`` file holding the flat ``encoder.*``/``decoder.*`` state dict."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"VAE checkpoint {path} does not exist")
-    obj = torch_load_safely(path)
-    if not isinstance(obj, Mapping) or not isinstance(obj.get("state_dict"), Mapping):
-        keys = sorted(map(str, obj))[:10] if isinstance(obj, Mapping) else type(obj).__name__
-        raise ValueError(f"{path}: expected {{'state_dict': {{encoder.*, decoder.*}}}}, got {keys}")
-    sd = check_tensors(obj["state_dict"], path)
+    if path.suffix == ".safetensors":
+        sd = load_safetensors(path)
+    else:
+        obj = torch_load_safely(path)
+        if not isinstance(obj, Mapping) or not isinstance(obj.get("state_dict"), Mapping):
+            keys = sorted(map(str, obj))[:10] if isinstance(obj, Mapping) else type(obj).__name__
+            raise ValueError(f"{path}: expected {{'state_dict': {{encoder.*, decoder.*}}}}, got {keys}")
+        sd = check_tensors(obj["state_dict"], path)
     odd = sorted(k for k in sd if not k.startswith(VAE_KEY_ROOTS))
     if odd:
         raise CheckpointMismatchError(
@@ -46,15 +59,37 @@ def load_vae_checkpoint(path: str | Path) -> dict[str, Tensor]:
     return sd
 
 
-def vae_from_files(config_path: str | Path, ckpt_path: str | Path) -> OobleckVAE:
-    """Strict, weights-only load of a stable-audio VAE json + checkpoint pair."""
+def vae_from_files(config_path: str | Path, ckpt_path: str | Path) -> AnyVAE:
+    """Strict, weights-only load of a VAE json (its ``model_type`` says which kind) + checkpoint pair."""
     sd = load_vae_checkpoint(ckpt_path)  # read the (small) state dict first: a bad file fails before any build
-    vae = OobleckVAE(VAEConfig.from_json(config_path))
+    vae = build_vae(vae_config_from_json(config_path))
     strict_load(vae, sd, what=f"VAE from {ckpt_path}")
     return vae.eval()
 
 
-def vae_for_run(run_config: RunConfig | Mapping[str, Any], sb_cfg: SongBloomConfig) -> OobleckVAE | None:
+def save_frame_vae(
+    vae: FrameLinearVAE, directory: str | Path, *, stem: str = FRAME_VAE_STEM, safetensors: bool = False
+) -> tuple[Path, Path]:
+    """Write a frame-linear VAE as ``<stem>.json`` + ``<stem>.ckpt`` (``{'state_dict': ...}``, tensors only, loadable
+    with weights_only) or ``<stem>.safetensors``; returns (json path, weights path) for :func:`vae_from_files`."""
+    if not isinstance(vae, FrameLinearVAE):
+        raise TypeError(f"save_frame_vae writes a FrameLinearVAE, got {type(vae).__name__}")
+    if not stem or any(c in stem for c in "/\\\0") or stem.startswith("."):
+        raise ValueError(f"stem {stem!r} must be a plain file stem")
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().float().cpu().contiguous() for k, v in vae.state_dict().items()}
+    json_path = atomic_write_text(out / f"{stem}.json", json.dumps(vae.cfg.to_dict(), indent=4) + "\n")
+    if safetensors:
+        blob = save_safetensors_bytes(sd, metadata={"format": "pt"})
+        ckpt_path = atomic_write(out / f"{stem}.safetensors", lambda f: f.write(blob), binary=True)
+    else:
+        ckpt_path = atomic_write(out / f"{stem}.ckpt", lambda f: torch.save({"state_dict": sd}, f), binary=True)
+    logger.info("frame-linear VAE written to %s and %s", json_path, ckpt_path)
+    return json_path, ckpt_path
+
+
+def vae_for_run(run_config: RunConfig | Mapping[str, Any], sb_cfg: SongBloomConfig) -> AnyVAE | None:
     """The VAE a run's data was encoded with: the init release's files, else the demo's tiny VAE.
 
     None when neither is known (a scratch run on external shards): the caller says what to pass instead.
@@ -133,19 +168,29 @@ def _read_checkpoint(path: Path, map_location: str | torch.device) -> Mapping[st
     raise ValueError(f"{path}: expected {{'state_dict': {{...}}}} or a flat state dict, got {type(obj).__name__}")
 
 
+def _geometry(cfg: AnyVAEConfig) -> str:
+    if isinstance(cfg, FrameLinearConfig):
+        return f"frame-linear latent_dim={cfg.latent_dim}, hop={cfg.hop}, io_channels={cfg.io_channels}"
+    return (
+        f"latent_dim={cfg.latent_dim}, channels={cfg.encoder.channels}, c_mults={list(cfg.encoder.c_mults)}, "
+        f"strides={list(cfg.encoder.strides)}"
+    )
+
+
 def load_vae(
-    config: VAEConfig | str | Path,
+    config: AnyVAEConfig | str | Path,
     ckpt_path: str | Path | None = None,
     map_location: str | torch.device = "cpu",
-) -> OobleckVAE:
-    """Build the VAE from a config (or its json path) and load a checkpoint strictly; frozen, eval mode, float32.
+) -> AnyVAE:
+    """Build the VAE from a config (or its json path, any known ``model_type``) and load a checkpoint strictly;
+    frozen, eval mode, float32.
 
     The checkpoint is the release's ``{'state_dict': {...}}`` (keys ``encoder.*``/``decoder.*``), a flat state dict,
     or a ``.safetensors`` file; it is read with ``weights_only=True``. Any missing, unexpected or wrongly shaped key
     raises a ValueError that lists them. Without ``ckpt_path`` the weights stay randomly initialised.
     """
-    cfg = config if isinstance(config, VAEConfig) else VAEConfig.from_json(config)
-    vae = OobleckVAE(cfg)
+    cfg = config if isinstance(config, (VAEConfig, FrameLinearConfig)) else vae_config_from_json(config)
+    vae = build_vae(cfg)
     if ckpt_path is None:
         logger.warning("load_vae: no checkpoint given, the VAE keeps its random initial weights")
     else:
@@ -163,8 +208,7 @@ def load_vae(
             )
         if problems:
             raise ValueError(
-                f"{path} does not fit the VAE geometry (latent_dim={cfg.latent_dim}, channels={cfg.encoder.channels}, "
-                f"c_mults={list(cfg.encoder.c_mults)}, strides={list(cfg.encoder.strides)}):\n  "
+                f"{path} does not fit the VAE geometry ({_geometry(cfg)}):\n  "
                 + "\n  ".join(problems)
                 + "\nCheck that the config json belongs to this checkpoint."
             )

@@ -151,7 +151,7 @@ class TextFrontendLyricsProcessor:
 
 
 class VAELatentEncoder:
-    """Adapter around ``songbloom.models.vae.OobleckVAE`` (fp32, no grad)."""
+    """Adapter around a VAE (``OobleckVAE`` or the frame-linear proxy; fp32, no grad)."""
 
     def __init__(self, vae: torch.nn.Module, fingerprint: str | None = None, device: str = "cpu"):
         self.vae = vae.eval().to(device)
@@ -164,9 +164,9 @@ class VAELatentEncoder:
     @classmethod
     def from_files(cls, config_path: str | Path, ckpt_path: str | Path | None = None, device: str = "cpu"):
         from songbloom.checkpoints.vae import load_vae
-        from songbloom.models.vae import VAEConfig
+        from songbloom.models.vae_factory import vae_config_from_json
 
-        cfg = VAEConfig.from_json(config_path)
+        cfg = vae_config_from_json(config_path)  # any VAE kind its model_type names
         vae = load_vae(cfg, ckpt_path, map_location="cpu")
         fp = f"ckpt:{file_sha256(ckpt_path)}" if ckpt_path else None
         enc = cls(vae, fingerprint=fp, device=device)

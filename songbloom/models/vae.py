@@ -58,7 +58,35 @@ class ChunkPaste:
         return self.start + self.keep_to
 
 
-def _check_chunking(chunk_size: int, overlap: int) -> None:
+class Float32Module(nn.Module):
+    """A module whose float32 tensors stay float32 through ``.to(dtype)``/``.half()``/``.bfloat16()`` of a parent.
+
+    Device moves still apply. The VAEs derive from it: the release degraded audio when its VAE ran in bf16.
+    """
+
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> Float32Module:
+        """Follow device moves but keep float32: ``.to(bf16)``/``.half()`` on a parent must not reach the VAE."""
+        ignored: set[torch.dtype] = set()
+
+        def keep_float32(t: torch.Tensor) -> torch.Tensor:
+            out = fn(t)
+            if t.dtype == torch.float32 and out.dtype != torch.float32 and out.is_floating_point():
+                ignored.add(out.dtype)
+                return t.to(out.device)
+            return out
+
+        super()._apply(keep_float32, recurse)
+        if ignored:
+            logger.warning(
+                "%s stays float32: ignored a cast to %s (the VAE degrades in low precision)",
+                type(self).__name__,
+                ", ".join(sorted(map(str, ignored))),
+            )
+        return self
+
+
+def check_chunking(chunk_size: int, overlap: int) -> None:
+    """Raise unless ``chunk_size > overlap >= 0`` (the chunked decode's window and overlap, in latent frames)."""
     if chunk_size <= 0 or overlap < 0 or overlap >= chunk_size:
         raise ValueError(
             f"chunked decode needs chunk_size > overlap >= 0, got chunk_size={chunk_size}, overlap={overlap}"
@@ -74,7 +102,7 @@ def plan_chunks(num_frames: int, chunk_size: int, overlap: int) -> list[ChunkPas
     overlap // 2 frames on every side that touches another chunk (hard cut, no crossfade). Requires
     num_frames >= chunk_size (the caller decodes shorter latents in one pass).
     """
-    _check_chunking(chunk_size, overlap)
+    check_chunking(chunk_size, overlap)
     if num_frames < chunk_size:
         raise ValueError(f"plan_chunks needs num_frames >= chunk_size, got {num_frames} < {chunk_size}")
     hop = chunk_size - overlap
@@ -89,7 +117,7 @@ def plan_chunks(num_frames: int, chunk_size: int, overlap: int) -> list[ChunkPas
     ]
 
 
-class OobleckVAE(nn.Module):
+class OobleckVAE(Float32Module):
     """Encoder + ``vae`` bottleneck + decoder; state-dict keys ``encoder.*`` / ``decoder.*`` as released.
 
     Shapes: waveforms (B, C, T) at ``sample_rate``; latents (B, latent_dim, F) with F = T // downsampling_ratio.
@@ -132,26 +160,6 @@ class OobleckVAE(nn.Module):
     @property
     def frame_rate(self) -> float:
         return self.cfg.frame_rate
-
-    # --- float32 guard
-    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> OobleckVAE:
-        """Follow device moves but keep float32: ``.to(bf16)``/``.half()`` on a parent must not reach the VAE."""
-        ignored: set[torch.dtype] = set()
-
-        def keep_float32(t: torch.Tensor) -> torch.Tensor:
-            out = fn(t)
-            if t.dtype == torch.float32 and out.dtype != torch.float32 and out.is_floating_point():
-                ignored.add(out.dtype)
-                return t.to(out.device)
-            return out
-
-        super()._apply(keep_float32, recurse)
-        if ignored:
-            logger.warning(
-                "OobleckVAE stays float32: ignored a cast to %s (the VAE degrades in low precision)",
-                ", ".join(sorted(map(str, ignored))),
-            )
-        return self
 
     # --- encode
     def _as_encoder_input(self, wav: torch.Tensor) -> torch.Tensor:
@@ -223,7 +231,7 @@ class OobleckVAE(nn.Module):
         if latent.ndim != 3 or latent.shape[1] != self.latent_dim:
             raise ValueError(f"VAE decode expects a latent (B, {self.latent_dim}, F), got shape {tuple(latent.shape)}")
         if chunked:
-            _check_chunking(chunk_size, overlap)
+            check_chunking(chunk_size, overlap)
         batch, frames = latent.shape[0], latent.shape[2]
         if frames == 0:
             return torch.zeros(batch, self.out_channels, 0, device=latent.device, dtype=torch.float32)

@@ -27,7 +27,7 @@ from songbloom.checkpoints.vae import vae_for_run
 from songbloom.config import SongBloomConfig
 from songbloom.config.run import RunConfig
 from songbloom.models.songbloom import SongBloomModel
-from songbloom.models.vae import OobleckVAE
+from songbloom.models.vae_factory import AnyVAE
 from songbloom.training.lit_module import SongBloomLitModule
 from songbloom.utils.atomic import atomic_write_text
 
@@ -56,7 +56,7 @@ def export_generator(
     *,
     merge: bool = True,
     extra: dict | None = None,
-    vae: OobleckVAE | None = None,
+    vae: AnyVAE | None = None,
     licences: list[dict[str, Any]] | None = None,
     trained: SongBloomModel | None = None,
 ) -> dict[str, Path]:

@@ -31,7 +31,8 @@ from songbloom.config import SongBloomConfig
 from songbloom.config.release_yaml import load_release_yaml
 from songbloom.licences import UNKNOWN, licence_record, merge_licences, warn_if_non_commercial
 from songbloom.models.songbloom import SongBloomModel
-from songbloom.models.vae import OobleckVAE, VAEConfig
+from songbloom.models.vae import VAEConfig
+from songbloom.models.vae_factory import AnyVAE, AnyVAEConfig, build_vae, vae_config_from_json
 from songbloom.text.vocab import DEFAULT_VOCAB_PATH
 from songbloom.utils.atomic import atomic_write
 
@@ -44,7 +45,7 @@ REPORT_SUFFIX = ".mapping.json"
 @dataclass
 class ForkModel:
     config: SongBloomConfig
-    vae_config: VAEConfig
+    vae_config: AnyVAEConfig
     generator_sd: dict[str, torch.Tensor]
     vae_sd: dict[str, torch.Tensor]
     report: MappingReport
@@ -70,14 +71,14 @@ def _vocab_list(ckpt: Path, raw_value: Any) -> tuple[list[str], str]:
     return [str(v) for v in vocab], str(path)
 
 
-def _vae_config(ckpt: Path, raw_vae_cfg: Any, notes: list[str]) -> tuple[VAEConfig, str]:
+def _vae_config(ckpt: Path, raw_vae_cfg: Any, notes: list[str]) -> tuple[AnyVAEConfig, str]:
     candidates = []
     if isinstance(raw_vae_cfg, str) and "${" not in raw_vae_cfg:
         candidates.append(Path(raw_vae_cfg))
     candidates.append(ckpt.parent / VAE_JSON)
     for c in candidates:
         if c.is_file():
-            return VAEConfig.from_json(c), str(c)
+            return vae_config_from_json(c), str(c)
     notes.append(
         f"no VAE json found ({', '.join(map(str, candidates))}); assuming the release VAE ({VAE_JSON}), "
         "which is the only one the fork trains with"
@@ -87,7 +88,7 @@ def _vae_config(ckpt: Path, raw_vae_cfg: Any, notes: list[str]) -> tuple[VAEConf
 
 def config_from_hparams(
     ckpt: Path, hparams: dict[str, Any], notes: list[str]
-) -> tuple[SongBloomConfig, VAEConfig, str]:
+) -> tuple[SongBloomConfig, AnyVAEConfig, str]:
     """Our config from the fork's stored cfg, with file references re-pointed (see the module docstring)."""
 
     raw = dict(hparams)
@@ -124,7 +125,7 @@ def config_from_hparams(
 
 def fork_settings(
     ckpt: ForkCheckpoint, config_path: Path | None, notes: list[str]
-) -> tuple[SongBloomConfig, VAEConfig, str, str]:
+) -> tuple[SongBloomConfig, AnyVAEConfig, str, str]:
     """(config, VAE config, where the config came from, where the VAE config came from)."""
     path = ckpt.path
     if config_path is None and ckpt.hparams and "model" in ckpt.hparams:
@@ -138,7 +139,7 @@ def fork_settings(
         )
     cfg = SongBloomConfig.from_release_yaml(yaml_path)
     if cfg.vae_config_path and Path(cfg.vae_config_path).is_file():
-        vae_cfg, vae_source = VAEConfig.from_json(cfg.vae_config_path), cfg.vae_config_path
+        vae_cfg, vae_source = vae_config_from_json(cfg.vae_config_path), cfg.vae_config_path
     else:
         vae_cfg, vae_source = _vae_config(path, None, notes)
     return cfg, vae_cfg, str(yaml_path), vae_source
@@ -157,7 +158,7 @@ def fork_licences() -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------------ loading
 def map_fork_checkpoint(
     path: str | Path, *, config_path: str | Path | None = None, lora_alpha: float | None = None
-) -> tuple[ForkModel, SongBloomModel, OobleckVAE]:
+) -> tuple[ForkModel, SongBloomModel, AnyVAE]:
     """Read, configure and map a fork checkpoint; returns the mapped state dicts, report and built modules.
 
     Raises:
@@ -167,7 +168,7 @@ def map_fork_checkpoint(
     notes: list[str] = []
     cfg, vae_cfg, cfg_source, vae_source = fork_settings(ckpt, Path(config_path) if config_path else None, notes)
     model = SongBloomModel(cfg.model)
-    vae = OobleckVAE(vae_cfg)
+    vae = build_vae(vae_cfg)
     gen_sd, vae_sd, report = map_fork_state_dict(
         ckpt.state_dict,
         {k: tuple(v.shape) for k, v in model.state_dict().items()},

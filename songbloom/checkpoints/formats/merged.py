@@ -28,7 +28,7 @@ from songbloom.checkpoints.strict import strict_load
 from songbloom.checkpoints.vae import no_vae_error, vae_from_files
 from songbloom.config import SongBloomConfig
 from songbloom.models.songbloom import SongBloomModel
-from songbloom.models.vae import OobleckVAE, VAEConfig
+from songbloom.models.vae_factory import AnyVAE, vae_from_json
 from songbloom.utils.atomic import atomic_write, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def export_merged(
     config: SongBloomConfig,
     out_dir: str | Path,
     *,
-    vae: OobleckVAE | None = None,
+    vae: AnyVAE | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write a plain (already merged) generator, its config and, when given, the VAE."""
@@ -94,7 +94,7 @@ def _read_export_config(path: Path) -> tuple[SongBloomConfig, dict[str, Any]]:
         raise ValueError(f"{cfg_path}: not a songbloom export config ({e}); re-export with scripts/export.py") from e
 
 
-def load_merged_export(path: str | Path) -> tuple[SongBloomConfig, SongBloomModel, OobleckVAE | None, dict[str, Any]]:
+def load_merged_export(path: str | Path) -> tuple[SongBloomConfig, SongBloomModel, AnyVAE | None, dict[str, Any]]:
     """(config, generator, VAE or None, metadata) of an export directory; strict loads, safetensors only."""
     path = Path(path)
     config, meta = _read_export_config(path)
@@ -103,7 +103,7 @@ def load_merged_export(path: str | Path) -> tuple[SongBloomConfig, SongBloomMode
     if (path / VAE_FILE).is_file():
         if not (path / VAE_CONFIG_FILE).is_file():
             raise FileNotFoundError(f"{path / VAE_FILE} has no {VAE_CONFIG_FILE} beside it; re-export the directory")
-        vae = OobleckVAE(VAEConfig.from_json(path / VAE_CONFIG_FILE))
+        vae = vae_from_json(path / VAE_CONFIG_FILE)
         strict_load(vae, load_safetensors(path / VAE_FILE), what=f"VAE from {path / VAE_FILE}")
     return config, model, vae, meta
 

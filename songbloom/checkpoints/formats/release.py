@@ -26,7 +26,7 @@ from songbloom.checkpoints.strict import strict_load
 from songbloom.checkpoints.vae import load_vae_checkpoint
 from songbloom.config import SongBloomConfig
 from songbloom.models.songbloom import SongBloomModel
-from songbloom.models.vae import OobleckVAE, VAEConfig
+from songbloom.models.vae_factory import AnyVAE, build_vae, vae_config_from_json
 from songbloom.utils.atomic import atomic_write, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ VAE_JSON, VAE_CKPT, VOCAB = RELEASE_VAE_JSON, RELEASE_VAE_CKPT, RELEASE_VOCAB
 def export_release(
     model: SongBloomModel,
     config: SongBloomConfig,
-    vae: OobleckVAE,
+    vae: AnyVAE,
     out_dir: str | Path,
     *,
     name: str = "songbloom",
@@ -136,7 +136,7 @@ def _load_release_pt(path: Path, opts: LoadOptions) -> SongBloom:
     gen_sd, vae_sd, _ = read_release_checkpoint(path, require_vae=False)
     model = SongBloomModel(cfg.model)
     strict_load(model, gen_sd, what=f"generator from {path}")
-    vae = OobleckVAE(VAEConfig.from_json(cfg.vae_config_path))
+    vae = build_vae(vae_config_from_json(cfg.vae_config_path))
     vae_source = path
     if not vae_sd:
         if not cfg.vae_ckpt_path or not Path(cfg.vae_ckpt_path).is_file():

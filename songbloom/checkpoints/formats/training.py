@@ -44,7 +44,7 @@ from songbloom.checkpoints.vae import no_vae_error, vae_for_run
 from songbloom.config import SongBloomConfig
 from songbloom.config.run import InitConfig, RunConfig, stored_run_config
 from songbloom.models.songbloom import SongBloomModel
-from songbloom.models.vae import OobleckVAE
+from songbloom.models.vae_factory import AnyVAE
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class TrainedModel:
     run_config: dict[str, Any]
     lora: LoRASettings | None
     fully_trained: list[str]
-    vae: OobleckVAE | None
+    vae: AnyVAE | None
     base_description: str
     base_ref: str | None  # a path or release name another tool can load the frozen base from
     global_step: int = 0
