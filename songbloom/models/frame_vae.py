@@ -9,9 +9,10 @@ rate with the decoder its transpose, so ``decode(encode(x)) == x`` for audio in 
 ``encode(decode(z)) == z`` for every latent.
 
 The public interface is the one the rest of the package uses on :class:`~songbloom.models.vae.OobleckVAE`
-(geometry properties, ``encode_moments``, ``sample``, ``encode``, ``decode``, float32 only). One difference:
-the ``scale`` of ``encode_moments`` is the posterior's standard deviation itself (``posterior_std``, zero by
-default, so sampling is deterministic), not a pre-softplus value.
+(geometry properties, ``encode_moments``, ``sample``, ``encode``, ``decode``, float32 only). Its posterior
+follows the same convention: ``encode_moments`` returns a pre-softplus ``scale`` whose
+:func:`~songbloom.models.vae.posterior_std` is ``posterior_std``, at least the release's 1e-4 floor (so a
+sampled latent is within ~1e-4 of the mean by default), and shards, training and prompt sampling treat both kinds alike.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from songbloom.models.vae import MIN_ENCODE_SAMPLES, Float32Module, check_chunking
+from songbloom.models.vae import MIN_ENCODE_SAMPLES, Float32Module, check_chunking, posterior_std, scale_for_std
 
 logger = logging.getLogger(__name__)
 
@@ -287,8 +288,9 @@ class FrameLinearVAE(Float32Module):
         return wav.float()
 
     def encode_moments(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean, standard deviation), each (B, latent_dim, T // hop); trailing samples short of a frame are
-        dropped. The deviation is the constant ``posterior_std`` (no softplus: see the module docstring)."""
+        """(mean, pre-softplus scale), each (B, latent_dim, T // hop); samples short of a frame are dropped.
+
+        As with OobleckVAE, ``posterior_std(scale)`` is the deviation: ``cfg.posterior_std``, at least 1e-4."""
         x = self._as_encoder_input(wav)
         batch, channels, samples = x.shape
         frames = samples // self.cfg.hop
@@ -296,17 +298,16 @@ class FrameLinearVAE(Float32Module):
         x = x.permute(0, 2, 1, 3).reshape(batch, frames, channels * self.cfg.hop)
         with torch.autocast(device_type=x.device.type, enabled=False):
             mean = self.encoder(x).transpose(1, 2).contiguous()
-        return mean, torch.full_like(mean, float(self.cfg.posterior_std))
+        return mean, torch.full_like(mean, scale_for_std(self.cfg.posterior_std))
 
     @staticmethod
     def sample(mean: torch.Tensor, scale: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """latent = mean + noise * scale (``scale`` is the deviation itself); draws ``noise`` like OobleckVAE does,
-        so the random stream advances the same way whatever the VAE."""
+        """latent = mean + noise * posterior_std(scale), exactly as OobleckVAE samples (same RNG draws too)."""
         if noise is None:
             noise = torch.randn_like(mean)
         elif noise.shape != mean.shape:
             raise ValueError(f"noise shape {tuple(noise.shape)} does not match the latent shape {tuple(mean.shape)}")
-        return mean + noise.to(mean) * scale.to(mean)
+        return mean + noise.to(mean) * posterior_std(scale.to(mean))
 
     def encode(self, wav: torch.Tensor, sample: bool = True, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Waveform -> latent (B, latent_dim, T // hop), float32; fewer than 2048 samples give (B, D, 0) as the

@@ -13,6 +13,7 @@ release degraded audio when its VAE ran in bf16.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,18 @@ MIN_ENCODE_SAMPLES = 2048
 
 POSTERIOR_STD_FLOOR = 1e-4
 """Added after the softplus: stdev = softplus(scale) + 1e-4 (docs/design/fidelity.md#vae-posterior-floor)."""
+
+
+def posterior_std(scale: torch.Tensor) -> torch.Tensor:
+    """The posterior standard deviation of a stored pre-softplus ``scale`` (what ``encode_moments`` returns and
+    shards store): every consumer that samples latents goes through this, never ``scale`` itself."""
+    return F.softplus(scale) + POSTERIOR_STD_FLOOR
+
+
+def scale_for_std(std: float) -> float:
+    """The pre-softplus scale whose :func:`posterior_std` is ``std`` (at least the floor, then ~1e-4)."""
+    target = max(float(std) - POSTERIOR_STD_FLOOR, 1e-12)
+    return target + math.log(-math.expm1(-target))  # inverse softplus, stable for tiny and large targets
 
 
 # ------------------------------------------------------------------------------------------------ model
@@ -192,8 +205,7 @@ class OobleckVAE(Float32Module):
             noise = torch.randn_like(mean)
         elif noise.shape != mean.shape:
             raise ValueError(f"noise shape {tuple(noise.shape)} does not match the latent shape {tuple(mean.shape)}")
-        stdev = F.softplus(scale) + POSTERIOR_STD_FLOOR
-        return noise.to(mean) * stdev + mean
+        return noise.to(mean) * posterior_std(scale) + mean
 
     def encode(self, wav: torch.Tensor, sample: bool = True, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Waveform -> latent (B, latent_dim, T // ratio), float32.

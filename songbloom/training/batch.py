@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from songbloom.models.vae import posterior_std
+
 
 @dataclass
 class TrainingBatch:
@@ -117,7 +119,9 @@ def as_training_batch(batch: Any, *, sample_latents: bool = False, frame_rate: f
     The data pipeline's collate output (``songbloom.data.datamodule.collate``: ``x_sketch``, ``x_latent``
     (VAE mean), ``x_latent_scale``, ``x_len``, ``prompt_latent``, ``prompt_len``, ``lyric_ids``) is adapted
     here and only here. With ``sample_latents`` the stored VAE moments are sampled afresh each step
-    (``mean + scale * noise``, from the global RNG that resume restores), as the release VAE's ``encode`` does.
+    (``mean + posterior_std(scale) * noise``, from the global RNG that resume restores), as the release VAE's
+    ``encode`` does. Shards store the VAE's pre-softplus scale: adding ``scale * noise`` (negative scales of
+    about -5 for the release VAE) would bury the latents in noise.
     """
     if isinstance(batch, TrainingBatch):
         return batch
@@ -134,10 +138,10 @@ def as_training_batch(batch: Any, *, sample_latents: bool = False, frame_rate: f
     f = {aliases.get(k, k): v for k, v in batch.items()}
     latents = f["latents"]
     if sample_latents and f.get("x_latent_scale") is not None:
-        latents = latents + f["x_latent_scale"] * torch.randn(latents.shape, device=latents.device)
+        latents = latents + posterior_std(f["x_latent_scale"]) * torch.randn(latents.shape, device=latents.device)
     prompt = f.get("prompt_latents")
     if sample_latents and prompt is not None and f.get("prompt_latent_scale") is not None:
-        prompt = prompt + f["prompt_latent_scale"] * torch.randn(prompt.shape, device=prompt.device)
+        prompt = prompt + posterior_std(f["prompt_latent_scale"]) * torch.randn(prompt.shape, device=prompt.device)
     lyric = f["lyric_ids"]
     if isinstance(lyric, torch.Tensor) and lyric.dim() == 2:
         lens = f.get("lyric_len")
