@@ -5,6 +5,7 @@ with the sketch ids it sampled and MuQ features of the decoded audio, aligned fr
 """
 
 from songbloom.sketch.recovery.corpus import CorpusReport, corpus_task, generate_corpus
+from songbloom.sketch.recovery.corpus_args import add_corpus_arguments, corpus_settings_from_args
 from songbloom.sketch.recovery.corpus_files import (
     CorpusFileError,
     CorpusSong,
@@ -32,6 +33,8 @@ __all__ = [
     "CorpusSong",
     "CorpusStatus",
     "TaskStatus",
+    "add_corpus_arguments",
+    "corpus_settings_from_args",
     "corpus_status",
     "corpus_task",
     "generate_corpus",

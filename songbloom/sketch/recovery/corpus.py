@@ -105,28 +105,29 @@ class _CorpusRun:
             bundle, params, prompt_latent=settings.prompt_latent, chunked_decode=settings.chunked_decode
         )
         self.dtype = next(bundle.model.parameters()).dtype
-        self.prompts: dict[str, tuple[PromptMoments | None] | None] = {}
+        self.prompts: dict[str, PromptMoments | None | str] = {}
         self.summary = RunSummary()
         self.feature_dtype = feature_dtype(settings.feature_dtype)
 
-    def _prompt(self, item: CorpusItem) -> tuple[PromptMoments | None] | None:
+    def _prompt(self, item: CorpusItem) -> PromptMoments | None | str:
+        """The item's prompt posterior (None: too short, no prompt), or why the prompt cannot be used (a str)."""
         if item.prompt_path not in self.prompts:
             job = JobItem(item.line, item.request_idx, "", Path(item.prompt_path))
             jsonl = Path(self.plan.source.get("jsonl", "?"))
-            self.prompts[item.prompt_path] = encode_item_prompt(
-                job, jsonl, self.bundle, self.pipe.sample_rate, self.dtype, self.summary
-            )
+            before = len(self.summary.problems)
+            encoded = encode_item_prompt(job, jsonl, self.bundle, self.pipe.sample_rate, self.dtype, self.summary)
+            problems = self.summary.problems[before:]
+            self.prompts[item.prompt_path] = encoded[0] if encoded is not None else str(problems[-1])
         return self.prompts[item.prompt_path]
 
     def requests(self, batch: list[CorpusItem]) -> list[tuple[CorpusItem, SongRequest]]:
         out = []
         for item in batch:
             prompt = self._prompt(item)
-            if prompt is None:
-                why = self.summary.problems[-1] if self.summary.problems else "unusable prompt"
-                self.report.failed.append(f"{item.name}: {why}")
+            if isinstance(prompt, str):
+                self.report.failed.append(f"{item.name}: {prompt}")
                 continue
-            out.append((item, SongRequest(item.name, list(item.lyric_ids), prompt[0], item.seed)))
+            out.append((item, SongRequest(item.name, list(item.lyric_ids), prompt, item.seed)))
         return out
 
     def run_batch(self, batch: list[CorpusItem], write: set[str]) -> None:

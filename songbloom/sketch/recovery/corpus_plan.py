@@ -233,13 +233,16 @@ def plan_corpus(
         logger.error("%s", p)
     n_per = settings.songs_per_request
     items: list[CorpusItem] = []
+    fingerprints: dict[str, str] = {}
     for n, job in enumerate(job_items):
         ids = encode_item_lyrics(
             job, jsonl, bundle, summary, policy=settings.lyrics_policy, language=settings.language
         )
         if ids is None:
             continue
-        fingerprint = path_fingerprint(job.prompt_path)
+        if str(job.prompt_path) not in fingerprints:  # many lines may share a prompt file
+            fingerprints[str(job.prompt_path)] = path_fingerprint(job.prompt_path)
+        fingerprint = fingerprints[str(job.prompt_path)]
         for i in range(n_per):
             k = n * n_per + i
             items.append(

@@ -169,3 +169,18 @@ def test_a_job_file_without_usable_lines_is_refused(tmp_path, base_bundle, corpu
     with pytest.raises(ValueError, match=r"bad.jsonl: no usable line \(2 problem"):
         generate_corpus(base_bundle, jobs, tmp_path / "out", corpus_muq, corpus_settings(), progress=False)
     assert not Path(tmp_path / "out").exists()
+
+
+def test_an_unreadable_prompt_fails_its_songs_only(tmp_path, base_bundle, corpus_muq, job_file):
+    (tmp_path / "broken.wav").write_bytes(b"not audio at all")
+    jobs = tmp_path / "jobs.jsonl"
+    lines = [{"idx": "x", "lyrics": "[verse] こわれた", "prompt_wav": "broken.wav"},
+             {"idx": "y", "lyrics": "[verse] げんき", "prompt_wav": str(job_file.parent / "p1.wav")}]
+    jobs.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), encoding="utf-8")
+    out = tmp_path / "out"
+    report = generate_corpus(base_bundle, jobs, out, corpus_muq, corpus_settings(batch_size=4), progress=False)
+    assert len(report.failed) == 2 and all("broken.wav" in f and "cannot read audio" in f for f in report.failed)
+    assert report.written + report.skipped_eos == 2
+    status = corpus_status(out)
+    assert sorted(status.missing) == ["x_s0", "x_s1"] and not status.complete
+    assert "missing ['x_s0', 'x_s1']" in status.summary()
