@@ -29,6 +29,7 @@ from songbloom.inference.generate import SamplingParams
 from songbloom.inference.jobs import JobItem, RunSummary, encode_item_prompt
 from songbloom.inference.pipeline import SongBloomPipeline, SongRequest, SongResult
 from songbloom.inference.prompt import PromptMoments
+from songbloom.sketch.alignment import FRAME_RATE
 from songbloom.sketch.features import MuQFeatureExtractor, to_mono
 from songbloom.sketch.muq_backbone import muq_fingerprint
 from songbloom.sketch.recovery.corpus_files import (
@@ -75,7 +76,7 @@ class CorpusReport:
     failed: list[str] = field(default_factory=list)  # songs that could not run (unusable prompt), with why
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "audio_seconds_written": self.frames / 25.0}
+        return {**self.__dict__, "audio_seconds_written": self.frames / FRAME_RATE}
 
 
 def corpus_task(task_index: int | None = None, num_tasks: int | None = None) -> tuple[int, int]:
@@ -186,7 +187,8 @@ class _CorpusRun:
             raise RuntimeError(
                 f"{item.name}: {frames} sketch ids, {latents.shape[-1]} latent frames and {features.shape[0]} "
                 f"feature frames (EOS among the ids: {bool((ids == eos).any())}); they must agree frame for frame. "
-                f"Is the VAE's frame rate 25 Hz (hop {res.sample_rate // 25} at {res.sample_rate} Hz)?"
+                f"Is the VAE's frame rate {FRAME_RATE} Hz (hop {res.sample_rate // FRAME_RATE} at {res.sample_rate} "
+                "Hz)?"
             )
         stored = features.permute(1, 0, 2).contiguous()  # [L, F, D]
         cast = stored.to(self.feature_dtype)
@@ -203,7 +205,7 @@ class _CorpusRun:
             **self._header(item, res),
             "frames": frames,
             "prompt_frames": 0 if res.prompt_latent is None else int(res.prompt_latent.shape[-1]),
-            "seconds": frames / 25.0,
+            "seconds": frames / FRAME_RATE,
             "audio": {"stored": self.settings.store_audio, "sample_rate": res.sample_rate,
                       "channels": int(res.audio.shape[0]), "samples": int(res.audio.shape[-1])},
             "feature_dtype": self.settings.feature_dtype,
@@ -263,7 +265,7 @@ class _Progress:
             "%s: %d/%d songs (%.0f%%): %d written, %d skipped (EOS in the first patch), %d failed; %.1f s of audio "
             "in %.1f s; eta %.0f s",
             self.task, self.done, self.total, 100.0 * self.done / max(self.total, 1), report.written,
-            report.skipped_eos, len(report.failed), report.frames / 25.0, elapsed, eta,
+            report.skipped_eos, len(report.failed), report.frames / FRAME_RATE, elapsed, eta,
         )
 
     def close(self) -> None:
@@ -326,8 +328,8 @@ def generate_corpus(
     atomic_write_json(report_path(out, task_index, num_tasks), report.to_json())
     logger.info(
         "%s finished: %d written (%.1f s of audio), %d skipped (EOS in the first patch), %d already done, "
-        "%d redone, %d failed", name, report.written, report.frames / 25.0, report.skipped_eos, report.already_done,
-        report.redone, len(report.failed),
+        "%d redone, %d failed", name, report.written, report.frames / FRAME_RATE, report.skipped_eos,
+        report.already_done, report.redone, len(report.failed),
     )
     for failure in report.failed:
         logger.error("not generated: %s", failure)

@@ -14,6 +14,7 @@ own plan with it and stops with :class:`CorpusPlanMismatch` when anything that d
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -125,9 +126,9 @@ class CorpusPlan:
     problems: list[str] = field(default_factory=list)  # job-file lines that give no songs, with why
     source: dict[str, Any] = field(default_factory=dict)  # informational: job file, songbloom version
 
-    @property
+    @functools.cached_property
     def sha256(self) -> str:
-        """Hash of the identity and the items; every song file records it."""
+        """Hash of the identity and the items; every song file records it (computed once: plans do not change)."""
         body = {"identity": self.identity, "items": [dataclasses.asdict(i) for i in self.items]}
         return hashlib.sha256(_canonical(body).encode()).hexdigest()
 

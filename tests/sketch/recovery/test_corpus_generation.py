@@ -184,3 +184,24 @@ def test_an_unreadable_prompt_fails_its_songs_only(tmp_path, base_bundle, corpus
     status = corpus_status(out)
     assert sorted(status.missing) == ["x_s0", "x_s1"] and not status.complete
     assert "missing ['x_s0', 'x_s1']" in status.summary()
+
+
+@pytest.mark.parametrize(
+    ("tamper", "settings", "expected"),
+    [
+        (lambda f: f[:-1], {}, "sketch ids, .* latent frames and .* feature frames .* must agree frame for frame"),
+        (lambda f: f * 1e6, {"feature_dtype": "float16"}, "overflow float16; use feature_dtype='float32'"),
+    ],
+)
+def test_features_that_do_not_fit_are_refused(tmp_path, base_bundle, corpus_muq, job_file, monkeypatch, tamper,
+                                             settings, expected):
+    real = MuQFeatureExtractor.extract_many_layers
+
+    def tampered(self, wavs, sample_rate, layers=None):
+        return [tamper(f) for f in real(self, wavs, sample_rate, layers)]
+
+    monkeypatch.setattr(MuQFeatureExtractor, "extract_many_layers", tampered)
+    with pytest.raises(RuntimeError, match=expected):
+        generate_corpus(base_bundle, job_file, tmp_path / "c", corpus_muq, corpus_settings(**settings),
+                        progress=False)
+    assert not list((tmp_path / "c" / "songs").glob("*.safetensors"))
