@@ -205,3 +205,25 @@ def test_features_that_do_not_fit_are_refused(tmp_path, base_bundle, corpus_muq,
         generate_corpus(base_bundle, job_file, tmp_path / "c", corpus_muq, corpus_settings(**settings),
                         progress=False)
     assert not list((tmp_path / "c" / "songs").glob("*.safetensors"))
+
+
+@pytest.mark.parametrize(("sample_rate", "hop"), [(48000, 1920), (16000, 640)])
+def test_corpus_with_the_frame_linear_proxy_vae(tmp_path, corpus_muq, job_file, sample_rate, hop):
+    """The recovery proxy's VAE, also at another sample rate: audio, latents and features stay frame-aligned."""
+    from songbloom.models.frame_vae import FrameLinearVAE
+
+    bundle = tiny_base()
+    bundle.config.sr = sample_rate
+    bundle.vae = FrameLinearVAE.sinusoidal(latent_dim=8, sample_rate=sample_rate, hop=hop, seed=1)
+    out = tmp_path / "proxy"
+    with one_thread():
+        generate_corpus(bundle, job_file, out, corpus_muq, corpus_settings(batch_size=4), progress=False)
+    songs = load_corpus(out, with_audio=True)
+    assert songs and corpus_status(out).complete
+    for s in songs:
+        assert s.sample_rate == sample_rate and s.audio.shape == (2, s.num_frames * hop)
+        # The stored audio is the decoded stored latents, frame for frame (the proxy VAE inverts exactly).
+        torch.testing.assert_close(bundle.vae.encode(s.audio[None], sample=False)[0], s.latents, atol=1e-4,
+                                   rtol=1e-4)
+        fresh = MuQFeatureExtractor(corpus_muq, layers=(0, 2)).extract_many_layers([to_mono(s.audio)], sample_rate)
+        torch.testing.assert_close(s.features, fresh[0].permute(1, 0, 2), atol=1e-3, rtol=1e-3)
