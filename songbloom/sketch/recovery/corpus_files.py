@@ -349,7 +349,10 @@ def iter_corpus(
         try:
             tensors, header = read_song(path, verify=verify)
         except CorpusFileError as e:
-            raise CorpusFileError(f"{e}; run the corpus generation again for task index % num_tasks to redo it") from e
+            raise CorpusFileError(
+                f"{e}; run the corpus generation again for the task holding song index {item.index} "
+                "(task = index % num_tasks) to redo it"
+            ) from e
         why = _matches(header, item, sha)
         if why:
             raise CorpusFileError(f"{path}: {why}; run the corpus generation again to redo it")
