@@ -13,142 +13,49 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import logging
 import random
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from songbloom.cli.infer_lyrics import add_lyrics_arguments, encode_lyrics, item_language, jsonl_language, lyrics_policy
+from songbloom.cli.infer_lyrics import add_lyrics_arguments, encode_lyrics, lyrics_policy  # noqa: F401 (re-export)
+from songbloom.config.sampling import add_sampling_arguments, sampling_overrides
 from songbloom.utils.mps_env import set_mps_fallback_env_from_argv
 
 if TYPE_CHECKING:
     import torch
 
+    from songbloom.inference.generate import SamplingParams
+    from songbloom.inference.jobs import ItemProblem, JobItem, RunSummary
+
 logger = logging.getLogger(__name__)
 
 OUTPUT_FORMATS = ("flac", "wav", "mp3")
 
-
-@dataclass
-class JobItem:
-    """One valid JSONL entry."""
-
-    line: int
-    idx: str
-    lyrics: str
-    prompt_path: Path
-    language: str | None = None  # the line's "language" (songbloom.cli.infer_lyrics: it comes first)
+# The job file is read by songbloom.inference.jobs (shared with sketch recovery); its names stay importable from
+# here, loaded on first use so that this module imports no torch before main() has set the MPS fallback.
+_JOB_NAMES = ("ItemProblem", "JobItem", "RunSummary", "resolve_prompt_path")
 
 
-@dataclass
-class ItemProblem:
-    file: str
-    line: int
-    idx: str | None
-    reason: str
+def __getattr__(name: str):
+    if name in _JOB_NAMES:
+        from songbloom.inference import jobs
 
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" + (f" (idx {self.idx})" if self.idx is not None else "")
-        return f"{where}: {self.reason}"
-
-
-@dataclass
-class RunSummary:
-    written: list[Path] = field(default_factory=list)
-    problems: list[ItemProblem] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
-# ------------------------------------------------------------------------------------------------ input
-def resolve_prompt_path(raw: str, jsonl_path: Path) -> Path | None:
-    """The official CLI opens the path as given (relative to the current directory); we also try the JSONL's folder."""
-    p = Path(raw).expanduser()
-    if p.is_absolute():
-        return p if p.is_file() else None
-    for base in (Path.cwd(), jsonl_path.resolve().parent):
-        if (base / p).is_file():
-            return (base / p).resolve()
-    return None
-
-
-def _parse_line(raw: bytes) -> object:
-    """One JSONL line -> its JSON value (None when blank); ValueError saying what is wrong and what to do."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(
-            f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); save the file as UTF-8"
-        ) from e
-    if not text.strip():
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"not valid JSON ({e.msg} at column {e.colno}); write one JSON object per line") from e
+        return getattr(jobs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def read_jsonl(path: Path) -> tuple[list[JobItem], list[ItemProblem]]:
-    """Parse the job file; every bad line becomes a problem naming its line and what to fix."""
-    items: list[JobItem] = []
-    problems: list[ItemProblem] = []
-    seen: dict[str, int] = {}
+    """Parse the job file (:func:`songbloom.inference.jobs.read_jsonl`); an unreadable file stops the run."""
+    from songbloom.inference.jobs import JobFileError
+    from songbloom.inference.jobs import read_jsonl as _read_jsonl
+
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise SystemExit(f"cannot read --input-jsonl {path}: {e}") from e
-    for n, raw_bytes in enumerate(data.splitlines(), start=1):  # decoded line by line: one bad line stays one line
-        try:
-            obj = _parse_line(raw_bytes)
-        except ValueError as e:
-            problems.append(ItemProblem(str(path), n, None, str(e)))
-            continue
-        if obj is None:
-            continue
-        if not isinstance(obj, dict):
-            got = type(obj).__name__
-            reason = f"expected a JSON object, got {got}; write one {{idx, lyrics, prompt_wav}} object per line"
-            problems.append(ItemProblem(str(path), n, None, reason))
-            continue
-        idx = obj.get("idx")
-        idx_s = None if idx is None else str(idx)
-        missing = [k for k in ("idx", "lyrics", "prompt_wav") if obj.get(k) in (None, "")]
-        if missing:
-            reason = f"missing or empty field(s) {missing}; give every line idx, lyrics and prompt_wav"
-            problems.append(ItemProblem(str(path), n, idx_s, reason))
-            continue
-        if (
-            not isinstance(idx, str | int)
-            or not isinstance(obj["lyrics"], str)
-            or not isinstance(obj["prompt_wav"], str)
-        ):
-            problems.append(
-                ItemProblem(str(path), n, idx_s, "idx must be a string or integer, lyrics and prompt_wav strings")
-            )
-            continue
-        if any(c in idx_s for c in "/\\\0") or idx_s in (".", ".."):
-            problems.append(ItemProblem(str(path), n, idx_s, "idx is used as a file name: no path separators"))
-            continue
-        if idx_s in seen:
-            reason = f"duplicate idx (first on line {seen[idx_s]}): outputs would collide; give each line its own idx"
-            problems.append(ItemProblem(str(path), n, idx_s, reason))
-            continue
-        prompt = resolve_prompt_path(obj["prompt_wav"], path)
-        if prompt is None:
-            where = f"looked in {Path.cwd()} and {path.resolve().parent}"
-            reason = f"prompt_wav {obj['prompt_wav']!r} not found ({where}); fix the path"
-            problems.append(ItemProblem(str(path), n, idx_s, reason))
-            continue
-        language, why = jsonl_language(obj)
-        if why:
-            problems.append(ItemProblem(str(path), n, idx_s, why))
-            continue
-        seen[idx_s] = n
-        items.append(JobItem(n, idx_s, obj["lyrics"], prompt, language))
-    return items, problems
+        return _read_jsonl(path)
+    except JobFileError as e:
+        raise SystemExit(f"cannot read --input-jsonl {path}: {e.__cause__ or e}") from e
 
 
 # ------------------------------------------------------------------------------------------------ arguments
@@ -204,15 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-chunked-decode", action="store_true", help="decode the latent in one VAE pass")
     run.add_argument("--no-cuda-graphs", action="store_true", help="run the GPU sampler eagerly (debugging)")
     smp = ap.add_argument_group("sampling (default: the checkpoint's inference settings)")
-    smp.add_argument("--cfg-coef", type=float, nargs="+", default=None, help="one value, or LM and DiT values")
-    smp.add_argument("--temp", type=float, default=None)
-    smp.add_argument("--top-k", type=int, default=None)
-    smp.add_argument("--top-p", type=float, default=None)
-    smp.add_argument("--diff-temp", type=float, default=None)
-    smp.add_argument("--steps", type=int, default=None, help="DiT Euler steps")
-    smp.add_argument("--dit-cfg-type", default=None, choices=["h", "global", "none"])
-    smp.add_argument("--penalty-window", type=int, default=None)
-    smp.add_argument("--penalty-mode", default="release", choices=["release", "corrected", "none"])
+    add_sampling_arguments(smp)
     ap.add_argument("--log-level", default="INFO")
     return ap
 
@@ -227,19 +126,12 @@ def _pick_device(name: str | None, dtype: torch.dtype):
         raise SystemExit(str(e)) from e
 
 
-def sampling_params(args: argparse.Namespace, config):
+def sampling_params(args: argparse.Namespace, config) -> SamplingParams:
+    """The checkpoint's inference settings with the sampling flags applied; SystemExit on a bad value."""
     from songbloom.inference.generate import SamplingParams
 
-    over: dict = {"penalty_mode": args.penalty_mode, "exact_release_rng": args.exact_release_rng}
-    if args.cfg_coef is not None:
-        if len(args.cfg_coef) not in (1, 2):
-            raise SystemExit("--cfg-coef takes one value or two (LM, DiT)")
-        over["cfg_coef"] = args.cfg_coef[0] if len(args.cfg_coef) == 1 else tuple(args.cfg_coef)
-    for name in ("temp", "top_k", "top_p", "diff_temp", "steps", "dit_cfg_type", "penalty_window"):
-        if getattr(args, name) is not None:
-            over[name] = getattr(args, name)
-    max_frames = config.max_frames if args.max_duration is None else args.max_duration * config.frame_rate
     try:
+        over, max_frames = sampling_overrides(args, config)
         return SamplingParams.from_inference_config(config.inference, max_frames, **over)
     except ValueError as e:
         raise SystemExit(str(e)) from e
@@ -256,13 +148,9 @@ def save_audio(path: Path, audio: torch.Tensor, sample_rate: int, fmt: str) -> N
 
 # ------------------------------------------------------------------------------------------------ main
 def _report(summary: RunSummary, problem: ItemProblem) -> None:
-    summary.problems.append(problem)
-    logger.error("%s", problem)
+    from songbloom.inference.jobs import report_problem
 
-
-def _warn(summary: RunSummary, jsonl: Path, item: JobItem, note: str) -> None:
-    summary.warnings.append(f"{jsonl}:{item.line} (idx {item.idx}): {note}")
-    logger.warning("%s", summary.warnings[-1])
+    report_problem(summary, problem)
 
 
 def _load_bundle(args: argparse.Namespace, device, dtype):
@@ -311,65 +199,13 @@ def _seeding(args: argparse.Namespace) -> tuple[int | None, int]:
     return None, 1
 
 
-def lyric_format_notes(text: str) -> list[str]:
-    """The lyric format checks preprocessing runs (unknown tags, text before any tag, ...), one note per kind."""
-    from songbloom.text.lyrics import validate_lyrics
-
-    by_kind: dict[str, list] = {}
-    for problem in validate_lyrics(text):
-        by_kind.setdefault(problem.kind, []).append(problem)
-    return [
-        f"lyric format: {ps[0]}" + (f" (and {len(ps) - 1} more like it)" if len(ps) > 1 else "")
-        for ps in by_kind.values()
-    ]
-
-
-def _encode_item_lyrics(args, item: JobItem, jsonl: Path, bundle, summary: RunSummary) -> list[int] | None:
-    """Lyric ids of one item under ``--lyrics-policy`` (lost text and format problems, as preprocessing checks
-    them); None after reporting a failure."""
-    policy = lyrics_policy(args)
-    try:
-        language, source = item_language(item.language, args.language, bundle.training_language, item.lyrics)
-        logger.info("%s:%d (idx %s): lyrics read as %s (%s)", jsonl, item.line, item.idx, language, source)
-        ids, notes = encode_lyrics(item.lyrics, bundle.vocab, bundle.config.model.lyric_max_len, language=language)
-    except Exception as e:  # the text front end raises ValueError subclasses; anything else is reported too
-        _report(summary, ItemProblem(str(jsonl), item.line, item.idx, f"lyrics: {e}"))
-        return None
-    notes = lyric_format_notes(item.lyrics) + notes
-    if policy == "drop":
-        for note in notes:
-            logger.info("%s:%d (idx %s): lyrics (--lyrics-policy drop): %s", jsonl, item.line, item.idx, note)
-        return ids
-    if policy == "error" and notes:
-        reason = "lyrics: " + "; ".join(notes) + " (fix the lyrics, or pass --lyrics-policy warn to generate anyway)"
-        _report(summary, ItemProblem(str(jsonl), item.line, item.idx, reason))
-        return None
-    for note in notes:
-        _warn(summary, jsonl, item, note)
-    return ids
-
-
 def _encode_item(args, item: JobItem, jsonl: Path, bundle, pipe, dtype, summary: RunSummary):
     """(lyric ids, prompt moments or None) of one item, or None after reporting why it cannot run."""
-    from songbloom.inference.prompt import PromptAudioError, load_prompt_audio, low_sample_rate_note, prompt_moments
+    from songbloom.inference.jobs import encode_item
 
-    config = bundle.config
-    ids = _encode_item_lyrics(args, item, jsonl, bundle, summary)
-    if ids is None:
-        return None
-    note = low_sample_rate_note(item.prompt_path, pipe.sample_rate)
-    if note:
-        _warn(summary, jsonl, item, note)
-    try:
-        wav = load_prompt_audio(item.prompt_path, pipe.sample_rate, config.prompt_len)
-        moments = prompt_moments(bundle.vae, wav, dtype)
-    except PromptAudioError as e:
-        _report(summary, ItemProblem(str(jsonl), item.line, item.idx, f"prompt: {e}"))
-        return None
-    if moments is None:
-        msg = f"prompt {item.prompt_path} is shorter than the VAE minimum; generating without a style prompt"
-        _warn(summary, jsonl, item, msg)
-    return ids, moments
+    return encode_item(
+        item, jsonl, bundle, pipe.sample_rate, dtype, summary, policy=lyrics_policy(args), language=args.language
+    )
 
 
 def _prepare_requests(args, items: list[JobItem], jsonl: Path, bundle, pipe, dtype, base_seed, summary: RunSummary):
@@ -407,6 +243,8 @@ def _generate_chunk(args, chunk, pipe, params, config, jsonl: Path, out_dir: Pat
     try:
         results = pipe.generate([req for _, req in chunk], progress=progress)
     except (RuntimeError, ValueError) as e:  # e.g. out of memory: report these songs, keep going
+        from songbloom.inference.jobs import ItemProblem
+
         for item, req in chunk:
             _report(summary, ItemProblem(str(jsonl), item.line, item.idx, f"{req.name}: generation failed: {e}"))
         return
@@ -469,6 +307,7 @@ def write_song_sidecar(song: Path, args: argparse.Namespace, item: JobItem, res,
 def run(args: argparse.Namespace) -> RunSummary:
     import torch
 
+    from songbloom.inference.jobs import RunSummary
     from songbloom.inference.pipeline import SongBloomPipeline
 
     summary = RunSummary()

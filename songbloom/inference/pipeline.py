@@ -37,6 +37,9 @@ class SongResult:
     song: GeneratedSong
     audio: torch.Tensor  # (channels, samples) float32 on the CPU
     sample_rate: int
+    # The prompt latent the song was conditioned on, (latent_dim, F) float32 on the CPU (None without a prompt):
+    # with prompt_latent="sample" it is this song's own posterior draw, which nothing else records.
+    prompt_latent: torch.Tensor | None = None
 
 
 class SongBloomPipeline:
@@ -120,7 +123,7 @@ class SongBloomPipeline:
             cuda_graphs=self.cuda_graphs,
         )
         results = []
-        for req, song in zip(requests, songs, strict=True):
+        for req, song, prompt in zip(requests, songs, latents, strict=True):
             if song.num_frames == 0:
                 logger.warning(
                     "%s: EOS in the first patch; as the official sampler does, the output is %d frames of the "
@@ -130,7 +133,8 @@ class SongBloomPipeline:
                 )
             latent = song.release_latent().to(next(self.vae.parameters()).device)[None].float()
             audio = self.vae.decode(latent, chunked=self.chunked_decode)[0].cpu()
-            results.append(SongResult(req, song, audio, self.sample_rate))
+            prompt_latent = None if prompt is None else prompt[0].float().cpu()
+            results.append(SongResult(req, song, audio, self.sample_rate, prompt_latent))
         return results
 
 

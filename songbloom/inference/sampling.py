@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
-PENALTY_MODES = ("release", "corrected", "none")
+from songbloom.config.sampling import PENALTY_MODES  # one list, shared with the command-line flags
 
 
 def cfg_mix(cond: torch.Tensor, uncond: torch.Tensor, coef: float) -> torch.Tensor:

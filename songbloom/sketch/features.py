@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -50,20 +51,21 @@ class MuQFeatureExtractor:
     so every kept frame has the same global index it would have in one pass. A clip that fits in
     ``chunk_seconds + 2 * context_seconds`` runs in one pass, unchunked. Windows of equal length from
     different clips are batched together (``batch_size`` windows per forward).
+
+    ``layer`` is the hidden state :meth:`extract` / :meth:`extract_many` return; :meth:`extract_many_layers`
+    returns several (``layers``, default ``(layer,)``) from the same forward passes, as ``[F, L, D]``.
     """
 
     def __init__(self, muq: nn.Module, *, layer: int = -1, chunk_seconds: float = 30.0, context_seconds: float = 5.0,
-                 batch_size: int = 8, device: str | torch.device | None = None):
+                 batch_size: int = 8, device: str | torch.device | None = None,
+                 layers: Sequence[int] | None = None):
         num_layers = muq_layer_count(muq)
-        if not -num_layers <= layer < num_layers:
-            raise ValueError(
-                f"MuQ layer {layer} out of range: this MuQ returns {num_layers} hidden states "
-                f"(0 = encoder input, {num_layers - 1} = last layer; negative counts from the end)"
-            )
+        self.num_layers = num_layers
         if chunk_seconds <= 0 or context_seconds < 0 or batch_size <= 0:
             raise ValueError("chunk_seconds and batch_size must be positive and context_seconds >= 0")
-        self.layer = layer % num_layers
-        self.num_layers = num_layers
+        self.layer = self._check_layer(layer)
+        # The layers extract_many_layers() returns by default (one MuQ forward serves all of them).
+        self.layers = self.check_layers(layers) if layers is not None else (self.layer,)
         self.feature_dim = muq_feature_dim(muq)
         self.chunk_frames = max(1, round(chunk_seconds * 25))
         self.context_frames = round(context_seconds * 25)
@@ -85,6 +87,40 @@ class MuQFeatureExtractor:
     @torch.no_grad()
     def extract_many(self, wavs: list[torch.Tensor], sample_rate: int) -> list[torch.Tensor]:
         """Features for clips of any lengths: list of ``[T_i]`` -> list of float32 ``[F_i, D]`` on the CPU."""
+        return [f[:, 0] for f in self._extract(wavs, sample_rate, (self.layer,))]
+
+    @torch.no_grad()
+    def extract_many_layers(
+        self, wavs: list[torch.Tensor], sample_rate: int, layers: Sequence[int] | None = None
+    ) -> list[torch.Tensor]:
+        """Several MuQ layers from one forward: list of ``[T_i]`` -> list of float32 ``[F_i, L, D]`` on the CPU.
+
+        ``layers`` (default: the constructor's ``layers``) are hidden-state indices as for ``layer``; the result
+        keeps their order. Each layer's slice equals what a single-layer extractor returns for that layer.
+        """
+        return self._extract(wavs, sample_rate, self.layers if layers is None else self.check_layers(layers))
+
+    def check_layers(self, layers: Sequence[int]) -> tuple[int, ...]:
+        """Layer indices made non-negative; refused when empty, repeated or out of range."""
+        if isinstance(layers, int) or not len(layers):
+            raise ValueError(f"layers must be a non-empty sequence of MuQ hidden-state indices, got {layers!r}")
+        out = tuple(self._check_layer(int(layer)) for layer in layers)
+        if len(set(out)) != len(out):
+            raise ValueError(f"MuQ layers {list(layers)} name the same hidden state twice ({list(out)})")
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _check_layer(self, layer: int) -> int:
+        n = self.num_layers
+        if not -n <= layer < n:
+            raise ValueError(
+                f"MuQ layer {layer} out of range: this MuQ returns {n} hidden states "
+                f"(0 = encoder input, {n - 1} = last layer; negative counts from the end)"
+            )
+        return layer % n
+
+    def _extract(self, wavs: list[torch.Tensor], sample_rate: int, layers: tuple[int, ...]) -> list[torch.Tensor]:
+        """list of ``[T_i]`` -> list of float32 ``[F_i, L, D]`` for the hidden states ``layers``."""
         targets = []
         audio_24k = []
         for i, wav in enumerate(wavs):
@@ -104,24 +140,23 @@ class MuQFeatureExtractor:
             for b in range(0, len(group), self.batch_size):
                 batch = group[b : b + self.batch_size]
                 x = torch.stack([self._window_audio(w, audio_24k[w.item], n_samples) for w in batch])
-                hidden = self._forward(x)
+                hidden = self._forward(x, layers)
                 for w, h in zip(batch, hidden):
                     lo = w.keep_start - w.start_frame
                     outputs[w.item].append((w.keep_start, h[lo : lo + (w.keep_end - w.keep_start)]))
         result = []
         for i, pieces in enumerate(outputs):
             if targets[i] == 0:
-                result.append(torch.zeros(0, self.feature_dim))
+                result.append(torch.zeros(0, len(layers), self.feature_dim))
                 continue
             pieces.sort(key=lambda p: p[0])
             feats = torch.cat([p[1] for p in pieces]).float().cpu()
-            feats, padded = align_to_vae_frames(feats, targets[i])
+            feats, padded = align_to_vae_frames(feats, targets[i], time_dim=0)
             if padded:  # cannot happen with the frame rule; kept as a loud guard
                 raise RuntimeError(f"clip {i}: MuQ returned {targets[i] - padded} frames, expected {targets[i]}")
             result.append(feats)
         return result
 
-    # ------------------------------------------------------------------ internals
     def _resample(self, wav: torch.Tensor, sample_rate: int) -> torch.Tensor:
         wav = wav.detach().float()
         if sample_rate != MUQ_SAMPLE_RATE:
@@ -154,6 +189,7 @@ class MuQFeatureExtractor:
             piece = torch.nn.functional.pad(piece, (0, n_samples - piece.shape[-1]))
         return piece
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward(self, x: torch.Tensor, layers: tuple[int, ...]) -> torch.Tensor:
+        """[B, T] audio -> [B, frames, L, D] hidden states of ``layers``."""
         out = self.muq(x.to(self.device), output_hidden_states=True)
-        return out.hidden_states[self.layer]
+        return torch.stack([out.hidden_states[i] for i in layers], dim=2)

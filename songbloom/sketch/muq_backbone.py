@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from songbloom.checkpoints.model_folders import check_muq_folder
+from songbloom.utils.provenance import update_with_sampled_tensors
 
 logger = logging.getLogger(__name__)
 
@@ -105,9 +106,5 @@ def muq_fingerprint(muq: nn.Module) -> str:
     cfg = getattr(muq, "config", None)
     cfg_dict = dict(cfg.__dict__) if cfg is not None and hasattr(cfg, "__dict__") else {}
     digest.update(json.dumps(cfg_dict, sort_keys=True, default=str).encode())
-    for name, tensor in sorted(muq.state_dict().items()):
-        flat = tensor.detach().reshape(-1)
-        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
-        sample = torch.cat([flat[:64], flat[-64:]]) if flat.numel() > 128 else flat
-        digest.update(sample.to("cpu", torch.float64).numpy().tobytes())
+    update_with_sampled_tensors(digest, muq.state_dict())
     return digest.hexdigest()[:16]

@@ -76,6 +76,37 @@ def current_job(env: Mapping[str, str] | None = None) -> SlurmJob | None:
     )
 
 
+def array_task(
+    task_index: int | None = None, num_tasks: int | None = None, env: Mapping[str, str] | None = None
+) -> tuple[int, int]:
+    """(task index, task count) of a job split into array tasks: the arguments when given, else the SLURM array
+    variables, else (0, 1).
+
+    SLURM numbers array tasks by the ``--array`` range (``--array=1-8`` gives ids 1..8, ``--array=0-15:4`` ids
+    0, 4, 8, 12); the index is made 0-based and contiguous: ``(SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN) //
+    SLURM_ARRAY_TASK_STEP``, the count is ``SLURM_ARRAY_TASK_COUNT``.
+
+    Raises:
+        ValueError: the index falls outside ``0..count-1`` (for instance an ``--array`` list with gaps).
+    """
+    env = os.environ if env is None else env
+    if num_tasks is None:
+        num_tasks = int(env.get("SLURM_ARRAY_TASK_COUNT", "1"))
+    if task_index is None:
+        tid = env.get("SLURM_ARRAY_TASK_ID")
+        if tid is None:
+            task_index = 0
+        else:
+            step = max(1, int(env.get("SLURM_ARRAY_TASK_STEP") or 1))
+            task_index = (int(tid) - int(env.get("SLURM_ARRAY_TASK_MIN") or 0)) // step
+    if num_tasks < 1 or not 0 <= task_index < num_tasks:
+        raise ValueError(
+            f"task index {task_index} is outside 0..{num_tasks - 1} (--task-index/--num-tasks); under SLURM use a "
+            "contiguous --array range such as 0-7 or 1-8 (a step like 0-15:2 is fine, a list with gaps is not)"
+        )
+    return task_index, num_tasks
+
+
 def resolve_devices(devices: int | str | list | tuple | None, accelerator: str | None = None) -> int | None:
     """How many processes per node a Trainer with these settings expects (None when it cannot be known)."""
     if devices is None:

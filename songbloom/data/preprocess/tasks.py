@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import os
 
 from songbloom.data.manifest import SongRecord
 from songbloom.data.preprocess.config import PreprocessConfig
+from songbloom.utils.slurm import array_task
 
 logger = logging.getLogger("songbloom.data.preprocess")
 
@@ -21,14 +21,7 @@ def stable_hash(text: str) -> int:
 
 def resolve_task(task_index: int | None, num_tasks: int | None) -> tuple[int, int]:
     """Task from arguments, else from SLURM array variables (ids are made 0-based), else (0, 1)."""
-    if num_tasks is None:
-        num_tasks = int(os.environ.get("SLURM_ARRAY_TASK_COUNT", "1"))
-    if task_index is None:
-        tid = os.environ.get("SLURM_ARRAY_TASK_ID")
-        task_index = int(tid) - int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0")) if tid is not None else 0
-    if not 0 <= task_index < num_tasks:
-        raise ValueError(f"task index {task_index} is outside 0..{num_tasks - 1} (--task-index/--num-tasks)")
-    return task_index, num_tasks
+    return array_task(task_index, num_tasks)
 
 
 def assign_split(rec: SongRecord, cfg: PreprocessConfig) -> str:

@@ -1,0 +1,48 @@
+"""Corpus flags: parsed into CorpusSettings over the model's own sampling settings."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from songbloom.config import SongBloomConfig
+from songbloom.inference.generate import SamplingParams
+from songbloom.sketch.recovery import CorpusSettings, add_corpus_arguments, corpus_settings_from_args
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser()
+    add_corpus_arguments(ap)
+    return ap.parse_args(argv)
+
+
+def test_defaults_are_the_model_settings():
+    cfg = SongBloomConfig.from_name("tiny")
+    settings = corpus_settings_from_args(_parse([]), cfg)
+    assert settings == CorpusSettings(songs_per_request=4, params=SamplingParams.from_config(cfg))
+    assert settings.store_audio and settings.feature_dtype == "float16" and settings.layers == (-1,)
+
+
+def test_flags_reach_the_settings():
+    cfg = SongBloomConfig.from_name("tiny")
+    args = _parse([
+        "--requests", "jobs.jsonl", "--songs-per-request", "3", "--corpus-seed", "7", "--layers", "0", "-1",
+        "--corpus-batch-size", "8", "--max-duration", "2", "--no-corpus-audio", "--feature-dtype", "float32",
+        "--language", "ja", "--temp", "0.5", "--cfg-coef", "2", "3", "--steps", "4", "--task-index", "1",
+        "--num-tasks", "2",
+    ])
+    s = corpus_settings_from_args(args, cfg)
+    assert (s.songs_per_request, s.seed, s.layers, s.batch_size) == (3, 7, (0, -1), 8)
+    assert not s.store_audio and s.feature_dtype == "float32" and s.language == "ja"
+    assert s.params.temp == 0.5 and s.params.cfg_coef == (2.0, 3.0) and s.params.steps == 4
+    assert s.params.max_frames == 50 and s.params.top_k == cfg.inference.top_k
+    assert (args.requests, args.task_index, args.num_tasks) == ("jobs.jsonl", 1, 2)
+
+
+def test_bad_flags_are_named():
+    cfg = SongBloomConfig.from_name("tiny")
+    with pytest.raises(ValueError, match="--cfg-coef takes one value or two"):
+        corpus_settings_from_args(_parse(["--cfg-coef", "1", "2", "3"]), cfg)
+    with pytest.raises(ValueError, match="songs_per_request"):
+        corpus_settings_from_args(_parse(["--songs-per-request", "0"]), cfg)
