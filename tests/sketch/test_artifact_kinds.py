@@ -260,3 +260,37 @@ def test_probe_tokenises_audio_and_the_cli_inspects_and_evaluates_it(tiny_muq, t
     assert cli_main(["eval", "--codebook", str(path), "--audio-dir", str(held_dir), "--out", str(metrics)]) == 0
     saved = json.loads(metrics.read_text())
     assert saved["tokenizer_kind"] == "linear_probe" and saved["quantisation_mse"] is None and saved["mean_margin"] > 0
+    assert cli_main(["tokenize", "--codebook", str(path), "--audio-dir", str(held_dir), "--out-dir",
+                     str(tmp_path / "tok")]) == 0
+    index = [json.loads(line) for line in (tmp_path / "tok" / "index.jsonl").read_text().splitlines()]
+    assert index and all(row["sketch_codebook_hash"] == probe.codebook_hash for row in index)
+
+
+def test_preprocessing_and_the_run_checks_take_a_probe_codebook(tiny_muq, tiny_muq_dir, tmp_path):
+    """Shards tokenised with a linear-probe codebook record its hash, hold its ids, and pass the training input
+    check against the same file."""
+    from songbloom.data.encoders import SketchTokenizerEncoder
+    from songbloom.data.preprocess import PreprocessConfig, run_preprocess
+    from songbloom.data.shards import decode_sample, iter_tar_samples
+    from songbloom.data.synthetic import make_synthetic_dataset
+    from songbloom.training.data_checks import check_codebook
+    from tests.data.standins import SHARD_KW, toy_encoders
+
+    g = torch.Generator().manual_seed(4)
+    probe = SketchCodebook.linear_probe(torch.randn(K, 64, generator=g), torch.randn(K, generator=g),
+                                        torch.zeros(64), torch.ones(64), muq_model_id=str(tiny_muq_dir),
+                                        muq_fingerprint=muq_fingerprint(tiny_muq), muq_layer=2,
+                                        muq_licence="CC-BY-NC-4.0", feature_normalisation="l2")
+    path = save_codebook(tmp_path / "probe.safetensors", probe)
+    manifest = make_synthetic_dataset(tmp_path / "songs", num_songs=2, min_seconds=6.0, max_seconds=7.0, seed=3)
+    enc = toy_encoders(sketch=False)
+    enc.sketch = SketchTokenizerEncoder(SketchTokenizer.from_artifact(path, muq=tiny_muq))
+    shards = tmp_path / "shards"
+    report = run_preprocess([manifest], PreprocessConfig(out_dir=str(shards), **SHARD_KW), enc)
+    assert report.written > 0 and not report.problems, report.to_json()
+    index = json.loads((shards / "index.json").read_text())
+    assert index["provenance"]["sketch"]["codebook_hash"] == probe.codebook_hash
+    check_codebook(str(path), str(shards), index)  # the same file passes the training input check
+    sample = decode_sample(next(iter(iter_tar_samples(sorted(map(str, shards.glob("*.tar")))))))
+    ids = torch.as_tensor(sample["sketch"])
+    assert ids.numel() > 0 and int(ids.min()) >= 0 and int(ids.max()) < K
