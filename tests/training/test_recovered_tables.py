@@ -63,6 +63,17 @@ def test_checkpoint_records_and_rebuilds_the_layout(same_base):
     for name in SKETCH_TABLE_KEYS:
         assert torch.equal(merged[name], same_base["release_sd"][name]), name
 
+    # scripts/export.py on the checkpoint: the same tables, and the layout in the export's metadata.
+    from songbloom.cli.export import main as export_main
+
+    out = Path(same_base["run_dir"]) / "cli_export"
+    assert export_main(["export", str(ckpt_path), "--out", str(out), "--formats", "merged"]) == 0
+    exported = load_file(str(next(out.rglob("generator.safetensors"))))
+    for name in SKETCH_TABLE_KEYS:
+        assert torch.equal(exported[name], same_base["release_sd"][name]), name
+    config = json.loads(next(out.rglob("config.json")).read_text())
+    assert config["sketch_tables"]["mode"] == "frozen"
+
 
 def test_exports_hold_the_release_tables_bit_for_bit(same_base):
     release_sd = same_base["release_sd"]
