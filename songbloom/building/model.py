@@ -62,13 +62,13 @@ def layout_lora_settings(rc: RunConfig, sketch_tables: SketchTablesLayout | None
     return lora
 
 
-def init_name(rc: RunConfig) -> str | None:
+def init_name(rc: RunConfig) -> str:
     """How the run names its init weights (a release name or an export path), for messages and predictions."""
     if rc.init.source == "release":
         return str(rc.init.release_name)
     if rc.init.source == "export":
         return str(rc.init.export_path)
-    return None
+    return "scratch (random init)"
 
 
 def reads_codebook_recovery(rc: RunConfig) -> bool:

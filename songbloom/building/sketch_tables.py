@@ -73,7 +73,7 @@ def sketch_tables_sha256(source: nn.Module | Mapping[str, torch.Tensor]) -> str:
             raise ValueError(f"sketch table {name} is on the meta device: load the weights before hashing them")
         data = t.detach().to("cpu", torch.float32).contiguous()
         digest.update(f"{name}:{tuple(data.shape)}\n".encode())
-        digest.update(data.numpy().tobytes())
+        digest.update(memoryview(data.numpy()).cast("B"))  # the bytes in place (no copy of a 100 MB table)
     return digest.hexdigest()
 
 
@@ -201,7 +201,3 @@ def resolve_sketch_tables(
         return SketchTablesLayout(mode="train", reason=f"auto: {why}")
     return SketchTablesLayout(mode="frozen", reason="auto: no new sketch codebook")
 
-
-def kept_table_names(layout: SketchTablesLayout | None) -> tuple[str, ...]:
-    """Parameter names that hold base values in a run with this layout (never cast, never decayed)."""
-    return SKETCH_TABLE_KEYS if layout is not None and layout.mode in ("frozen", "lora") else ()
