@@ -25,6 +25,7 @@ from songbloom.checkpoints.keys import (
     LICENCES_KEY,
     RNG_KEY,
     RNG_RANKS_KEY,
+    SKETCH_TABLES_KEY,
     TRAINING_CONFIG_KEY,
 )
 from songbloom.config.run import OptimConfig, TrainingConfig
@@ -63,6 +64,9 @@ class SongBloomLitModule(L.LightningModule):
         self.trainable_report = trainable_report or {}
         self.licences = list(licences or [])  # what the run inherits (songbloom.licences); stored in checkpoints
         self.base_record: dict | None = None  # the base's resolved path and fingerprint (checkpoints.base_record)
+        # How the run treats the sketch tables (songbloom.building.sketch_tables.SketchTablesLayout.to_dict()):
+        # stored so a rebuild of the checkpoint gives the same layout without reading the codebook again.
+        self.sketch_tables: dict | None = None
         mcfg = model.cfg
         self.cond_dropout = ConditionDropout(
             mcfg.cfg_dropout,
@@ -146,7 +150,7 @@ class SongBloomLitModule(L.LightningModule):
     # ------------------------------------------------------------------ optimizer
     def configure_optimizers(self):
         o = self.settings.optim
-        groups = parameter_groups(self.model, o)
+        groups = parameter_groups(self.model, o, low_lr=self.trainable_report.get("low_lr", ()))
         if not groups:
             raise ValueError("no trainable parameters: check lora/trainable settings")
         opt = build_optimizer(groups, o.lr, tuple(o.betas), o.eps)
@@ -243,6 +247,8 @@ class SongBloomLitModule(L.LightningModule):
         checkpoint[LICENCES_KEY] = list(self.licences)
         if self.base_record is not None:
             checkpoint[BASE_RECORD_KEY] = self.base_record
+        if self.sketch_tables is not None:
+            checkpoint[SKETCH_TABLES_KEY] = dict(self.sketch_tables)
         state = self._capture_rng()
         checkpoint[RNG_KEY] = state  # this rank's (rank 0's in the file), as older checkpoints hold
         checkpoint[RNG_RANKS_KEY] = gather_rank_states(state)  # every rank's, by global rank
@@ -258,6 +264,7 @@ class SongBloomLitModule(L.LightningModule):
             checkpoint[FROZEN_BASE_DROPPED_KEY] = len(frozen)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._check_sketch_tables(checkpoint.get(SKETCH_TABLES_KEY))
         trainable = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
         missing = sorted(trainable - set(checkpoint["state_dict"]))
         if missing:
@@ -269,6 +276,18 @@ class SongBloomLitModule(L.LightningModule):
         self._ema_seen_step = int(checkpoint.get(EMA_SEEN_STEP_KEY, checkpoint.get(GLOBAL_STEP_KEY, 0)))
         self._grads_checked = True  # checked on the run's first step already
         self._pending_rng = rng_state_for_rank(checkpoint, *self._rank_and_world())
+
+    def _check_sketch_tables(self, recorded: Any) -> None:
+        """A resumed run must treat the sketch tables as it did when it wrote the checkpoint."""
+        if not isinstance(recorded, dict) or self.sketch_tables is None:
+            return
+        if recorded.get("mode") != self.sketch_tables.get("mode"):
+            raise ValueError(
+                f"the checkpoint's run treated the sketch tables as {recorded.get('mode')!r} "
+                f"({recorded.get('reason')}), this run resolves {self.sketch_tables.get('mode')!r} "
+                f"({self.sketch_tables.get('reason')}): did sketch.codebook_path, the codebook file, the init weights "
+                "or trainable.recovered_tables change? Restore them, or start a new run"
+            )
 
     def _rank_and_world(self) -> tuple[int, int]:
         if self._trainer is not None:
