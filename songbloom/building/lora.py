@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from songbloom.building.sketch_tables import SKETCH_CLASSIFIER_LORA_REGEX
 from songbloom.config.run import LoraConfig
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ class LoRASettings:
     exclude_regex: str | None = None
     base_dtype: str | None = None  # "bf16": hold frozen Linear weights in bf16 (needs bf16-mixed)
     layers: list[int] | None = field(default=None)  # restrict to these layer indices (None = all)
+    # Adapters on the sketch classifier's Linear layers too (``trainable.recovered_tables: lora``); set by the
+    # resolved sketch tables layout, not by conf/lora (see songbloom.building.model.layout_lora_settings).
+    sketch_classifier: bool = False
 
     @property
     def enabled(self) -> bool:
@@ -96,6 +100,8 @@ class LoRASettings:
         if self.layers is not None:
             layer_alt = "|".join(str(int(i)) for i in self.layers)
             regex = rf"(?=.*\.layers\.({layer_alt})\.){regex}"
+        if self.sketch_classifier:  # outside the layer restriction: the classifier is not in a numbered layer
+            regex = f"({regex}|{SKETCH_CLASSIFIER_LORA_REGEX})"
         return regex
 
 
@@ -169,16 +175,20 @@ def is_adapter_param(name: str) -> bool:
     return any(tag in name for tag in (".lora_A.", ".lora_B.", ".lora_magnitude_vector.", ".lora_embedding_"))
 
 
-def cast_frozen_linears(model: nn.Module, dtype: torch.dtype = torch.bfloat16) -> int:
+def cast_frozen_linears(model: nn.Module, dtype: torch.dtype = torch.bfloat16, keep: Iterable[str] = ()) -> int:
     """Hold frozen ``nn.Linear`` weights in ``dtype`` to save memory; trainable tensors stay fp32.
 
     Only Linear weights: under autocast every linear casts its operands anyway, while norms and embeddings
-    would change numerics. Returns the number of tensors cast.
+    would change numerics. ``keep``: parameter names (plain, without peft's ``base_layer``) left as they are,
+    e.g. base tables an export must reproduce bit for bit. Returns the number of tensors cast.
     """
+    keep = set(keep)
     count = 0
-    for m in model.modules():
+    for mod_name, m in model.named_modules():
         if isinstance(m, nn.Linear):
-            for p in m.parameters(recurse=False):
+            for p_name, p in m.named_parameters(recurse=False):
+                if f"{mod_name}.{p_name}".replace(".base_layer.", ".") in keep:
+                    continue
                 if not p.requires_grad and p.dtype != dtype:
                     p.data = p.data.to(dtype)
                     count += 1

@@ -11,31 +11,43 @@ from typing import Any
 
 from torch import nn
 
+from songbloom.building.sketch_tables import SKETCH_CLASSIFIER_KEYS, SKETCH_EMBEDDING_KEYS, SketchTablesLayout
+
 RELEASE_TRAINED_LANGUAGES = ("zh", "en")
 """Languages whose lyric tokens the released checkpoints were trained on."""
 
 FULL_SETS: dict[str, tuple[str, ...]] = {
     # A new sketch codebook changes what every id means: its embedding and the classifier must re-learn.
-    "sketch_embedding": ("skeleton_emb.weight",),
-    "sketch_classifier": ("skeleton_classifier.0.weight", "skeleton_classifier.2.weight", "skeleton_classifier.2.bias"),
+    "sketch_embedding": SKETCH_EMBEDDING_KEYS,
+    "sketch_classifier": SKETCH_CLASSIFIER_KEYS,
     # Lyric tokens the release never saw (e.g. Japanese phonemes) have untrained rows.
     "lyric_embedding": ("condition_provider.conditioners.lyrics.output_proj.weight",),
 }
 
 
 def declared_full_sets(
-    trainable_cfg: Mapping[str, Any], *, source: str, new_codebook: bool, language: str | None
+    trainable_cfg: Mapping[str, Any],
+    *,
+    source: str,
+    new_codebook: bool,
+    language: str | None,
+    sketch_tables: SketchTablesLayout | None = None,
 ) -> list[str]:
     """Names of the :data:`FULL_SETS` that train in full, resolving ``auto`` entries.
 
     ``sketch_embedding: auto`` covers the embedding and the classifier and is on whenever the sketch codebook
     is not the one the weights were trained with (always true for release weights: their codebook is
-    unreleased). ``lyric_embedding: auto`` is on when the data language is one the release never trained.
+    unreleased). ``sketch_tables`` (resolved by :func:`~songbloom.building.sketch_tables.resolve_sketch_tables`,
+    e.g. for a recovered codebook) decides instead when given. ``lyric_embedding: auto`` is on when the data
+    language is one the release never trained.
     """
     sets = []
-    sketch = trainable_cfg.get("sketch_embedding", "auto")
-    if sketch == "auto":
-        sketch = source == "release" or new_codebook
+    if sketch_tables is not None:
+        sketch = sketch_tables.trains_in_full
+    else:
+        sketch = trainable_cfg.get("sketch_embedding", "auto")
+        if sketch == "auto":
+            sketch = source == "release" or new_codebook
     if sketch:
         sets += ["sketch_embedding", "sketch_classifier"]
     lyric = trainable_cfg.get("lyric_embedding", "auto")

@@ -10,10 +10,18 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from songbloom.building.model import InitResult, finish_training_model, generator_config, preset_config
+from songbloom.building.model import (
+    InitResult,
+    finish_training_model,
+    generator_config,
+    preset_config,
+    resolve_run_sketch_tables,
+)
+from songbloom.building.sketch_tables import RecoveredCodebook, SketchTablesLayout
 from songbloom.checkpoints.release_files import resolve_release_files
 from songbloom.checkpoints.release_state import load_release_state_dict, split_release_state_dict
 from songbloom.checkpoints.safe_load import load_safetensors
@@ -53,12 +61,29 @@ def resolve_init(init_cfg: InitConfig, preset_cfg: SongBloomConfig) -> InitResul
     raise ValueError(f"init.source={source!r}: choose scratch, release or export")
 
 
-def build_model(
+@dataclass
+class BuiltModel:
+    """A run's model with its initial weights and training layout, and how its sketch tables were resolved."""
+
+    model: SongBloomModel
+    config: SongBloomConfig
+    report: dict[str, list[str]]
+    source: str
+    sketch_tables: SketchTablesLayout | None  # None: no LoRA (every tensor trains)
+
+
+def build_training_model(
     c: RunConfig | Mapping[str, Any],
-) -> tuple[SongBloomModel, SongBloomConfig, dict[str, list[str]], str]:
+    *,
+    recovered: RecoveredCodebook | None = None,
+    sketch_tables: SketchTablesLayout | None = None,
+) -> BuiltModel:
     """The run's model with its initial weights (strict load), LoRA and trainable flags as the config declares.
 
     ``c``: the typed run config, or a stored one (a mapping read back from a checkpoint or run dir).
+    ``recovered``: what the run's sketch codebook recorded about the tables it was recovered from (read by the
+    caller; this layer does not read codebooks); the init weights' tables are hashed and compared with it.
+    ``sketch_tables``: a layout already resolved (the one a checkpoint recorded), used as it is.
     """
     rc = as_run_config(c)
     init = resolve_init(rc.init, preset_config(rc))
@@ -66,5 +91,18 @@ def build_model(
     model = SongBloomModel(sb_cfg.model)
     if init.state_dict is not None:
         strict_load(model, init.state_dict, what=init.description)
-    report = finish_training_model(model, rc, init)
-    return model, sb_cfg, report, init.source
+    if sketch_tables is None:
+        sketch_tables = resolve_run_sketch_tables(rc, init.source, recovered, model)
+    report = finish_training_model(model, rc, init, sketch_tables)
+    return BuiltModel(model, sb_cfg, report, init.source, sketch_tables)
+
+
+def build_model(
+    c: RunConfig | Mapping[str, Any],
+    *,
+    recovered: RecoveredCodebook | None = None,
+    sketch_tables: SketchTablesLayout | None = None,
+) -> tuple[SongBloomModel, SongBloomConfig, dict[str, list[str]], str]:
+    """:func:`build_training_model` as ``(model, config, trainable report, init source)``."""
+    built = build_training_model(c, recovered=recovered, sketch_tables=sketch_tables)
+    return built.model, built.config, built.report, built.source

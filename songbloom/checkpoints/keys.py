@@ -26,6 +26,9 @@ RNG_KEY = "songbloom_rng"
 LICENCES_KEY = "songbloom_licences"
 BASE_RECORD_KEY = "songbloom_base"
 """The base model's resolved path and fingerprint, taken at training start (songbloom.checkpoints.base_record)."""
+SKETCH_TABLES_KEY = "songbloom_sketch_tables"
+"""How a LoRA run treated the sketch tables (songbloom.building.sketch_tables.SketchTablesLayout, as a dict): a
+rebuild uses it, since the codebook that decided it is not read again."""
 STATE_DICT_KEY = "state_dict"
 GLOBAL_STEP_KEY = "global_step"
 

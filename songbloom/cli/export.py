@@ -87,6 +87,8 @@ def export_command(args: argparse.Namespace) -> dict[str, Path]:
         trained = load_training_checkpoint(src, base=args.base_ckpt, use_ema=not args.no_ema)
         meta.update(licences=trained.licences, global_step=trained.global_step, ema=trained.used_ema)
         meta.update(_language_meta(trained.run_config))
+        if trained.sketch_tables is not None:  # kept (recovered) or trained sketch tables, as the run resolved it
+            meta["sketch_tables"] = trained.sketch_tables.to_dict()
         paths: dict[str, Path] = {}
         if "adapter" in formats:
             if trained.has_adapters:

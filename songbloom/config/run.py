@@ -20,6 +20,8 @@ from typing import Any
 TARGET_KEY = "_target_"
 SIGTERM_POLICIES = ("requeue_near_time_limit", "requeue", "checkpoint", "ignore")
 INIT_SOURCES = ("scratch", "release", "export")
+RECOVERED_TABLES_MODES = ("frozen", "low_lr", "lora")
+"""``trainable.recovered_tables``: how a LoRA run keeps sketch tables its recovered codebook was made for."""
 
 # lightning.Trainer's keyword arguments (lightning 2.5); the trainer block passes through to it.
 # `logger`, `callbacks`, `plugins`, `default_root_dir` and `enable_checkpointing` are set by the run itself.
@@ -90,6 +92,19 @@ class TrainableConfig:
     sketch_embedding: Any = "auto"
     lyric_embedding: Any = "auto"
     extra_regex: str | None = None
+    # With a codebook recovered from the init weights' own sketch tables (``sketch_embedding: auto``):
+    # frozen | low_lr | lora; see songbloom.building.sketch_tables.
+    recovered_tables: str = "frozen"
+
+    def check(self) -> list[str]:
+        problems = []
+        if self.sketch_embedding not in ("auto", True, False):
+            problems.append(f"trainable.sketch_embedding={self.sketch_embedding!r}: choose auto, true or false")
+        if self.recovered_tables not in RECOVERED_TABLES_MODES:
+            problems.append(
+                f"trainable.recovered_tables={self.recovered_tables!r}: choose {', '.join(RECOVERED_TABLES_MODES)}"
+            )
+        return problems
 
 
 @dataclass(frozen=True)
@@ -105,6 +120,8 @@ class OptimConfig:
     # usual decay rule); see songbloom.training.optim.parameter_groups.
     fully_trained_lr: float | None = None
     fully_trained_weight_decay: float | None = None
+    # Sketch tables kept from the base with trainable.recovered_tables=low_lr (None: lr / 10); never decayed.
+    recovered_tables_lr: float | None = None
 
 
 @dataclass(frozen=True)

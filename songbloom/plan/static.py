@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from songbloom.building.sketch_tables import SketchTablesLayout
 from songbloom.config.run import RunConfig
 from songbloom.models.songbloom import SongBloomModel
 from songbloom.plan.settings import PlanSettings
@@ -28,13 +29,25 @@ class StaticBytes:
     total_numel: int
 
 
+def planned_sketch_tables(rc: RunConfig) -> SketchTablesLayout | None:
+    """The run's sketch tables layout as far as it can be told without loading weights: a recovered codebook is
+    taken to fit the init weights when it names them (training compares the tables themselves)."""
+    from songbloom.building.model import reads_codebook_recovery, resolve_run_sketch_tables
+    from songbloom.sketch.artifact import recovered_codebook_for_run
+
+    recovered = None
+    if reads_codebook_recovery(rc):
+        recovered = recovered_codebook_for_run(str(rc.sketch.codebook_path), quiet=True)
+    return resolve_run_sketch_tables(rc, rc.init.source, recovered, None)
+
+
 def meta_model(rc: RunConfig, ps: PlanSettings) -> SongBloomModel:
     """The run's generator on the meta device, with its training layout (adapters, trainable flags, dtypes)."""
     from songbloom.building.model import apply_training_layout
 
     with torch.device("meta"):
         model = SongBloomModel(copy.deepcopy(ps.songbloom.model))
-    apply_training_layout(model, rc, rc.init.source)
+    apply_training_layout(model, rc, rc.init.source, planned_sketch_tables(rc))
     if ps.bf16_true:
         model.to(torch.bfloat16)
     return model
@@ -51,7 +64,7 @@ def narrow_meta_model(rc: RunConfig, ps: PlanSettings, width: int) -> SongBloomM
     cfg = dataclasses.replace(m, dim=width, num_heads=width // m.head_dim, lm_layers=1, diff_layers=1)
     with torch.device("meta"):
         model = SongBloomModel(cfg)
-    apply_training_layout(model, rc, rc.init.source)
+    apply_training_layout(model, rc, rc.init.source, planned_sketch_tables(rc))
     if ps.bf16_true:
         model.to(torch.bfloat16)
     return model

@@ -1,15 +1,21 @@
-"""Sketch tokens: MuQ features at the VAE frame rate, quantised by a versioned k-means codebook.
+"""Sketch tokens: MuQ features at the VAE frame rate, mapped to ids by a versioned codebook artifact (k-means
+centres, or a linear probe recovered from a base model's own ids).
 
 Heavy imports (MuQ, transformers) happen only when a MuQ is built or loaded.
 """
 
 from songbloom.sketch.alignment import align_to_vae_frames, num_muq_frames, num_vae_frames
 from songbloom.sketch.artifact import (
+    TOKENIZER_KINDS,
     SketchCodebook,
+    build_probe_metadata,
     check_num_pitch,
+    check_recovery,
     codebook_requires_retraining,
     load_codebook,
     read_codebook_metadata,
+    recovered_codebook,
+    recovered_from,
     save_codebook,
     sketch_codebook_record,
 )
@@ -30,6 +36,7 @@ from songbloom.sketch.trainer import CodebookTrainer, CodebookTrainingConfig, Tr
 __all__ = [
     "DEFAULT_MUQ_MODEL_ID",
     "MUQ_WEIGHTS_LICENCE",
+    "TOKENIZER_KINDS",
     "CodebookMetrics",
     "CodebookTrainer",
     "CodebookTrainingConfig",
@@ -40,8 +47,10 @@ __all__ = [
     "TrainingResult",
     "align_to_vae_frames",
     "build_demo_codebook",
+    "build_probe_metadata",
     "build_tiny_muq",
     "check_num_pitch",
+    "check_recovery",
     "cluster_purity",
     "codebook_requires_retraining",
     "load_codebook",
@@ -50,6 +59,8 @@ __all__ = [
     "num_muq_frames",
     "num_vae_frames",
     "read_codebook_metadata",
+    "recovered_codebook",
+    "recovered_from",
     "save_codebook",
     "sketch_codebook_record",
 ]

@@ -1,4 +1,4 @@
-"""``python -m songbloom.sketch {train,tokenize,eval}``: codebook training, tokenisation and evaluation.
+"""``python -m songbloom.sketch {train,tokenize,eval,info}``: codebook training, tokenisation, evaluation, inspection.
 
 Also the ``songbloom-sketch`` command (``songbloom.cli.sketch``). The code lives here, in the sketch layer, so that
 ``python -m songbloom.sketch`` runs it without an upward import (``songbloom/sketch/__main__.py`` only calls ``main``).
@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from songbloom.sketch.artifact import load_codebook
+from songbloom.sketch.artifact import load_codebook, recovered_from
 from songbloom.sketch.muq_backbone import DEFAULT_MUQ_MODEL_ID, build_tiny_muq, load_muq
 from songbloom.sketch.sources import AudioItem, SkippedItem, collect_items, load_audio
 from songbloom.sketch.trainer import CodebookTrainer, CodebookTrainingConfig
@@ -96,6 +96,10 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     e.add_argument("--muq", default=None, help="override the MuQ location recorded in the codebook")
     e.add_argument("--device", default="cpu")
     e.add_argument("--out", default=None, help="write the metrics JSON here")
+
+    i = sub.add_parser("info", help="what a codebook artifact is: kind, size, MuQ, hash, recovered from which base")
+    i.add_argument("--codebook", required=True)
+    i.add_argument("--json", action="store_true", help="print the whole metadata as JSON")
     return parser
 
 
@@ -208,12 +212,41 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def codebook_summary(meta: dict) -> list[tuple[str, str]]:
+    """The rows ``info`` prints: identity, tokenizer and, for a recovered codebook, its base and corpus."""
+    rows = [("hash", str(meta["codebook_hash"])), ("format version", str(meta.get("format_version"))),
+            ("tokenizer kind", str(meta["tokenizer_kind"])), ("codes", str(meta["codebook_size"])),
+            ("feature dim", str(meta["feature_dim"])), ("MuQ", f"{meta['muq_model_id']} (layer {meta['muq_layer']}, "
+                                                         f"fingerprint {meta['muq_fingerprint']})"),
+            ("normalisation", str(meta["feature_normalisation"])), ("MuQ licence", str(meta.get("muq_licence")))]
+    recovery = recovered_from(meta)
+    if recovery is None:
+        return [*rows, ("recovered", "no (its ids are new to every base model: the sketch tables train)")]
+    base, corpus = recovery["base"], recovery["corpus"]
+    return [*rows, ("recovered from", f"{base['name']} (num_pitch {base['num_pitch']})"),
+            ("base sketch tables", base["sketch_tables_sha256"]), ("method", recovery["method"]),
+            ("corpus", f"{corpus['songs']} songs, {corpus['frames']} frames, {float(corpus['seconds']):.0f} s"),
+            *((f"metric {k}", str(v)) for k, v in recovery["metrics"].items())]
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    meta = load_codebook(args.codebook).metadata
+    if args.json:
+        print(json.dumps(meta, indent=1, sort_keys=True))
+        return 0
+    rows = codebook_summary(meta)
+    width = max(len(k) for k, _ in rows)
+    print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
+    return 0
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return {"train": _cmd_train, "tokenize": _cmd_tokenize, "eval": _cmd_eval}[args.command](args)
+        commands = {"train": _cmd_train, "tokenize": _cmd_tokenize, "eval": _cmd_eval, "info": _cmd_info}
+        return commands[args.command](args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -12,7 +12,6 @@ from torch import nn
 
 from songbloom.sketch.artifact import SketchCodebook, load_codebook, sketch_codebook_record
 from songbloom.sketch.features import MuQFeatureExtractor
-from songbloom.sketch.kmeans import nearest_code
 from songbloom.sketch.metrics import CodebookMetrics, MetricsAccumulator
 from songbloom.sketch.muq_backbone import load_muq, muq_fingerprint
 
@@ -32,7 +31,7 @@ class SketchTokenizer:
                  batch_size: int = 8, check_muq: bool = True):
         self.codebook = codebook
         self.device = torch.device(device)
-        self._centers = codebook.centers.to(self.device)
+        self._scorer = codebook.to(self.device)  # the tensors on the tokenizer's device, moved once
         self._muq = muq
         self._extractor: MuQFeatureExtractor | None = None
         self._extractor_kwargs = dict(chunk_seconds=chunk_seconds, context_seconds=context_seconds,
@@ -88,20 +87,30 @@ class SketchTokenizer:
             raise ValueError(f"MuQ features are {self._extractor.feature_dim}-d but the codebook expects "
                              f"{self.codebook.feature_dim}-d")
 
+    @property
+    def tokenizer_kind(self) -> str:
+        return self.codebook.tokenizer_kind
+
     # ------------------------------------------------------------------ tokenisation
     @torch.no_grad()
     def quantize_features(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw MuQ features ``[..., D]`` -> (ids ``[...]``, squared error ``[...]``) in the normalised space."""
-        if features.shape[-1] != self.codebook.feature_dim:
-            raise ValueError(f"features have dim {features.shape[-1]}, codebook expects {self.codebook.feature_dim}")
-        lead = features.shape[:-1]
-        x = self.codebook.normalise(features.to(self.device).reshape(-1, features.shape[-1]))
-        ids, dist = nearest_code(x, self._centers)
-        return ids.reshape(lead).cpu(), dist.reshape(lead).cpu()
+        """Raw MuQ features ``[..., D]`` -> (ids ``[...]``, per-frame fit ``[...]``), in the normalised space.
+
+        The fit is the squared distance to the chosen centre (``nearest_centroid``) or the logit margin of the
+        chosen code over the runner-up (``linear_probe``); see :meth:`SketchCodebook.quantize`.
+        """
+        ids, fit = self._scorer.quantize(features.to(self.device))
+        return ids.cpu(), fit.cpu()
 
     def tokenize_features(self, features: torch.Tensor) -> torch.Tensor:
         """``[B, F, D]`` or ``[F, D]`` MuQ features -> LongTensor ``[B, F]`` or ``[F]``."""
         return self.quantize_features(features)[0]
+
+    @torch.no_grad()
+    def topk_features(self, features: torch.Tensor, k: int) -> torch.Tensor:
+        """``[..., D]`` MuQ features -> LongTensor ``[..., k]``: the ``k`` best ids per frame, best first
+        (candidates for a refinement that picks among them)."""
+        return self._scorer.topk(features.to(self.device), k).cpu()
 
     def features(self, wav: torch.Tensor, sr: int) -> torch.Tensor:
         """MuQ features at the codebook's layer, aligned to VAE frames: ``[B, T]``/``[T]`` -> ``[B, F, D]``."""
@@ -117,11 +126,12 @@ class SketchTokenizer:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate_features(self, features: list[torch.Tensor]) -> CodebookMetrics:
-        """Usage, perplexity, dead codes and quantisation error on held-out feature sequences ``[F_i, D]``."""
-        acc = MetricsAccumulator(self.num_codes)
+        """Usage, perplexity and dead codes on held-out feature sequences ``[F_i, D]``, plus the quantisation
+        error (``nearest_centroid``) or the mean logit margin (``linear_probe``)."""
+        acc = MetricsAccumulator(self.num_codes, self.tokenizer_kind)
         for f in features:
             if f.numel() == 0:
                 continue
-            ids, dist = self.quantize_features(f)
-            acc.update(ids, dist, self.codebook.normalise(f))
+            ids, fit = self.quantize_features(f)
+            acc.update(ids, fit, self.codebook.normalise(f))
         return acc.compute()

@@ -16,7 +16,9 @@ from typing import Any
 
 import torch
 
-from songbloom.building.lora import LoRASettings, adapter_state_dict, merge_lora
+from songbloom.building.lora import adapter_state_dict, merge_lora
+from songbloom.building.model import layout_lora_settings
+from songbloom.building.sketch_tables import SketchTablesLayout
 from songbloom.checkpoints.formats.merged import export_merged, save_safetensors
 from songbloom.checkpoints.formats.peft_adapter import save_peft_adapter
 from songbloom.checkpoints.formats.release import export_release
@@ -100,7 +102,8 @@ def export_run(
     licences = list(getattr(lit, "licences", None) or [])  # gathered by run.py at the start of the run
     vae = vae_for_run(run_config, sb_cfg)
     trained = trained_copy(lit)
-    lora = LoRASettings.from_run(run_config.lora)
+    recorded = getattr(lit, "sketch_tables", None)  # adapters on the sketch classifier too with recovered_tables=lora
+    lora = layout_lora_settings(run_config, SketchTablesLayout.from_dict(recorded) if recorded else None)
     paths: dict[str, Path] = {}
     if lora.enabled and ex.peft_adapter:
         base_ref = recorded_base_ref(run_config.init)

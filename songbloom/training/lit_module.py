@@ -25,6 +25,7 @@ from songbloom.checkpoints.keys import (
     LICENCES_KEY,
     RNG_KEY,
     RNG_RANKS_KEY,
+    SKETCH_TABLES_KEY,
     TRAINING_CONFIG_KEY,
 )
 from songbloom.config.run import OptimConfig, TrainingConfig
@@ -63,6 +64,9 @@ class SongBloomLitModule(L.LightningModule):
         self.trainable_report = trainable_report or {}
         self.licences = list(licences or [])  # what the run inherits (songbloom.licences); stored in checkpoints
         self.base_record: dict | None = None  # the base's resolved path and fingerprint (checkpoints.base_record)
+        # How the run treats the sketch tables (songbloom.building.sketch_tables.SketchTablesLayout.to_dict()):
+        # stored so a rebuild of the checkpoint gives the same layout without reading the codebook again.
+        self.sketch_tables: dict | None = None
         mcfg = model.cfg
         self.cond_dropout = ConditionDropout(
             mcfg.cfg_dropout,
@@ -146,7 +150,7 @@ class SongBloomLitModule(L.LightningModule):
     # ------------------------------------------------------------------ optimizer
     def configure_optimizers(self):
         o = self.settings.optim
-        groups = parameter_groups(self.model, o)
+        groups = parameter_groups(self.model, o, low_lr=self.trainable_report.get("low_lr", ()))
         if not groups:
             raise ValueError("no trainable parameters: check lora/trainable settings")
         opt = build_optimizer(groups, o.lr, tuple(o.betas), o.eps)
@@ -243,6 +247,8 @@ class SongBloomLitModule(L.LightningModule):
         checkpoint[LICENCES_KEY] = list(self.licences)
         if self.base_record is not None:
             checkpoint[BASE_RECORD_KEY] = self.base_record
+        if self.sketch_tables is not None:
+            checkpoint[SKETCH_TABLES_KEY] = dict(self.sketch_tables)
         state = self._capture_rng()
         checkpoint[RNG_KEY] = state  # this rank's (rank 0's in the file), as older checkpoints hold
         checkpoint[RNG_RANKS_KEY] = gather_rank_states(state)  # every rank's, by global rank

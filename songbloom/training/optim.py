@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 import torch
 from torch import nn
@@ -43,7 +43,7 @@ def _split(model: nn.Module, names: set[str], decayed) -> tuple[list, list]:
     return decay, no_decay
 
 
-def parameter_groups(model: nn.Module, optim: OptimConfig | float) -> list[dict]:
+def parameter_groups(model: nn.Module, optim: OptimConfig | float, low_lr: Collection[str] = ()) -> list[dict]:
     """AdamW groups over the trainable parameters, with their ``weight_decay`` (and ``lr`` where it differs from
     the optimizer's, ``optim.lr``). A bare number is ``optim.weight_decay`` with the other settings at defaults.
 
@@ -55,11 +55,17 @@ def parameter_groups(model: nn.Module, optim: OptimConfig | float) -> list[dict]
     ``optim.fully_trained_weight_decay`` is None, else that value on every tensor of 2 or more dimensions,
     embedding tables included (1-d tensors never decay). Unset, the layout is the two groups of earlier
     versions, so their checkpoints' optimizer states still resume.
+
+    ``low_lr``: names of base sketch tables kept at a low rate (``trainable.recovered_tables: low_lr``): a last
+    ``recovered_tables`` group at ``optim.recovered_tables_lr`` (None: ``optim.lr / 10``) without weight decay,
+    which would pull the base values towards zero.
     """
     if not isinstance(optim, OptimConfig):
         optim = OptimConfig(weight_decay=float(optim))
     skip = no_decay_names(model)
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    low_names = set(low_lr)
+    low = {n for n, p in model.named_parameters() if p.requires_grad and n in low_names}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad} - low
     adapters = {n for n in trainable if is_adapter_param(n)}
     separate = optim.fully_trained_lr is not None or optim.fully_trained_weight_decay is not None
     full = trainable - adapters if adapters and separate else set()
@@ -80,6 +86,10 @@ def parameter_groups(model: nn.Module, optim: OptimConfig | float) -> list[dict]
              "name": "fully_trained/decay"},
             {"params": no_decay, "lr": lr, "weight_decay": 0.0, "name": "fully_trained/no_decay"},
         ]  # fmt: skip
+    if low:
+        lr = optim.lr / 10 if optim.recovered_tables_lr is None else optim.recovered_tables_lr
+        params = [p for n, p in model.named_parameters() if n in low]  # model order
+        groups.append({"params": params, "lr": lr, "weight_decay": 0.0, "name": "recovered_tables"})
     return [g for g in groups if g["params"]]
 
 

@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 from songbloom.building.devices import prepare_training_accelerator
 from songbloom.checkpoints.base_record import training_base_record
-from songbloom.checkpoints.init_weights import build_model
+from songbloom.checkpoints.init_weights import build_training_model
 from songbloom.config import SongBloomConfig
 from songbloom.config.run import DemoConfig, RunConfig, as_run_config, parse_run_config
 from songbloom.plan.cache import log_memory_plan
@@ -42,6 +42,7 @@ from songbloom.training.run_dir import (
     default_run_name,
 )
 from songbloom.training.run_licences import training_licences
+from songbloom.training.sketch_tables import run_recovered_codebook
 from songbloom.training.validation_schedule import optimizer_step_validation
 from songbloom.utils.logging import route_library_logs_to_root
 
@@ -197,7 +198,8 @@ def build(rc: RunConfig, c: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     ckpt_path = _resume_path(rc, run_dir)  # refuses damaged or unloadable checkpoints before any work
     L.seed_everything(rc.seed, workers=True, verbose=False)
     logger.info("%s", rc.lora.describe())
-    model, sb_cfg, report, source = build_model(rc)
+    built = build_training_model(rc, recovered=run_recovered_codebook(rc))
+    model, sb_cfg, report, source = built.model, built.config, built.report, built.source
     data_cfg = _data_config(rc, sb_cfg)
     input_checks = check_run_inputs(rc, data_cfg)  # codebook, manifest and shards belong together (data_checks)
     dm = build_datamodule(data_cfg, sb_cfg, seed=rc.seed)
@@ -205,6 +207,7 @@ def build(rc: RunConfig, c: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         model, rc.training, run_config=c, trainable_report=report, licences=_run_licences(rc, data_cfg, source)
     )
     lit.base_record = training_base_record(rc.init)  # adapter-only checkpoints then load from any directory
+    lit.sketch_tables = built.sketch_tables.to_dict() if built.sketch_tables is not None else None
     ckpt_dir = run_dir / "checkpoints"
     exp_logger = instantiate(rc.logger, run_dir=run_dir, run_config=c)
     context = dict(
@@ -244,6 +247,7 @@ def build(rc: RunConfig, c: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         "run_dir": run_dir,
         "songbloom_config": sb_cfg,
         "trainable_report": report,
+        "sketch_tables": built.sketch_tables,
         "init_source": source,
         "datamodule": dm,
         "model": lit,
@@ -272,6 +276,8 @@ def _export(o: dict[str, Any]) -> dict[str, str]:
         "init_source": o["init_source"],
         "sketch_codebook": o["run_config"].sketch.codebook_path,
     }
+    if o.get("sketch_tables") is not None:
+        extra["sketch_tables"] = o["sketch_tables"].to_dict()
     paths = export_run(o["model"], o["songbloom_config"], o["run_dir"], o["run_config"], extra=extra)
     return {f"export_{k}": str(v) for k, v in paths.items()}
 

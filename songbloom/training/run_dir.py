@@ -257,10 +257,12 @@ class RunDir:
         import lightning as L
 
         from songbloom.checkpoints.init_weights import build_model
+        from songbloom.training.sketch_tables import run_recovered_codebook
 
+        rc = self.run_config
         with torch.random.fork_rng(devices=[]):
-            L.seed_everything(self.run_config.seed, workers=True, verbose=False)
-            model, _, _, _ = build_model(self.run_config)
+            L.seed_everything(rc.seed, workers=True, verbose=False)
+            model, _, _, _ = build_model(rc, recovered=run_recovered_codebook(rc))
         return model.eval()
 
     def held_out_batches(self, sb_cfg: SongBloomConfig, max_batches: int | None = None) -> list[Any]:

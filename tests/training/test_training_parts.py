@@ -69,14 +69,14 @@ def test_gradient_guard_names_parameters_without_gradient(compose, monkeypatch):
     cfg = compose([*TINY_CPU, "trainer.max_steps=1", "trainer.val_check_interval=1"])
     # A trainable parameter that never enters the graph must be reported by name at the first step.
     run_mod = importlib.import_module("songbloom.training.run")
-    original = run_mod.build_model
+    original = run_mod.build_training_model
 
-    def build_with_orphan(c):
-        model, *rest = original(c)
-        model.orphan = torch.nn.Linear(2, 2)
-        return (model, *rest)
+    def build_with_orphan(c, **kw):
+        built = original(c, **kw)
+        built.model.orphan = torch.nn.Linear(2, 2)
+        return built
 
-    monkeypatch.setattr(run_mod, "build_model", build_with_orphan)
+    monkeypatch.setattr(run_mod, "build_training_model", build_with_orphan)
     with pytest.raises(RuntimeError, match=r"no gradient.*orphan\.weight"):
         run_flat(cfg)
 

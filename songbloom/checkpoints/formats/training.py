@@ -19,7 +19,8 @@ from typing import Any
 import torch
 
 from songbloom.building.lora import LoRASettings, merge_lora
-from songbloom.building.model import apply_training_layout
+from songbloom.building.model import apply_training_layout, layout_lora_settings
+from songbloom.building.sketch_tables import SketchTablesLayout
 from songbloom.checkpoints.base_record import base_problem, recorded_init
 from songbloom.checkpoints.bundle import SongBloom
 from songbloom.checkpoints.init_weights import build_model
@@ -28,6 +29,7 @@ from songbloom.checkpoints.keys import (
     EMA_KEY,
     FROZEN_BASE_DROPPED_KEY,
     GLOBAL_STEP_KEY,
+    SKETCH_TABLES_KEY,
     STATE_DICT_KEY,
     TRAINING_CONFIG_KEY,
 )
@@ -65,6 +67,7 @@ class TrainedModel:
     global_step: int = 0
     used_ema: bool = False
     licences: list[dict[str, Any]] = field(default_factory=list)
+    sketch_tables: SketchTablesLayout | None = None  # as the run resolved it (None: no LoRA, or an older run)
 
     @property
     def has_adapters(self) -> bool:
@@ -134,7 +137,21 @@ def with_recorded_base(ckpt: dict[str, Any], rc: RunConfig, path: Path, adapter_
     return rc
 
 
-def _build_with_base(rc: RunConfig, base: str | Path):
+def recorded_sketch_tables(ckpt: dict[str, Any], path: Path) -> SketchTablesLayout | None:
+    """The sketch tables layout the run recorded (None for checkpoints from before it was recorded)."""
+    record = ckpt.get(SKETCH_TABLES_KEY)
+    if record is None:
+        return None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: '{SKETCH_TABLES_KEY}' is not a mapping ({type(record).__name__})")
+    try:
+        return SketchTablesLayout.from_dict(record)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: unreadable '{SKETCH_TABLES_KEY}' record ({e}); was it written by a newer "
+                         "songbloom? Upgrade songbloom") from e
+
+
+def _build_with_base(rc: RunConfig, base: str | Path, sketch_tables: SketchTablesLayout | None = None):
     """The run's model on top of the generator (and VAE) of any checkpoint ``load_checkpoint`` reads."""
     bundle = load_checkpoint(base)
     sb_cfg = copy.deepcopy(bundle.config)
@@ -142,7 +159,7 @@ def _build_with_base(rc: RunConfig, base: str | Path):
         sb_cfg.model = dataclasses.replace(sb_cfg.model, **dict(rc.model.overrides))
     model = SongBloomModel(sb_cfg.model)
     strict_load(model, bundle.model.float().state_dict(), what=f"base generator from {base}")
-    report = apply_training_layout(model, rc, rc.init.source)
+    report = apply_training_layout(model, rc, rc.init.source, sketch_tables)
     return model, sb_cfg, report, bundle.vae
 
 
@@ -178,14 +195,15 @@ def load_training_checkpoint(path: str | Path, *, base: str | Path | None = None
     c = copy.deepcopy(ckpt[TRAINING_CONFIG_KEY])
     rc = stored_run_config(c)  # data: nothing it names is imported or called
     adapter_only = FROZEN_BASE_DROPPED_KEY in ckpt
+    sketch_tables = recorded_sketch_tables(ckpt, path)
     vae = None
     if base is not None:
-        model, sb_cfg, report, vae = _build_with_base(rc, base)
+        model, sb_cfg, report, vae = _build_with_base(rc, base, sketch_tables)
         base_desc, base_ref = f"base {base}", str(Path(base).resolve()) if Path(base).exists() else str(base)
     else:
         rc = with_recorded_base(ckpt, rc, path, adapter_only)
         try:
-            model, sb_cfg, report, source = build_model(rc)
+            model, sb_cfg, report, source = build_model(rc, sketch_tables=sketch_tables)
         except (OSError, ValueError) as e:
             what = "the frozen base (this checkpoint holds only the trained tensors)" if adapter_only else "the model"
             raise type(e)(
@@ -213,7 +231,7 @@ def load_training_checkpoint(path: str | Path, *, base: str | Path | None = None
         p.requires_grad_(False)
     if vae is None:
         vae = vae_for_run(rc, sb_cfg)
-    lora = LoRASettings.from_run(rc.lora)
+    lora = layout_lora_settings(rc, sketch_tables)
     return TrainedModel(
         path=path,
         config=sb_cfg,
@@ -227,6 +245,7 @@ def load_training_checkpoint(path: str | Path, *, base: str | Path | None = None
         global_step=int(ckpt.get(GLOBAL_STEP_KEY, 0)),
         used_ema=used_ema,
         licences=checkpoint_licences(ckpt),
+        sketch_tables=sketch_tables,
     )
 
 
