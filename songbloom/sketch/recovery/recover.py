@@ -1,7 +1,7 @@
 """Sketch-id recovery end to end: a base model's own sketch ids, recovered as a codebook artifact, and judged.
 
-Three stages, each resumable, all in one work folder (``python -m songbloom.sketch recover``; see
-docs/sketch_recovery.md):
+Three stages, each resumable, all in one work folder (several may run in one call, in this order;
+``python -m songbloom.sketch recover``, see docs/sketch_recovery.md):
 
 - ``generate``: the self-distillation corpus (:func:`~songbloom.sketch.recovery.corpus.generate_corpus`) in
   ``<work_dir>/corpus``: songs the base model sings from the requests JSONL, with the ids it sampled and MuQ
@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -359,29 +360,39 @@ class Recovery:
 
     # -------------------------------------------------------------------- all
     def run(
-        self, stage: str = "all", *, corpus_settings: CorpusSettings | None = None, task_index: int | None = None,
-        num_tasks: int | None = None,
+        self, stages: str | Sequence[str] = "all", *, corpus_settings: CorpusSettings | None = None,
+        task_index: int | None = None, num_tasks: int | None = None,
     ) -> RecoveryResult:
-        """Run one stage, or ``all``: the whole corpus here (every task), the fit, and the report when held-out
-        songs are configured."""
-        if stage not in STAGES:
-            raise ValueError(f"stage {stage!r}: choose from {STAGES}")
-        if stage == "all" and (task_index is not None or num_tasks is not None):
-            raise ValueError("--stage all makes every song of the corpus here; --task-index/--num-tasks belong to "
-                             "--stage generate (one array task)")
+        """Run stages in order (``generate``, ``fit``, ``report``); ``all`` is the whole corpus here (every task),
+        the fit, and the report when held-out songs are configured."""
+        wanted = parse_stages(stages)
+        if "all" in ([stages] if isinstance(stages, str) else list(stages)):
+            if task_index is not None or num_tasks is not None:
+                raise ValueError("--stage all makes every song of the corpus here; --task-index/--num-tasks belong "
+                                 "to --stage generate (one array task)")
+            task_index, num_tasks = 0, 1
+            if self.config.report is None:
+                wanted.discard("report")
         result = RecoveryResult()
-        if stage in ("all", "generate"):
-            if stage == "all":
-                task_index, num_tasks = 0, 1
+        if "generate" in wanted:
             result.corpus = self.generate(corpus_settings, task_index=task_index, num_tasks=num_tasks)
-        if stage in ("all", "fit"):
+        if "fit" in wanted:
             result.codebook = self.fit()
             result.codebook_path = self.config.codebook_path
-        if stage == "report" or (stage == "all" and self.config.report is not None):
+        if "report" in wanted:
             result.report = self.report()
         return result
 
 
-def recover(config: RecoveryConfig, stage: str = "all", **kwargs: Any) -> RecoveryResult:
-    """Run a recovery stage (see :meth:`Recovery.run`): the Python form of ``python -m songbloom.sketch recover``."""
-    return Recovery(config).run(stage, **kwargs)
+def parse_stages(stages: str | Sequence[str]) -> set[str]:
+    """The stages to run (``all`` = every one); ValueError naming an unknown one."""
+    names = [stages] if isinstance(stages, str) else list(stages)
+    unknown = [s for s in names if s not in STAGES]
+    if unknown or not names:
+        raise ValueError(f"stage(s) {unknown or names}: choose from {', '.join(STAGES)}")
+    return {"generate", "fit", "report"} if "all" in names else set(names)
+
+
+def recover(config: RecoveryConfig, stages: str | Sequence[str] = "all", **kwargs: Any) -> RecoveryResult:
+    """Run recovery stages (see :meth:`Recovery.run`): the Python form of ``python -m songbloom.sketch recover``."""
+    return Recovery(config).run(stages, **kwargs)

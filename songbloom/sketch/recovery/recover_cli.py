@@ -26,9 +26,9 @@ logger = logging.getLogger(__name__)
 
 def add_recover_arguments(p: argparse.ArgumentParser) -> None:
     """Every flag of ``recover`` on ``p``."""
-    p.add_argument("--stage", choices=STAGES, default="all",
-                   help="generate (one array task of the corpus), fit, report, or all (every task here, the fit, "
-                        "and the report when --heldout is given)")
+    p.add_argument("--stage", choices=STAGES, nargs="+", default=["all"],
+                   help="generate (one array task of the corpus), fit, report (several run in that order), or all "
+                        "(every task here, the fit, and the report when --heldout is given)")
     p.add_argument("--work-dir", required=True, help="corpus, caches and the report live here (resumable)")
     p.add_argument("--out", default=None, help="the recovered codebook (default: WORK_DIR/recovered_codebook"
                                                ".safetensors)")
@@ -134,7 +134,7 @@ def run_recover(args: argparse.Namespace) -> int:
     """The ``recover`` subcommand; 1 when songs of this task could not be generated, else 0."""
     rec = Recovery(config_from_args(args))
     settings = None
-    if args.stage in ("all", "generate"):
+    if {"all", "generate"} & set(args.stage):
         corpus_args = argparse.Namespace(**{**vars(args), "layers": args.layers or [-1]})
         settings = corpus_settings_from_args(corpus_args, rec.base.bundle.config)
     result = rec.run(args.stage, corpus_settings=settings, task_index=args.task_index, num_tasks=args.num_tasks)
@@ -145,7 +145,7 @@ def run_recover(args: argparse.Namespace) -> int:
     if result.report is not None:
         print(format_report(result.report))
         print(f"report: {rec.config.report_file}")
-    elif args.stage == "all":
+    elif "all" in args.stage:
         print("no --heldout songs given: no report (run --stage report --heldout songs.jsonl to compare with a "
               "fresh k-means codebook)")
     return 1 if result.corpus is not None and result.corpus.failed else 0
