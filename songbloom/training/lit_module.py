@@ -264,6 +264,7 @@ class SongBloomLitModule(L.LightningModule):
             checkpoint[FROZEN_BASE_DROPPED_KEY] = len(frozen)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._check_sketch_tables(checkpoint.get(SKETCH_TABLES_KEY))
         trainable = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
         missing = sorted(trainable - set(checkpoint["state_dict"]))
         if missing:
@@ -275,6 +276,18 @@ class SongBloomLitModule(L.LightningModule):
         self._ema_seen_step = int(checkpoint.get(EMA_SEEN_STEP_KEY, checkpoint.get(GLOBAL_STEP_KEY, 0)))
         self._grads_checked = True  # checked on the run's first step already
         self._pending_rng = rng_state_for_rank(checkpoint, *self._rank_and_world())
+
+    def _check_sketch_tables(self, recorded: Any) -> None:
+        """A resumed run must treat the sketch tables as it did when it wrote the checkpoint."""
+        if not isinstance(recorded, dict) or self.sketch_tables is None:
+            return
+        if recorded.get("mode") != self.sketch_tables.get("mode"):
+            raise ValueError(
+                f"the checkpoint's run treated the sketch tables as {recorded.get('mode')!r} "
+                f"({recorded.get('reason')}), this run resolves {self.sketch_tables.get('mode')!r} "
+                f"({self.sketch_tables.get('reason')}): did sketch.codebook_path, the codebook file, the init weights "
+                "or trainable.recovered_tables change? Restore them, or start a new run"
+            )
 
     def _rank_and_world(self) -> tuple[int, int]:
         if self._trainer is not None:

@@ -41,32 +41,36 @@ def other_tables_sha256() -> str:
     return sketch_tables_sha256(SongBloomModel(SongBloomConfig.from_name("tiny").model))
 
 
+def recovered_overrides(root: Path, release: Path, codebook: Path, extra: tuple[str, ...] = ()) -> list[str]:
+    return [
+        f"paths.root_dir={root}",
+        "experiment=japanese_lora",
+        *TINY_CPU,
+        f"init.release_dir={release}",
+        f"sketch.codebook_path={codebook}",
+        "trainer.max_steps=2",
+        "training.track_grad_coverage=true",
+        "training.condition_dropout=false",
+        "training.optim.lr=3e-3",
+        "run_name=recovered",
+        *extra,
+    ]
+
+
 def recovered_run(root: Path, *, same_tables: bool = True, overrides: tuple[str, ...] = ()) -> dict:
     """``experiment=japanese_lora`` for two steps on a tiny release with a codebook recovered from its tables (or
-    from other tables); returns ``run_flat``'s dict plus ``release_dir`` and ``release_sd``."""
+    from other tables); returns ``run_flat``'s dict plus ``release_dir``, ``release_sd`` and ``codebook``."""
     release = write_tiny_release_with_vae(root / "release")
     release_sd = release_generator(release)
     sha = sketch_tables_sha256(release_sd) if same_tables else other_tables_sha256()
-    num_codes = SongBloomConfig.from_name("tiny").model.num_pitch
-    codebook = write_recovered_codebook(root / "recovered.safetensors", sha, num_codes)
-    cfg = compose_config(
-        [
-            f"paths.root_dir={root}",
-            "experiment=japanese_lora",
-            *TINY_CPU,
-            f"init.release_dir={release}",
-            f"sketch.codebook_path={codebook}",
-            "trainer.max_steps=2",
-            "training.track_grad_coverage=true",
-            "training.condition_dropout=false",
-            "training.optim.lr=3e-3",
-            "run_name=recovered",
-            *overrides,
-        ]
-    )
-    result = run_flat(cfg)
-    result.update(release_dir=release, release_sd=release_sd, codebook=codebook)
+    codebook = write_recovered_codebook(root / "recovered.safetensors", sha, tiny_num_pitch())
+    result = run_flat(compose_config(recovered_overrides(root, release, codebook, overrides)))
+    result.update(release_dir=release, release_sd=release_sd, codebook=codebook, root=root)
     return result
+
+
+def tiny_num_pitch() -> int:
+    return SongBloomConfig.from_name("tiny").model.num_pitch
 
 
 def table_values(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

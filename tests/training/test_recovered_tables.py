@@ -17,7 +17,15 @@ from songbloom.building.sketch_tables import SKETCH_TABLE_KEYS, sketch_tables_sh
 from songbloom.checkpoints.formats.training import load_training_checkpoint
 from songbloom.checkpoints.keys import SKETCH_TABLES_KEY
 from songbloom.checkpoints.release_state import read_release_checkpoint
-from tests.training.recovered import recovered_run, table_values
+from tests.training.conftest import compose_config, run_flat
+from tests.training.recovered import (
+    other_tables_sha256,
+    recovered_overrides,
+    recovered_run,
+    table_values,
+    tiny_num_pitch,
+    write_recovered_codebook,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -91,6 +99,16 @@ def test_exports_hold_the_release_tables_bit_for_bit(same_base):
     assert adapter_cfg["modules_to_save"] == ["condition_provider.conditioners.lyrics.output_proj"]
     config = json.loads((Path(same_base["run_dir"]) / "export" / "config.json").read_text())
     assert config["sketch_tables"]["mode"] == "frozen"
+
+
+def test_resume_refuses_a_changed_layout(same_base):
+    """The codebook file now names other tables: resuming would train tables the checkpoint kept frozen."""
+    write_recovered_codebook(same_base["codebook"], other_tables_sha256(), tiny_num_pitch())
+    ckpt = Path(same_base["run_dir"]) / "checkpoints" / "last.ckpt"
+    extra = ("trainer.max_steps=3", "allow_config_change=true", f"resume={ckpt}", "export.enabled=false")
+    cfg = compose_config(recovered_overrides(same_base["root"], same_base["release_dir"], same_base["codebook"], extra))
+    with pytest.raises(ValueError, match=r"treated the sketch tables as 'frozen'.*resolves 'train'"):
+        run_flat(cfg)
 
 
 def test_tables_of_other_base_weights_warn_and_train(tmp_path: Path):
