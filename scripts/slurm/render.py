@@ -97,7 +97,7 @@ def check_script(script: str) -> list[str]:
         problems.append("#SBATCH --requeue missing: the job cannot be requeued after preemption")
     if opts.get("--open-mode") != "append":
         problems.append("#SBATCH --open-mode=append missing: a requeue would truncate the log")
-    if "--array" not in opts:
+    if "--array" not in opts and re.search(r"\btrain\.py\b", " ".join(srun)):  # a training job
         if not re.match(r"^(SIG)?[A-Z0-9]+@\d+$", opts.get("--signal", "")):
             problems.append("#SBATCH --signal=<SIG>@<seconds> missing: no warning before the time limit")
         train = " ".join(srun)

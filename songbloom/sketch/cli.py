@@ -1,4 +1,5 @@
-"""``python -m songbloom.sketch {train,tokenize,eval,info}``: codebook training, tokenisation, evaluation, inspection.
+"""``python -m songbloom.sketch {train,tokenize,eval,info,recover}``: codebook training, tokenisation, evaluation,
+inspection, and recovery of a base model's own sketch ids (docs/sketch_recovery.md).
 
 Also the ``songbloom-sketch`` command (``songbloom.cli.sketch``). The code lives here, in the sketch layer, so that
 ``python -m songbloom.sketch`` runs it without an upward import (``songbloom/sketch/__main__.py`` only calls ``main``).
@@ -100,6 +101,13 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="what a codebook artifact is: kind, size, MuQ, hash, recovered from which base")
     i.add_argument("--codebook", required=True)
     i.add_argument("--json", action="store_true", help="print the whole metadata as JSON")
+
+    r = sub.add_parser("recover", help="recover a base model's own sketch ids as a codebook (corpus, fit, report)",
+                       description="Generate a self-distillation corpus with the base model, fit a tokenizer from "
+                                   "audio to its sketch ids, and report on your songs (docs/sketch_recovery.md).")
+    from songbloom.sketch.recovery.recover_cli import add_recover_arguments
+
+    add_recover_arguments(r)
     return parser
 
 
@@ -240,12 +248,19 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_recover(args: argparse.Namespace) -> int:
+    from songbloom.sketch.recovery.recover_cli import run_recover
+
+    return run_recover(args)
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        commands = {"train": _cmd_train, "tokenize": _cmd_tokenize, "eval": _cmd_eval, "info": _cmd_info}
+        commands = {"train": _cmd_train, "tokenize": _cmd_tokenize, "eval": _cmd_eval, "info": _cmd_info,
+                    "recover": _cmd_recover}
         return commands[args.command](args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,0 +1,130 @@
+"""``python -m songbloom.sketch recover`` stage by stage on a tiny release-format model: two array tasks of the corpus,
+the fit (without the base model), the report on held-out songs, and an ``all`` rerun that finds everything done."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from songbloom.building.sketch_tables import sketch_tables_sha256
+from songbloom.checkpoints.bundle import SongBloom
+from songbloom.checkpoints.fingerprint import file_fingerprint
+from songbloom.sketch import SketchTokenizer, load_codebook, load_muq, recovered_codebook
+from songbloom.sketch.cli import main
+from songbloom.sketch.recovery import corpus_status, load_corpus
+from tests.sketch.recovery.conftest import one_thread
+from tests.sketch.recovery.recover_world import BASE_NAME, World, build_world
+
+SONGS = ["--songs-per-request", "2"]  # 3 request lines x 2 = 6 songs
+
+
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory) -> tuple[World, dict[str, str]]:
+    """The world after generate (task 0 and 1 of 2), fit and report, run as separate commands; their outputs."""
+    world = build_world(tmp_path_factory.mktemp("recover_stages"))
+    outputs = {}
+    capture = _Capture()
+    with one_thread():
+        for name, stage in (("task0", ["--stage", "generate", "--task-index", "0", "--num-tasks", "2"]),
+                            ("task1", ["--stage", "generate", "--task-index", "1", "--num-tasks", "2"])):
+            outputs[name] = capture.run(world.args("work", *SONGS, *stage))
+        # The fit needs no base model: the corpus plan says what it needs.
+        fit_args = [a for a in world.args("work", *SONGS, "--stage", "fit")]
+        i = fit_args.index("--base")
+        outputs["fit"] = capture.run(fit_args[:i] + fit_args[i + 2 :])
+        outputs["report"] = capture.run(world.args("work", *SONGS, "--stage", "report", "--heldout",
+                                                   str(world.heldout)))
+    return world, outputs
+
+
+class _Capture:
+    """Run ``main`` and return what it printed (stdout + stderr), asserting exit code 0."""
+
+    def run(self, argv: list[str]) -> str:
+        import contextlib
+        import io
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = main(argv)
+        assert code == 0, out.getvalue()[-3000:]
+        return out.getvalue()
+
+
+def test_array_tasks_make_disjoint_parts_of_one_corpus(staged):
+    world, outputs = staged
+    corpus = world.root / "work" / "corpus"
+    assert "corpus task 0/2: 3 song(s) written" in outputs["task0"]
+    assert "corpus task 1/2: 3 song(s) written" in outputs["task1"]
+    status = corpus_status(corpus)
+    assert status.complete and status.planned == 6 and status.done == 6 and status.num_tasks == 2
+    base = load_corpus(corpus)[0].meta["base"]
+    model = SongBloom.from_release_dir(world.base).model
+    # The base's description in the corpus: the training name and the sketch tables' hash.
+    assert base["name"] == BASE_NAME and base["sketch_tables_sha256"] == sketch_tables_sha256(model)
+
+
+def test_artifact_is_a_linear_probe_recovered_from_the_base(staged):
+    world, outputs = staged
+    path = world.root / "work" / "recovered_codebook.safetensors"
+    assert f"recovered codebook: {path}" in outputs["fit"] and "kind=linear_probe" in outputs["fit"]
+    cb = load_codebook(path)
+    assert cb.tokenizer_kind == "linear_probe" and cb.num_codes == 64 and cb.metadata["feature_dim"] == 64
+    assert cb.metadata["muq_model_id"] == str(world.muq.resolve()) and cb.metadata["muq_layer"] == 2
+    rec = cb.recovery
+    model = SongBloom.from_release_dir(world.base).model
+    assert rec["base"] == {"name": BASE_NAME, "sketch_tables_sha256": sketch_tables_sha256(model), "num_pitch": 64,
+                           "file_fingerprint": file_fingerprint(world.base / f"{BASE_NAME}.pt")}
+    assert rec["method"] == "linear_probe_self_distillation"
+    status = corpus_status(world.root / "work" / "corpus")
+    assert (rec["corpus"]["songs"], rec["corpus"]["frames"]) == (6, status.frames)
+    assert math.isclose(rec["corpus"]["seconds"], status.frames / 25)
+    for key in ("agreement", "agreement_top5", "cross_entropy", "most_frequent_code_rate", "heldout_songs"):
+        assert 0 <= rec["metrics"][key] < math.inf, key
+    # What training reads: the tables this codebook belongs to.
+    assert recovered_codebook(path).sketch_tables_sha256 == sketch_tables_sha256(model)
+    # A consumer tokenises audio with it as with any codebook.
+    tok = SketchTokenizer(cb, muq=load_muq(world.muq))
+    import soundfile as sf
+    import torch
+
+    wav, sr = sf.read(world.root / "data" / "h0.wav", dtype="float32")
+    ids = tok.tokenize(torch.from_numpy(wav.mean(1)), sr)
+    assert ids.shape == (1, 50) and int(ids.max()) < 64
+
+
+def test_report_compares_recovered_with_fresh_ids(staged):
+    world, outputs = staged
+    report = json.loads((world.root / "work" / "report.json").read_text())
+    for key in ("ar_loss", "flow_loss", "ar_info", "entropy", "change_rate", "codes_used"):
+        assert set(report[key]) == {"recovered", "fresh"}, key
+        assert all(math.isfinite(v) for v in report[key].values()), key
+    assert report["format"] == "songbloom-sketch-recovery-report" and report["base"]["name"] == BASE_NAME
+    assert report["codebooks"]["recovered"]["tables_match"] is True
+    assert report["codebooks"]["fresh"]["num_codes"] == 64 and report["songs"]["count"] == 3
+    # 2 s, 2 s and 1.8 s songs, cut to whole patches of 4 frames.
+    assert report["songs"]["frames"] == 48 + 48 + 44 and report["skipped"] == []
+    assert report["verdict"]["better"] in ("recovered", "fresh", "mixed") and report["verdict"]["text"]
+    assert math.isclose(report["reference"]["ln_num_pitch"], math.log(64))
+    assert "AR loss (nats)" in outputs["report"] and "verdict:" in outputs["report"]
+    assert (world.root / "work" / "report" / "fresh_kmeans.safetensors").is_file()
+
+
+def test_all_after_the_stages_redoes_nothing_and_reuses_the_encodings(staged, tmp_path: Path):
+    world, _ = staged
+    work = world.root / "work"
+    codebook = work / "recovered_codebook.safetensors"
+    before = codebook.stat().st_mtime_ns
+    cached = sorted((work / "report" / "songs").iterdir())
+    with one_thread():
+        out = _Capture().run(world.args("work", *SONGS, "--heldout", str(world.heldout),
+                                        "--report-out", str(tmp_path / "again.json")))
+    assert "corpus task 0/1: 0 song(s) written (0 frames), 6 already done" in out
+    assert codebook.stat().st_mtime_ns == before  # fitted on this corpus with these settings: kept
+    assert sorted((work / "report" / "songs").iterdir()) == cached
+    first = json.loads((work / "report.json").read_text())
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert again["ar_loss"] == first["ar_loss"] and again["flow_loss"] == first["flow_loss"]
