@@ -45,11 +45,11 @@ class ProxySettings:
     num_codes: int = 64
     finetune_frames_per_code: int = 4
     song_frames: int = 200
-    teacher_songs: int = 120
+    teacher_songs: int = 240
     heldout_songs: int = 24
     teacher_steps: int = 1000
     teacher_lr: float = 3e-3
-    corpus_requests: int = 40
+    corpus_requests: int = 60
     songs_per_request: int = 3
     probe_epochs: int = 60
     finetune_heldout_songs: int = 16
@@ -255,4 +255,10 @@ def run_benchmark(settings: ProxySettings, work: Path) -> dict[str, Any]:
     result["passed"] = bool(verdict["passed"] and control_ok)
     result["settings"] = settings.as_dict()
     result["seconds"] = {**main.seconds, "total": time.perf_counter() - t0}
+    (work / "result.json").write_text(json.dumps(result, indent=1, sort_keys=True, default=float), encoding="utf-8")
+    logger.info("proxy %s: id agreement %.3f (most frequent code %.3f, ceiling %.3f), gap closed AR %.2f flow %.2f, "
+                "control %s; %.0f s", "PASSED" if result["passed"] else "NOT PASSED", result["id_agreement"],
+                result["most_frequent_code_rate"], result["roundtrip_ceiling"], verdict["gap_closed"]["ar"],
+                verdict["gap_closed"]["flow"], "failed as required" if control_ok else "PASSED (bad)",
+                result["seconds"]["total"])
     return result

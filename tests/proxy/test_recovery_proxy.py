@@ -6,9 +6,9 @@ from pathlib import Path
 from songbloom.proxy import ProxySettings, run_benchmark
 
 CI_SETTINGS = ProxySettings(
-    seed=1, num_codes=16, song_frames=100, teacher_songs=80, heldout_songs=12, teacher_steps=300,
-    corpus_requests=16, songs_per_request=2, probe_epochs=40, downstream=None, control=True,
-    control_teacher_steps=200,
+    seed=1, num_codes=16, song_frames=100, teacher_songs=64, heldout_songs=12, teacher_steps=240,
+    corpus_requests=16, songs_per_request=2, probe_epochs=30, downstream=None, control=True,
+    control_teacher_steps=120,
 )
 
 

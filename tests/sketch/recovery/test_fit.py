@@ -1,0 +1,64 @@
+"""The probe fit: it recovers a hidden linear quantiser from noisy labels, picks the right layer, holds out songs."""
+
+import pytest
+import torch
+
+from songbloom.sketch.recovery.fit import ProbeFitSettings, fit_probe, split_corpus
+
+
+def _corpus(num_songs: int = 30, frames: int = 60, dim: int = 12, codes: int = 8, noise: float = 0.2, seed: int = 0,
+            proj_seed: int = 0):
+    """Three 'layers'; ids come from nearest centres of a random projection of layer 1, a share of them flipped."""
+    gp = torch.Generator().manual_seed(proj_seed)  # the hidden quantiser; the songs come from ``seed``
+    proj = torch.randn(dim, 4, generator=gp)
+    centers = torch.randn(codes, 4, generator=gp) * 2
+    g = torch.Generator().manual_seed(seed + 100)
+    feats, ids, truth = [], [], []
+    for _ in range(num_songs):
+        layers = torch.randn(3, frames, dim, generator=g)
+        true = torch.cdist(layers[1] @ proj, centers).argmin(-1)
+        noisy = torch.where(torch.rand(frames, generator=g) < noise, torch.randint(0, codes, (frames,), generator=g),
+                            true)
+        feats.append(layers)
+        ids.append(noisy)
+        truth.append(true)
+    return feats, ids, truth
+
+
+def test_probe_finds_the_layer_and_the_quantiser_through_label_noise() -> None:
+    feats, ids, _ = _corpus(num_songs=60)
+    settings = ProbeFitSettings(epochs=150, batch_frames=1024, lr=0.05, seed=0)
+    split = split_corpus(feats, ids, (0, 1, 2), settings)
+    probe = fit_probe(split, 8, settings)
+    assert probe.layer == 1
+    assert probe.per_layer[1]["agreement"] > probe.per_layer[0]["agreement"] + 0.3
+    # on new songs the probe follows the noise-free quantiser (chance is 1/8; clean labels give > 0.93)
+    new_feats, _, new_truth = _corpus(num_songs=10, seed=1)
+    pred = torch.cat([probe.predict(f[1]) for f in new_feats])
+    assert (pred == torch.cat(new_truth)).float().mean() > 0.8
+    clean_feats, clean_ids, _ = _corpus(num_songs=60, noise=0.0)
+    one_layer = ProbeFitSettings(epochs=150, batch_frames=1024, lr=0.05, seed=0, layers=(1,))
+    clean = fit_probe(split_corpus(clean_feats, clean_ids, (0, 1, 2), one_layer), 8, one_layer)
+    assert (torch.cat([clean.predict(f[1]) for f in new_feats]) == torch.cat(new_truth)).float().mean() > 0.93
+    assert probe.metrics["heldout_songs"] == 6 and probe.metrics["train_songs"] == 54
+
+
+def test_split_holds_out_whole_songs() -> None:
+    feats, ids, _ = _corpus(num_songs=10, frames=7)
+    split = split_corpus(feats, ids, (0, 1, 2), ProbeFitSettings(heldout_fraction=0.2, seed=3))
+    assert split.heldout_ids.numel() == 2 * 7 and split.train_ids.numel() == 8 * 7
+    assert set(split.train_features) == {0, 1, 2}
+
+
+def test_bad_settings_and_inputs_are_refused() -> None:
+    with pytest.raises(ValueError, match="heldout_fraction"):
+        ProbeFitSettings(heldout_fraction=1.0)
+    feats, ids, _ = _corpus(num_songs=1)
+    with pytest.raises(ValueError, match="at least 2"):
+        split_corpus(feats, ids, (0, 1, 2), ProbeFitSettings())
+    feats, ids, _ = _corpus(num_songs=4)
+    split = split_corpus(feats, ids, (0, 1, 2), ProbeFitSettings())
+    with pytest.raises(ValueError, match="outside"):
+        fit_probe(split, 4, ProbeFitSettings(epochs=1))
+    with pytest.raises(ValueError, match="layer 5"):
+        fit_probe(split, 8, ProbeFitSettings(epochs=1, layers=(5,)))
