@@ -303,6 +303,9 @@ class Recovery:
         settings = c.report
         if settings is None:
             raise ValueError("--heldout is required for the report (a JSONL of your songs: audio, lyrics)")
+        if not c.codebook_path.is_file():
+            raise FileNotFoundError(f"{c.codebook_path}: no recovered codebook yet; run the fit first (--stage fit, "
+                                    "or --stage all), or pass the codebook with --out")
         recovered = load_codebook(c.codebook_path)
         _check_muq(f"the codebook {c.codebook_path}", recovered.metadata.get("muq_fingerprint"), self.muq)
         rec_layer, fresh_layer = self._report_layers(recovered, settings)

@@ -32,7 +32,7 @@ def staged(tmp_path_factory) -> tuple[World, dict[str, str]]:
                             ("task1", ["--stage", "generate", "--task-index", "1", "--num-tasks", "2"])):
             outputs[name] = capture.run(world.args("work", *SONGS, *stage))
         # The fit needs no base model: the corpus plan says what it needs.
-        fit_args = [a for a in world.args("work", *SONGS, "--stage", "fit")]
+        fit_args = world.args("work", *SONGS, "--stage", "fit")
         i = fit_args.index("--base")
         outputs["fit"] = capture.run(fit_args[:i] + fit_args[i + 2 :])
         outputs["report"] = capture.run(world.args("work", *SONGS, "--stage", "report", "--heldout",
