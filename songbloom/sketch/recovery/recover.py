@@ -213,11 +213,10 @@ class Recovery:
         if self.config.requests is None:
             raise ValueError("--requests is required to generate the corpus (a JSONL of idx, lyrics, prompt_wav)")
         extractor = MuQFeatureExtractor(self.muq.model, device=self.devices.device)
-        report = generate_corpus(
+        return generate_corpus(
             self.base.bundle, self.config.requests, self.config.corpus_dir, extractor, settings,
             task_index=task_index, num_tasks=num_tasks, base=self.base.corpus_facts(), progress=self.config.progress,
         )  # fmt: skip
-        return report
 
     # -------------------------------------------------------------------- fit
     def _kept_codebook(self, plan: CorpusPlan, record: dict[str, Any]) -> SketchCodebook | None:
