@@ -1,0 +1,258 @@
+"""The proxy end to end: teacher, recovery in a subprocess that sees only the teacher's export, scores, verdict.
+
+1. A scenario (world, tiny random MuQ, hidden tokenizer) and a tiny SongBloom teacher trained on its ids.
+2. The teacher is exported in the release format with the proxy VAE; prompts and lyrics become an infer.py JSONL.
+3. The hidden tokenizer's folder is deleted; ``python -m songbloom.sketch recover`` runs in a subprocess with the
+   export, the MuQ folder and the JSONL only.
+4. The recovered codebook is scored on held-out songs against the hidden ids, a permutation of them and a fresh
+   k-means codebook; optionally the downstream LoRA routes; the negative control repeats 1-4 with ids
+   independent of the audio and must fail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import soundfile as sf
+import torch
+
+from songbloom.checkpoints.formats.release import export_release
+from songbloom.proxy.downstream import DownstreamSettings, RouteData, run_route, separation
+from songbloom.proxy.scenario import Scenario, attach_features, attach_lyric_ids, build_scenario
+from songbloom.proxy.scoring import FreshKMeans, codebook_ids, id_metrics, judge
+from songbloom.proxy.teacher import FitSettings, song_samples, teacher_config, train_teacher
+from songbloom.proxy.world import SAMPLE_RATE, Song
+from songbloom.sketch import load_codebook
+from songbloom.sketch.recovery.evaluate import EvalSong, teacher_forced_losses
+from songbloom.text.vocab import Vocabulary
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ProxySettings:
+    seed: int = 0
+    num_codes: int = 64
+    finetune_frames_per_code: int = 4
+    song_frames: int = 200
+    teacher_songs: int = 120
+    heldout_songs: int = 24
+    teacher_steps: int = 1000
+    teacher_lr: float = 3e-3
+    corpus_requests: int = 40
+    songs_per_request: int = 3
+    probe_epochs: int = 60
+    finetune_heldout_songs: int = 16
+    downstream: DownstreamSettings | None = field(default_factory=DownstreamSettings)
+    control: bool = True
+    control_teacher_steps: int | None = None  # None: as the teacher
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ScenarioRun:
+    """What one scenario produced: the teacher, the recovered codebook and the held-out id sets."""
+
+    scenario: Scenario
+    teacher: Any
+    codebook_path: Path
+    seconds: dict[str, float]
+
+
+def run_scenario(settings: ProxySettings, work: Path, *, independent_ids: bool) -> ScenarioRun:
+    t0 = time.perf_counter()
+    cfg = teacher_config(settings.num_codes)
+    vocab = Vocabulary(list(cfg.model.lyric_vocab))
+    sc = build_scenario(work, seed=settings.seed, num_codes=settings.num_codes, teacher_songs=settings.teacher_songs,
+                        heldout_songs=settings.heldout_songs, song_frames=settings.song_frames,
+                        independent_ids=independent_ids, vocab=vocab,
+                        lyric_max_len=cfg.model.lyric_max_len)
+    t1 = time.perf_counter()
+    steps = (settings.control_teacher_steps or settings.teacher_steps) if independent_ids else settings.teacher_steps
+    samples = song_samples([s.latents for s in sc.teacher_songs], [s.ids for s in sc.teacher_songs],
+                           [s.extra["lyric_ids"] for s in sc.teacher_songs],
+                           [s.prompt_latents for s in sc.teacher_songs])
+    teacher = train_teacher(settings.num_codes, samples, FitSettings(steps=steps, lr=settings.teacher_lr,
+                                                                     seed=settings.seed))
+    t2 = time.perf_counter()
+    export_dir = work / "teacher_release"
+    export_release(teacher, cfg, sc.world.vae, export_dir, name="proxy_teacher")
+    requests = write_requests(sc, work / "requests", settings)
+    sc.hidden.forget(sc.hidden_dir)  # recovery starts with the hidden tokenizer gone
+    codebook = work / "recovered_codebook.safetensors"
+    run_recovery(export_dir, sc.muq_dir, requests, work / "recovery", codebook, settings)
+    t3 = time.perf_counter()
+    return ScenarioRun(sc, teacher, codebook, {"world": t1 - t0, "teacher": t2 - t1, "recovery": t3 - t2})
+
+
+def write_requests(sc: Scenario, folder: Path, settings: ProxySettings) -> Path:
+    """An infer.py JSONL of new lyrics and prompts in the teacher's timbres (prompt audio as 48 kHz wav files)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    songs = sc.world.songs("request_", settings.corpus_requests, sc.world.teacher_styles, settings.seed * 10 + 3)
+    lines = []
+    for song in songs:
+        wav = folder / f"{song.name}.wav"
+        sf.write(str(wav), song.prompt_audio.numpy(), SAMPLE_RATE, subtype="FLOAT")
+        lines.append(json.dumps({"idx": song.name, "lyrics": song.lyrics, "prompt_wav": wav.name}, ensure_ascii=False))
+    path = folder / "requests.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def recover_argv(export_dir: Path, muq_dir: Path, requests: Path, work: Path, out: Path,
+                 settings: ProxySettings) -> list[str]:
+    return [sys.executable, "-m", "songbloom.sketch", "recover", "--base", str(export_dir), "--muq", str(muq_dir),
+            "--requests", str(requests), "--work-dir", str(work), "--out", str(out),
+            "--songs-per-request", str(settings.songs_per_request), "--corpus-seed", str(settings.seed),
+            "--probe-epochs", str(settings.probe_epochs), "--device", "cpu", "--no-progress",
+            "--corpus-batch-size", "16", "--no-corpus-audio",
+            # the teacher learned songs of song_frames; a little more lets EOS come where it learned it
+            "--max-duration", f"{settings.song_frames / 25 + 2:g}"]
+
+
+def run_recovery(export_dir: Path, muq_dir: Path, requests: Path, work: Path, out: Path,
+                 settings: ProxySettings) -> None:
+    """The recovery as a user runs it, in its own process: it can only read what its arguments name."""
+    argv = recover_argv(export_dir, muq_dir, requests, work, out, settings)
+    logger.info("recovery: %s", " ".join(argv))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    log = work.parent / "recovery.log"
+    log.write_text(proc.stdout + proc.stderr, encoding="utf-8")
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr)[-3000:]
+        raise RuntimeError(f"the recovery subprocess failed (exit {proc.returncode}); log {log}:\n{tail}")
+
+
+def roundtrip_ceiling(sc: Scenario) -> float:
+    """Share of hidden ids that survive audio -> VAE encode -> decode -> MuQ: the most any tokenizer can match."""
+    vae = sc.world.vae
+    with torch.no_grad():
+        decoded = [vae.decode(vae.encode(s.audio[None, None], sample=False))[0].mean(0) for s in sc.heldout_songs]
+    copies = [Song(s.name, s.style, s.notes, s.latents, a, s.prompt_latents, s.prompt_audio, s.lyrics)
+              for s, a in zip(sc.heldout_songs, decoded, strict=True)]
+    attach_features(sc.muq, copies)
+    layer = sc.hidden.layer
+    hits = sum(int((sc.hidden.ids(c.extra["features"][layer]) == s.ids).sum())
+               for c, s in zip(copies, sc.heldout_songs, strict=True)) if not sc.independent_ids else None
+    if hits is None:  # independent ids: the ceiling is the ids' own survival, which is 1 by construction
+        return 1.0
+    return hits / sum(s.ids.numel() for s in sc.heldout_songs)
+
+
+def eval_songs(songs: list[Song]) -> list[EvalSong]:
+    return [EvalSong(s.latents, s.extra["lyric_ids"], s.prompt_latents) for s in songs]
+
+
+def score_scenario(run: ScenarioRun, settings: ProxySettings) -> dict[str, Any]:
+    sc = run.scenario
+    k = settings.num_codes
+    codebook = load_codebook(run.codebook_path)
+    held = sc.heldout_songs
+    hidden = [s.ids for s in held]
+    recovered, top5 = codebook_ids(codebook, held)
+    fresh = FreshKMeans(sc.teacher_songs, k, settings.seed).ids(held)
+    perm_map = torch.randperm(k, generator=torch.Generator().manual_seed(settings.seed + 12345))
+    perm = [perm_map[h] for h in hidden]
+    losses = teacher_forced_losses(run.teacher, eval_songs(held),
+                                   {"hidden": hidden, "recovered": recovered, "perm": perm, "fresh": fresh},
+                                   seed=settings.seed + 777)
+    result: dict[str, Any] = id_metrics(hidden, recovered, top5, fresh, k)
+    result["roundtrip_ceiling"] = roundtrip_ceiling(sc)
+    result["ar_loss"] = {name: v.ar for name, v in losses.items()}
+    result["flow_loss"] = {name: v.flow for name, v in losses.items()}
+    result["recovery_metadata"] = {key: codebook.metadata.get("recovery", {}).get(key)
+                                   for key in ("method", "corpus", "metrics")}
+    result["muq_layer"] = {"hidden": sc.hidden.layer, "recovered": int(codebook.metadata["muq_layer"])}
+    return result
+
+
+def finetune_split(sc: Scenario, settings: ProxySettings) -> tuple[list[Song], list[Song]]:
+    """Songs of the unseen timbres: at most ``frames_per_code x K`` frames to train on, and held-out songs."""
+    budget = settings.finetune_frames_per_code * settings.num_codes
+    block = teacher_config(settings.num_codes).model.block_size
+    pieces = []
+    songs = sc.world.songs("finetune_", math.ceil(budget / sc.world.settings.song_frames) + 1, sc.world.new_styles,
+                           settings.seed * 10 + 4)
+    for song in songs:
+        take = min(song.latents.shape[-1], budget) // block * block
+        if take <= 0:
+            break
+        pieces.append(_cut(song, take))
+        budget -= take
+    held = sc.world.songs("finetune_heldout_", settings.finetune_heldout_songs, sc.world.new_styles,
+                          settings.seed * 10 + 5)
+    cfg = teacher_config(settings.num_codes)
+    vocab = Vocabulary(list(cfg.model.lyric_vocab))
+    attach_features(sc.muq, pieces + held)
+    attach_lyric_ids(pieces + held, vocab, cfg.model.lyric_max_len)
+    return pieces, held
+
+
+def _cut(song: Song, frames: int) -> Song:
+    hop = song.audio.shape[0] // song.latents.shape[-1]
+    return Song(song.name, song.style, song.notes[:frames], song.latents[:, :frames], song.audio[: frames * hop],
+                song.prompt_latents, song.prompt_audio, song.lyrics)
+
+
+def run_downstream(run: ScenarioRun, settings: ProxySettings) -> dict[str, Any]:
+    assert settings.downstream is not None
+    sc = run.scenario
+    train, held = finetune_split(sc, settings)
+    codebook = load_codebook(run.codebook_path)
+    fresh = FreshKMeans(train, settings.num_codes, settings.seed)
+    routes = {
+        "recovered_route": RouteData(codebook_ids(codebook, train)[0], codebook_ids(codebook, held)[0],
+                                     codebook_path=run.codebook_path),
+        "fresh_route": RouteData(fresh.ids(train), fresh.ids(held), codebook_path=None),
+    }
+    conditions = [(s.extra["lyric_ids"], s.prompt_latents) for s in train]
+    results = {name: run_route(run.teacher, data, [s.latents for s in train], conditions, eval_songs(held),
+                               settings.downstream) for name, data in routes.items()}
+    out: dict[str, Any] = {name: r.summary() for name, r in results.items()}
+    out["separation_se"] = separation(results["recovered_route"], results["fresh_route"])
+    out["finetune_frames"] = sum(s.latents.shape[-1] for s in train)
+    out["frames_per_code"] = out["finetune_frames"] / settings.num_codes
+    return out
+
+
+def run_benchmark(settings: ProxySettings, work: Path) -> dict[str, Any]:
+    """Everything the benchmark reports (the ``RESULT`` line's object)."""
+    t0 = time.perf_counter()
+    main = run_scenario(settings, work / "scenario", independent_ids=False)
+    result = score_scenario(main, settings)
+    if settings.downstream is not None:
+        t = time.perf_counter()
+        result["downstream"] = run_downstream(main, settings)
+        main.seconds["downstream"] = time.perf_counter() - t
+    verdict = judge(result, with_downstream=settings.downstream is not None)
+    controls: dict[str, Any] = {}
+    if settings.control:
+        ctrl = run_scenario(settings, work / "control", independent_ids=True)
+        c = score_scenario(ctrl, settings)
+        cv = judge(c, with_downstream=False)
+        controls["independent_ids"] = {
+            "id_agreement": c["id_agreement"], "most_frequent_code_rate": c["most_frequent_code_rate"],
+            "ar_loss": c["ar_loss"], "flow_loss": c["flow_loss"], "gap_closed": cv["gap_closed"],
+            "checks": cv["checks"], "valid": cv["valid"], "passed": cv["passed"],
+            "failed_as_required": not cv["passed"], "seconds": ctrl.seconds,
+        }
+    result.update(verdict)
+    result["controls"] = controls
+    control_ok = (not settings.control) or controls["independent_ids"]["failed_as_required"]
+    result["passed"] = bool(verdict["passed"] and control_ok)
+    result["settings"] = settings.as_dict()
+    result["seconds"] = {**main.seconds, "total": time.perf_counter() - t0}
+    return result

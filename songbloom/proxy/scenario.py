@@ -1,0 +1,86 @@
+"""One proxy scenario: the world, its MuQ, the hidden tokenizer, and the songs with their hidden ids.
+
+Everything the recovery must not see lives here (the hidden tokenizer's folder is deleted by the caller before
+recovery starts). ``independent_ids`` builds the negative control: each song gets the hidden ids of another
+song, so the ids keep their statistics but say nothing about the song's audio.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from songbloom.proxy.hidden import HiddenTokenizer, choose_layer, fit_hidden_tokenizer
+from songbloom.proxy.world import SAMPLE_RATE, Song, SongWorld, WorldSettings
+from songbloom.sketch import MuQFeatureExtractor, build_tiny_muq
+from songbloom.sketch.muq_backbone import muq_layer_count
+from songbloom.text.lyric_policy import encode_lyrics
+from songbloom.text.vocab import Vocabulary
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Scenario:
+    world: SongWorld
+    muq: torch.nn.Module
+    muq_dir: Path
+    hidden: HiddenTokenizer
+    hidden_dir: Path
+    teacher_songs: list[Song]
+    heldout_songs: list[Song]
+    independent_ids: bool
+
+    @property
+    def num_codes(self) -> int:
+        return self.hidden.num_codes
+
+
+def all_layer_features(muq: torch.nn.Module, audio: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """MuQ features of every layer, ``[L, F, D]`` per clip, from one forward per window."""
+    ext = MuQFeatureExtractor(muq, layers=tuple(range(muq_layer_count(muq))))
+    return [f.transpose(0, 1).contiguous() for f in ext.extract_many_layers(list(audio), SAMPLE_RATE)]
+
+
+def attach_features(muq: torch.nn.Module, songs: Sequence[Song]) -> None:
+    for song, feats in zip(songs, all_layer_features(muq, [s.audio for s in songs]), strict=True):
+        song.extra["features"] = feats
+
+
+def attach_lyric_ids(songs: Sequence[Song], vocab: Vocabulary, max_len: int) -> None:
+    for song in songs:
+        song.extra["lyric_ids"] = encode_lyrics(song.lyrics, vocab, max_len, language="zh")[0]
+
+
+def build_scenario(work: Path, *, seed: int, num_codes: int, teacher_songs: int, heldout_songs: int,
+                   song_frames: int, independent_ids: bool, vocab: Vocabulary, lyric_max_len: int) -> Scenario:
+    """The world of ``seed``, a tiny random MuQ saved under ``work`` and the hidden tokenizer fitted on it."""
+    world = SongWorld(WorldSettings(seed=seed, num_notes=num_codes, song_frames=song_frames))
+    muq_dir = work / "tiny_muq"
+    muq = build_tiny_muq(seed=seed + 1, out_dir=muq_dir)
+    teacher = world.songs("teacher_", teacher_songs, world.teacher_styles, seed * 10 + 1)
+    heldout = world.songs("heldout_", heldout_songs, world.teacher_styles, seed * 10 + 2)
+    attach_features(muq, teacher + heldout)
+    attach_lyric_ids(teacher + heldout, vocab, lyric_max_len)
+    layer = choose_layer(muq, seed)
+    hidden = fit_hidden_tokenizer([s.extra["features"][layer] for s in teacher], layer, num_codes, seed)
+    hidden_dir = hidden.save(work / "hidden_tokenizer")
+    for s in teacher + heldout:
+        s.ids = hidden.ids(s.extra["features"][layer])
+    if independent_ids:
+        shuffle_ids(teacher)
+        shuffle_ids(heldout)
+    logger.info("proxy world seed %d: %d codes, hidden tokenizer on MuQ layer %d (%s ids)", seed, num_codes, layer,
+                "independent" if independent_ids else "audio")
+    return Scenario(world, muq, muq_dir, hidden, hidden_dir, teacher, heldout, independent_ids)
+
+
+def shuffle_ids(songs: Sequence[Song]) -> None:
+    """Give song i the ids of song i + 1 (same lengths, same statistics, unrelated audio)."""
+    ids = [s.ids for s in songs]
+    for i, s in enumerate(songs):
+        s.ids = ids[(i + 1) % len(ids)].clone()

@@ -1,0 +1,97 @@
+"""Scores of a recovered codebook in the proxy, where the hidden ids are known, and the pass rules of #17."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from songbloom.proxy.world import Song
+from songbloom.sketch import MiniBatchKMeans, SketchCodebook
+from songbloom.sketch.kmeans import nearest_code
+from songbloom.sketch.recovery.evaluate import (
+    agreement,
+    change_rate,
+    gap_closed,
+    matched_agreement,
+    most_frequent_code_rate,
+    unigram_entropy,
+)
+
+FRESH_LAYER = -1  # the k-means route's default MuQ layer (songbloom.sketch train)
+
+
+def codebook_ids(codebook: SketchCodebook, songs: Sequence[Song]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(top-1 ids, top-5 ids) of each song under a codebook, from the song's stored all-layer features."""
+    layer = int(codebook.metadata["muq_layer"])
+    top1, top5 = [], []
+    for s in songs:
+        top = codebook.topk(s.extra["features"][layer], min(5, codebook.num_codes))
+        top1.append(top[:, 0])
+        top5.append(top)
+    return top1, top5
+
+
+class FreshKMeans:
+    """The k-means route of today: ``K`` standardised k-means codes on the last MuQ layer of some songs."""
+
+    def __init__(self, songs: Sequence[Song], num_codes: int, seed: int, iterations: int = 30):
+        x = torch.cat([s.extra["features"][FRESH_LAYER].float() for s in songs])
+        self.mean, self.std = x.mean(0), x.std(0).clamp_min(1e-5)
+        xn = (x - self.mean) / self.std
+        km = MiniBatchKMeans(num_codes, x.shape[1], seed=seed)
+        km.init_kmeans_plus_plus(xn)
+        for _ in range(iterations):
+            km.partial_fit(xn)
+        self.centers = km.centers.detach().clone()
+
+    def ids(self, songs: Sequence[Song]) -> list[torch.Tensor]:
+        return [nearest_code((s.extra["features"][FRESH_LAYER].float() - self.mean) / self.std, self.centers)[0]
+                for s in songs]
+
+
+def id_metrics(hidden: Sequence[torch.Tensor], recovered: Sequence[torch.Tensor], top5: Sequence[torch.Tensor],
+               fresh: Sequence[torch.Tensor], num_codes: int) -> dict[str, Any]:
+    hits5 = sum(int((t5 == h[:, None]).any(-1).sum()) for t5, h in zip(top5, hidden, strict=True))
+    return {
+        "id_agreement": agreement(recovered, hidden),
+        "id_agreement_top5": hits5 / max(1, sum(h.numel() for h in hidden)),
+        "most_frequent_code_rate": most_frequent_code_rate(hidden, num_codes),
+        "fresh_agreement_matched": matched_agreement(fresh, hidden, num_codes, num_codes),
+        "entropy": {"hidden": unigram_entropy(hidden, num_codes), "recovered": unigram_entropy(recovered, num_codes)},
+        "change_rate": {"hidden": change_rate(hidden), "recovered": change_rate(recovered)},
+    }
+
+
+def _within(a: float, b: float, rel: float) -> bool:
+    return abs(a - b) <= rel * abs(b)
+
+
+def judge(result: Mapping[str, Any], *, with_downstream: bool = True) -> dict[str, Any]:
+    """The issue's rules: validity first (the truth must beat the permutation), then every pass check."""
+    ar, flow = result["ar_loss"], result["flow_loss"]
+    validity = {
+        "ar_perm_minus_hidden_ge_0.5": ar["perm"] - ar["hidden"] >= 0.5,
+        "flow_perm_ge_1.1x_hidden": flow["perm"] >= 1.1 * flow["hidden"],
+    }
+    gaps = {"ar": gap_closed(ar["perm"], ar["recovered"], ar["hidden"]),
+            "flow": gap_closed(flow["perm"], flow["recovered"], flow["hidden"])}
+    checks = {
+        "ar_gap_closed_ge_0.5": _ge(gaps["ar"], 0.5),
+        "flow_gap_closed_ge_0.5": _ge(gaps["flow"], 0.5),
+        "entropy_within_10pct": _within(result["entropy"]["recovered"], result["entropy"]["hidden"], 0.10),
+        "change_rate_within_10pct": _within(result["change_rate"]["recovered"], result["change_rate"]["hidden"], 0.10),
+        "agreement_ge_0.7x_ceiling": result["id_agreement"] >= 0.7 * result["roundtrip_ceiling"],
+        "agreement_ge_mfc_plus_0.3": result["id_agreement"] >= result["most_frequent_code_rate"] + 0.3,
+    }
+    if with_downstream:
+        checks["downstream_recovered_beats_fresh_by_2se"] = bool(result["downstream"]["separation_se"] > 2.0)
+    valid = all(validity.values())
+    return {"valid": valid, "validity": validity, "gap_closed": gaps, "checks": checks,
+            "passed": valid and all(checks.values()), "moonshot_0.9": _ge(min(gaps.values()), 0.9)}
+
+
+def _ge(x: float, threshold: float) -> bool:
+    return not math.isnan(x) and x >= threshold

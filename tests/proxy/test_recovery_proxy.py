@@ -1,0 +1,25 @@
+"""The CI-sized proxy of sketch-id recovery: recovery beats the best constant guess where the truth is known, and
+fails where the ids are independent of the audio. (The full benchmark: benchmarks/sketch_recovery.py.)"""
+
+from pathlib import Path
+
+from songbloom.proxy import ProxySettings, run_benchmark
+
+CI_SETTINGS = ProxySettings(
+    seed=1, num_codes=16, song_frames=100, teacher_songs=80, heldout_songs=12, teacher_steps=300,
+    corpus_requests=16, songs_per_request=2, probe_epochs=40, downstream=None, control=True,
+    control_teacher_steps=200,
+)
+
+
+def test_recovery_proxy_finds_the_hidden_ids_and_the_control_fails(tmp_path: Path) -> None:
+    result = run_benchmark(CI_SETTINGS, tmp_path)
+    assert result["id_agreement"] >= result["most_frequent_code_rate"] + 0.2, result
+    assert result["ar_loss"]["recovered"] < result["ar_loss"]["fresh"], result["ar_loss"]
+    control = result["controls"]["independent_ids"]
+    assert control["failed_as_required"], control
+    assert control["id_agreement"] < control["most_frequent_code_rate"] + 0.2, control
+    # the recovery never saw the hidden tokenizer: its folder was deleted before the subprocess started
+    assert not (tmp_path / "scenario" / "hidden_tokenizer").exists()
+    meta = result["recovery_metadata"]
+    assert meta["method"] and meta["corpus"]["songs"] > 0
