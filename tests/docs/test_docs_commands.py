@@ -46,6 +46,22 @@ JA_LYRICS = (
     "python -c \"import json; [print(r['lyrics']) for r in map(json.loads, open('data/ja/songs.jsonl'))]\" "
     "> data/ja/lyrics.txt"
 )
+JA_REQUESTS = (
+    "python -c \"import json; [print(json.dumps({'idx': r['idx'], 'lyrics': r['lyrics'], "
+    "'prompt_wav': r['audio_path']}, ensure_ascii=False)) for r in map(json.loads, open('data/ja/songs.jsonl'))]\" "
+    "> data/ja/requests.jsonl"
+)
+JA_RECOVER = (
+    "python -m songbloom.sketch recover --base ckpts/songbloom_full_150s --requests data/ja/requests.jsonl "
+    "--songs-per-request 8 --layers 6 9 12 --no-corpus-audio --heldout data/ja/songs.jsonl "
+    "--work-dir work/recover_150s --out codebooks/recovered_150s.safetensors --dtype bfloat16 --device cuda"
+)
+# The recovery on the tiny stand-ins: a tiny random MuQ (3 hidden states), 2 songs of 2 s per request, 2 DiT steps.
+TINY_RECOVER = (
+    "--tiny-muq-seed 0 --device cpu --dtype float32 --songs-per-request 2 --layers 1 2 --max-duration 2 --steps 2 "
+    "--no-progress"
+)
+RECOVERED_INFO = "python -m songbloom.sketch info --codebook codebooks/recovered_150s.safetensors"
 JA_CODEBOOK = (
     "python -m songbloom.sketch train --manifest data/ja/songs.jsonl --num-codes 16384 --num-pitch 16384 "
     "--device cuda --work-dir work/sketch_ja --out codebooks/ja_16384.safetensors"
@@ -54,12 +70,12 @@ JA_SHARDS = (
     "python scripts/preprocess.py data/ja/songs.jsonl --out data/ja/shards "
     "--vae-config ckpts/songbloom_full_150s/stable_audio_1920_vae.json "
     "--vae-ckpt ckpts/songbloom_full_150s/autoencoder_music_dsp1920.ckpt "
-    "--codebook codebooks/ja_16384.safetensors --num-pitch 16384 --device cuda"
+    "--codebook codebooks/recovered_150s.safetensors --num-pitch 16384 --device cuda"
 )
 JA_TRAIN = (
     "python train.py experiment=japanese_lora init.release_dir=ckpts/songbloom_full_150s "
     "data.manifest=data/ja/songs.jsonl data.shards_dir=data/ja/shards "
-    "sketch.codebook_path=codebooks/ja_16384.safetensors run_name=ja-lora"
+    "sketch.codebook_path=codebooks/recovered_150s.safetensors run_name=ja-lora"
 )
 JA_EXPORT = (
     "python scripts/export.py export outputs/runs/ja-lora/checkpoints/last.ckpt --out exports/ja-lora "
@@ -81,6 +97,7 @@ JA_EVAL = (
 # Generation on CPU in seconds: one float32 song of 2 s, few DiT steps.
 TINY_INFER = "--dtype float32 --device cpu --max-duration 2 --steps 4 --n-samples 1"
 GPU = "needs a GPU and the release weights"
+RECOVER_GPU = "a GPU job on the release weights; the tutorial's recover step runs the same command tiny"
 MIGRATION = Covered(
     "tests/docs/test_migration_page.py::test_every_command_of_the_migration_page_runs",
     "the migration page's own test builds a fork checkpoint and a jaCappella copy",
@@ -117,6 +134,7 @@ SPECS: dict[str, Run | Parse | Covered | MakeDryRun] = {
     "python scripts/convert_folder.py --help": Run(),
     "python -m songbloom.text lyrics.txt --json": Run(expect_output='"ids"'),
     "python -m songbloom.sketch train --help": Run(),
+    "python -m songbloom.sketch recover --help": Run(),
     "python scripts/preprocess.py --help": Run(),
     "python train.py experiment=full_finetune trainer=ddp trainer.devices=8": Parse("8 GPUs"),
     "python infer.py --input-jsonl example/test.jsonl --output-dir out --model-name songbloom_full_150s "
@@ -167,7 +185,10 @@ SPECS: dict[str, Run | Parse | Covered | MakeDryRun] = {
         after=(JA_CONVERT,),
         expect_output="codes_used",
     ),
-    JA_SHARDS: Run(append="--num-pitch 64 --device cpu --no-progress", after=(JA_CODEBOOK,)),
+    JA_REQUESTS: Run(after=(JA_CONVERT,)),
+    JA_RECOVER: Run(append=TINY_RECOVER, after=(JA_REQUESTS,), expect_output="verdict:"),
+    RECOVERED_INFO: Run(after=(JA_RECOVER,), expect_output="recovered from"),
+    JA_SHARDS: Run(append="--num-pitch 64 --device cpu --no-progress", after=(JA_RECOVER,)),
     "python scripts/preprocess.py --out data/ja/shards --verify": Run(
         after=(JA_SHARDS,), expect_output='"ok": true'
     ),
@@ -217,6 +238,26 @@ SPECS: dict[str, Run | Parse | Covered | MakeDryRun] = {
     "--muq models/tiny_muq --mulan models/tiny_mulan/mulan --seconds 4 --seeds 0 1": Covered(
         "tests/eval/test_report_and_cli.py::test_cli_on_folders_with_tiny_muq_and_mulan",
         "tiny MuQ-MuLan (the run-dir report itself runs above with --embedder mel)",
+    ),
+    # --- sketch-id recovery (docs/sketch_recovery.md)
+    "python -m songbloom.sketch recover --base ckpts/songbloom_full_150s --requests data/recover/requests.jsonl "
+    "--songs-per-request 8 --layers 6 9 12 --no-corpus-audio --heldout data/ja/songs.jsonl "
+    "--work-dir work/recover_150s --out codebooks/recovered_150s.safetensors --dtype bfloat16 --device cuda": Parse(
+        RECOVER_GPU
+    ),
+    "python -m songbloom.sketch recover --stage generate --task-index 0 --num-tasks 8 "
+    "--base ckpts/songbloom_full_150s --requests data/recover/requests.jsonl --songs-per-request 8 "
+    "--layers 6 9 12 --work-dir work/recover_150s": Parse(RECOVER_GPU),
+    "python -m songbloom.sketch recover --stage fit --work-dir work/recover_150s "
+    "--out codebooks/recovered_150s.safetensors": Parse(
+        "needs a finished corpus (the tutorial's recover step fits one)"
+    ),
+    "python scripts/slurm/submit_recover.py --num-tasks 8 --set partition=gpu --submit -- "
+    "--base ckpts/songbloom_full_150s --requests data/recover/requests.jsonl --songs-per-request 8 "
+    "--layers 6 9 12 --no-corpus-audio --heldout data/ja/songs.jsonl --work-dir work/recover_150s "
+    "--out codebooks/recovered_150s.safetensors --dtype bfloat16 --device cuda": Covered(
+        "tests/slurm/test_recover_slurm.py::test_submit_puts_the_fit_after_the_whole_array",
+        "a SLURM cluster (the test submits with a stub sbatch; the cluster test runs the pair on the tiny world)",
     ),
     # --- configuration reference, docs tests
     "python scripts/gen_config_reference.py --check": Run(expect_output="up to date"),
@@ -414,11 +455,15 @@ def test_doc_page_commands(page: Path, runner: Runner):
 
 
 def test_tutorial_on_three_songs_validates_evaluates_and_warns(runner: Runner):
-    """The Japanese LoRA tutorial, run end to end on the sandbox's three songs: preprocessing holds one song out
-    for validation, training warns that gradient accumulation is capped (with the effective batch), and the
-    evaluation writes a report with metrics for both models."""
+    """The Japanese LoRA tutorial, run end to end on the sandbox's three songs: the recovered codebook reports on
+    the songs, preprocessing holds one song out for validation, training keeps the release's sketch tables and warns
+    that gradient accumulation is capped (with the effective batch), and the evaluation writes a report with
+    metrics for both models."""
     import json
 
+    runner.run(JA_RECOVER)
+    recovery = json.loads((runner.sandbox / "work" / "recover_150s" / "report.json").read_text())
+    assert recovery["songs"]["count"] == 3 and recovery["codebooks"]["recovered"]["tables_match"] is True
     shards_output = runner.run(JA_SHARDS)
     assert "1 of 3 songs held out" in shards_output, shards_output[-3000:]
     index = json.loads((runner.sandbox / "data" / "ja" / "shards" / "index.json").read_text())
@@ -428,6 +473,8 @@ def test_tutorial_on_three_songs_validates_evaluates_and_warns(runner: Runner):
     assert "gradient accumulation is capped" in train_output and "effective batch" in train_output, (
         train_output[-3000:]
     )
+    # The codebook was recovered from the release stand-in itself: its sketch tables are kept, not retrained.
+    assert "sketch tables: frozen (codebook recovered from these base weights" in train_output, train_output[-3000:]
     runner.run(JA_EVAL)
     report = json.loads((runner.sandbox / "reports" / "ja-lora" / "report.json").read_text())
     assert report["meta"]["held_out_batches"] >= 1, report["meta"]

@@ -213,11 +213,10 @@ class Recovery:
         if self.config.requests is None:
             raise ValueError("--requests is required to generate the corpus (a JSONL of idx, lyrics, prompt_wav)")
         extractor = MuQFeatureExtractor(self.muq.model, device=self.devices.device)
-        report = generate_corpus(
+        return generate_corpus(
             self.base.bundle, self.config.requests, self.config.corpus_dir, extractor, settings,
             task_index=task_index, num_tasks=num_tasks, base=self.base.corpus_facts(), progress=self.config.progress,
         )  # fmt: skip
-        return report
 
     # -------------------------------------------------------------------- fit
     def _kept_codebook(self, plan: CorpusPlan, record: dict[str, Any]) -> SketchCodebook | None:
@@ -303,6 +302,9 @@ class Recovery:
         settings = c.report
         if settings is None:
             raise ValueError("--heldout is required for the report (a JSONL of your songs: audio, lyrics)")
+        if not c.codebook_path.is_file():
+            raise FileNotFoundError(f"{c.codebook_path}: no recovered codebook yet; run the fit first (--stage fit, "
+                                    "or --stage all), or pass the codebook with --out")
         recovered = load_codebook(c.codebook_path)
         _check_muq(f"the codebook {c.codebook_path}", recovered.metadata.get("muq_fingerprint"), self.muq)
         rec_layer, fresh_layer = self._report_layers(recovered, settings)

@@ -31,7 +31,7 @@ HELDOUT = [
     {"idx": "h2", "audio_path": "h2.flac", "lyrics": "[verse] ゆきが ふる よ"},
 ]
 # Flags that keep a tiny CPU run short: 1.2 s songs (28 frames), 2 DiT steps, a short probe fit.
-FAST = ["--device", "cpu", "--max-duration", "1.2", "--steps", "2", "--corpus-batch-size", "2", "--no-progress",
+FAST = ["--device", "cpu", "--max-duration", "1.2", "--steps", "2", "--no-progress",
         "--probe-epochs", "5", "--language", "ja", "--feature-dtype", "float32", "--fresh-epochs", "2"]
 
 

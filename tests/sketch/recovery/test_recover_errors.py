@@ -107,6 +107,7 @@ def test_bad_heldout_lines_are_skipped_and_named(world: World, api_codebook, tmp
     [
         (["--stage", "all", "--task-index", "0", "--num-tasks", "2"], "--task-index/--num-tasks belong to"),
         (["--stage", "report"], "--heldout is required"),
+        (["--stage", "report", "--heldout", "songs.jsonl"], "no recovered codebook yet; run the fit first"),
     ],
 )
 def test_flags_that_do_not_fit_the_stage(world: World, extra: list[str], message: str):

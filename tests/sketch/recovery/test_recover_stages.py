@@ -32,7 +32,7 @@ def staged(tmp_path_factory) -> tuple[World, dict[str, str]]:
                             ("task1", ["--stage", "generate", "--task-index", "1", "--num-tasks", "2"])):
             outputs[name] = capture.run(world.args("work", *SONGS, *stage))
         # The fit needs no base model: the corpus plan says what it needs.
-        fit_args = [a for a in world.args("work", *SONGS, "--stage", "fit")]
+        fit_args = world.args("work", *SONGS, "--stage", "fit")
         i = fit_args.index("--base")
         outputs["fit"] = capture.run(fit_args[:i] + fit_args[i + 2 :])
         outputs["report"] = capture.run(world.args("work", *SONGS, "--stage", "report", "--heldout",
@@ -128,3 +128,30 @@ def test_all_after_the_stages_redoes_nothing_and_reuses_the_encodings(staged, tm
     first = json.loads((work / "report.json").read_text())
     again = json.loads((tmp_path / "again.json").read_text())
     assert again["ar_loss"] == first["ar_loss"] and again["flow_loss"] == first["flow_loss"]
+
+
+def test_python_api_all_gives_the_codebook_of_the_array_tasks(staged, tmp_path: Path):
+    """One ``all`` run (one task, through the Python API) makes the same songs as the two array tasks did, so the
+    same probe: songs depend on their seeds only (one song per batch here)."""
+    import torch
+
+    from songbloom.config import SongBloomConfig
+    from songbloom.inference.generate import SamplingParams
+    from songbloom.sketch.recovery import CorpusSettings, RecoveryConfig, ReportSettings, recover
+    from songbloom.sketch.recovery.fit import ProbeFitSettings
+
+    world, _ = staged
+    cfg = SongBloomConfig.from_name("tiny")
+    settings = CorpusSettings(songs_per_request=2, params=SamplingParams(cfg.inference, max_frames=30.0, steps=2),
+                              language="ja", feature_dtype="float32")
+    config = RecoveryConfig(work_dir=tmp_path / "work", base=str(world.base), requests=world.requests,
+                            muq=str(world.muq), device="cpu", fit=ProbeFitSettings(epochs=5),
+                            report=ReportSettings(heldout=world.heldout, fresh_epochs=2, language="ja"),
+                            progress=False)
+    with one_thread():
+        result = recover(config, "all", corpus_settings=settings)
+    assert result.corpus.written == 6 and result.report["songs"]["count"] == 3
+    staged_cb = load_codebook(world.root / "work" / "recovered_codebook.safetensors")
+    for name in ("probe_weight", "probe_bias", "feature_mean", "feature_std"):
+        assert torch.equal(result.codebook.tensors()[name], staged_cb.tensors()[name]), name
+    assert result.codebook.codebook_hash == staged_cb.codebook_hash
