@@ -33,6 +33,7 @@ from songbloom.proxy.scoring import FreshKMeans, codebook_ids, id_metrics, judge
 from songbloom.proxy.teacher import FitSettings, song_samples, teacher_config, train_teacher
 from songbloom.proxy.world import SAMPLE_RATE, Song
 from songbloom.sketch import load_codebook
+from songbloom.sketch.muq_backbone import muq_layer_count
 from songbloom.sketch.recovery.evaluate import EvalSong, teacher_forced_losses
 from songbloom.text.vocab import Vocabulary
 
@@ -92,7 +93,7 @@ def run_scenario(settings: ProxySettings, work: Path, *, independent_ids: bool) 
     requests = write_requests(sc, work / "requests", settings)
     sc.hidden.forget(sc.hidden_dir)  # recovery starts with the hidden tokenizer gone
     codebook = work / "recovered_codebook.safetensors"
-    run_recovery(export_dir, sc.muq_dir, requests, work / "recovery", codebook, settings)
+    run_recovery(export_dir, sc.muq_dir, requests, work / "recovery", codebook, settings, muq_layer_count(sc.muq))
     t3 = time.perf_counter()
     return ScenarioRun(sc, teacher, codebook, {"world": t1 - t0, "teacher": t2 - t1, "recovery": t3 - t2})
 
@@ -112,8 +113,11 @@ def write_requests(sc: Scenario, folder: Path, settings: ProxySettings) -> Path:
 
 
 def recover_argv(export_dir: Path, muq_dir: Path, requests: Path, work: Path, out: Path,
-                 settings: ProxySettings) -> list[str]:
+                 settings: ProxySettings, num_layers: int) -> list[str]:
+    # Every MuQ hidden state is offered to the fit: which layer the hidden tokenizer used is for it to find.
+    layers = [str(i) for i in range(num_layers)]
     return [sys.executable, "-m", "songbloom.sketch", "recover", "--base", str(export_dir), "--muq", str(muq_dir),
+            "--layers", *layers,
             "--requests", str(requests), "--work-dir", str(work), "--out", str(out),
             "--songs-per-request", str(settings.songs_per_request), "--corpus-seed", str(settings.seed),
             "--probe-epochs", str(settings.probe_epochs), "--device", "cpu", "--no-progress",
@@ -123,9 +127,9 @@ def recover_argv(export_dir: Path, muq_dir: Path, requests: Path, work: Path, ou
 
 
 def run_recovery(export_dir: Path, muq_dir: Path, requests: Path, work: Path, out: Path,
-                 settings: ProxySettings) -> None:
+                 settings: ProxySettings, num_layers: int) -> None:
     """The recovery as a user runs it, in its own process: it can only read what its arguments name."""
-    argv = recover_argv(export_dir, muq_dir, requests, work, out, settings)
+    argv = recover_argv(export_dir, muq_dir, requests, work, out, settings, num_layers)
     logger.info("recovery: %s", " ".join(argv))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
