@@ -24,7 +24,7 @@ TINY_MUQ_ID_PREFIX = "songbloom-tiny-random-muq"
 _MUQ_MEL_STAT = {"melspec_2048_cnt": 1, "melspec_2048_mean": 6.768444971712967, "melspec_2048_std": 18.417922652295623}
 
 
-def _tiny_w2v2_config(encoder_dim: int, encoder_depth: int, conv_pos_kernel: int = 16) -> dict:
+def _tiny_w2v2_config(encoder_dim: int, encoder_depth: int) -> dict:
     """A wav2vec2-conformer-rope config dict shrunk to test size (MuQ overrides width and depth itself)."""
     from transformers import Wav2Vec2ConformerConfig
 
@@ -34,7 +34,7 @@ def _tiny_w2v2_config(encoder_dim: int, encoder_depth: int, conv_pos_kernel: int
         num_attention_heads=4,
         intermediate_size=128,
         position_embeddings_type="rotary",
-        num_conv_pos_embeddings=conv_pos_kernel,
+        num_conv_pos_embeddings=16,
         num_conv_pos_embedding_groups=4,
     ).to_dict()
     # Round-trip through JSON: exactly what MuQ.from_pretrained will hand back from config.json.
@@ -42,7 +42,7 @@ def _tiny_w2v2_config(encoder_dim: int, encoder_depth: int, conv_pos_kernel: int
 
 
 def build_tiny_muq(seed: int = 0, out_dir: str | os.PathLike | None = None, *, encoder_dim: int = 64,
-                   encoder_depth: int = 2, conv_dim: int = 16, conv_pos_kernel: int = 16) -> nn.Module:
+                   encoder_depth: int = 2, conv_dim: int = 16) -> nn.Module:
     """A MuQ with random weights (deterministic from ``seed``) for tests and the CPU demo; no download.
 
     When ``out_dir`` is given the model is also saved there with ``save_pretrained`` so that
@@ -51,7 +51,7 @@ def build_tiny_muq(seed: int = 0, out_dir: str | os.PathLike | None = None, *, e
     from muq import MuQ, MuQConfig
 
     cfg = MuQConfig(encoder_dim=encoder_dim, encoder_depth=encoder_depth, conv_dim=conv_dim, stat=dict(_MUQ_MEL_STAT),
-                    w2v2_config=_tiny_w2v2_config(encoder_dim, encoder_depth, conv_pos_kernel))
+                    w2v2_config=_tiny_w2v2_config(encoder_dim, encoder_depth))
     with _preserve_global_rng():
         model = MuQ(cfg).eval()
         # MuQ's constructor calls torch.manual_seed(142) (its random-projection quantiser), so the weights it
