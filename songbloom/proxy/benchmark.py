@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 class ProxySettings:
     seed: int = 0
     num_codes: int = 64
-    finetune_frames_per_code: int = 4
+    finetune_frames_per_code: float = 4.0
     song_frames: int = 200
     teacher_songs: int = 240
     heldout_songs: int = 24
@@ -185,7 +185,7 @@ def score_scenario(run: ScenarioRun, settings: ProxySettings) -> dict[str, Any]:
 
 def finetune_split(sc: Scenario, settings: ProxySettings) -> tuple[list[Song], list[Song]]:
     """Songs of the unseen timbres: at most ``frames_per_code x K`` frames to train on, and held-out songs."""
-    budget = settings.finetune_frames_per_code * settings.num_codes
+    budget = int(settings.finetune_frames_per_code * settings.num_codes)
     block = teacher_config(settings.num_codes).model.block_size
     pieces = []
     songs = sc.world.songs("finetune_", math.ceil(budget / sc.world.settings.song_frames) + 1, sc.world.new_styles,
@@ -237,6 +237,9 @@ def run_benchmark(settings: ProxySettings, work: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     main = run_scenario(settings, work / "scenario", independent_ids=False)
     result = score_scenario(main, settings)
+    logger.info("scores: %s", json.dumps({k: result[k] for k in ("id_agreement", "most_frequent_code_rate",
+                                                                 "roundtrip_ceiling", "ar_loss", "flow_loss",
+                                                                 "entropy", "change_rate")}, default=float))
     if settings.downstream is not None:
         t = time.perf_counter()
         result["downstream"] = run_downstream(main, settings)

@@ -64,3 +64,21 @@ def test_control_ids_belong_to_another_song() -> None:
 def test_world_settings_refuse_nonsense(bad: dict) -> None:
     with pytest.raises(ValueError):
         WorldSettings(**bad)
+
+
+def test_finetune_songs_stay_within_the_frames_per_code_budget(tmp_path: Path) -> None:
+    from songbloom.config import SongBloomConfig
+    from songbloom.proxy.benchmark import ProxySettings, finetune_split
+    from songbloom.proxy.scenario import build_scenario
+    from songbloom.text.vocab import Vocabulary
+
+    cfg = SongBloomConfig.from_name("tiny", num_pitch=16)
+    sc = build_scenario(tmp_path, seed=0, num_codes=16, teacher_songs=4, heldout_songs=2, song_frames=100,
+                        independent_ids=False, vocab=Vocabulary(list(cfg.model.lyric_vocab)),
+                        lyric_max_len=cfg.model.lyric_max_len)
+    settings = ProxySettings(num_codes=16, finetune_frames_per_code=4.5, finetune_heldout_songs=2)
+    train, held = finetune_split(sc, settings)
+    frames = sum(s.latents.shape[-1] for s in train)
+    assert frames <= 4.5 * 16 and frames >= 4.5 * 16 - 4  # whole patches of 4, as close to the budget as fits
+    assert all(s.style in sc.world.new_styles for s in train + held)
+    assert all(s.extra["features"].shape[1] == s.latents.shape[-1] for s in train + held)
