@@ -43,10 +43,9 @@ def settings_from_args(args: argparse.Namespace) -> ProxySettings:
         raise SystemExit(f"--num-codes {args.num_codes}: choose 16..256")
     downstream = None if args.no_downstream else DownstreamSettings(
         steps=args.downstream_steps, seeds=tuple(range(args.downstream_seeds)))
-    base = ProxySettings()
     return ProxySettings(
         seed=args.seed, num_codes=args.num_codes, finetune_frames_per_code=args.finetune_frames_per_code,
-        teacher_steps=args.teacher_steps or base.teacher_steps, downstream=downstream, control=not args.no_control,
+        teacher_steps=args.teacher_steps, downstream=downstream, control=not args.no_control,
     )
 
 

@@ -48,18 +48,36 @@ class ProxySettings:
     song_frames: int = 200
     teacher_songs: int = 240
     heldout_songs: int = 24
-    teacher_steps: int = 1000
+    teacher_steps: int | None = None  # None: by size (teacher_steps_for)
     teacher_lr: float = 3e-3
     corpus_requests: int = 60
-    songs_per_request: int = 3
+    songs_per_request: int | None = None  # None: by size (songs_per_request_for)
     probe_epochs: int = 60
     finetune_heldout_songs: int = 16
     downstream: DownstreamSettings | None = field(default_factory=DownstreamSettings)
     control: bool = True
     control_teacher_steps: int | None = None  # None: as the teacher
 
+    def __post_init__(self) -> None:
+        # More codes need a teacher trained longer and a larger corpus to sample each code often enough
+        # (measured at 160 codes with the 64-code settings: corpus agreement 0.38, held-out 0.50, ceiling 0.92).
+        if self.teacher_steps is None:
+            self.teacher_steps = teacher_steps_for(self.num_codes)
+        if self.songs_per_request is None:
+            self.songs_per_request = songs_per_request_for(self.num_codes)
+
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def teacher_steps_for(num_codes: int) -> int:
+    """1000 steps up to 64 codes, 8 more per code above, at most 2000."""
+    return min(2000, 1000 + 8 * max(0, num_codes - 64))
+
+
+def songs_per_request_for(num_codes: int) -> int:
+    """3 songs per request (180 songs, ~36k frames) up to 64 codes, then in proportion, at most 8."""
+    return min(8, max(3, -(-3 * num_codes // 64)))
 
 
 @dataclass
