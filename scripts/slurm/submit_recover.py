@@ -17,14 +17,26 @@ failed it stops naming the tasks to rerun (rerun them, then the fit job; finishe
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import shlex
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import render  # noqa: E402  (scripts/slurm/render.py, beside this file)
+
+def _beside(name: str) -> ModuleType:
+    """A script module that lives beside this file (scripts/ is not a package and sys.path stays untouched)."""
+    path = Path(__file__).resolve().parent / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"songbloom_slurm_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+render = _beside("render")
 
 GENERATE, FIT = "recover_generate", "recover_fit"
 

@@ -7,15 +7,15 @@ nearest-centroid codebook in raw MuQ space cannot express exactly, as a real cod
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
+from songbloom.checkpoints.safe_load import load_safetensors, safetensors_metadata
 from songbloom.sketch import MiniBatchKMeans
 from songbloom.sketch.kmeans import nearest_code
 from songbloom.sketch.muq_backbone import muq_layer_count
@@ -46,13 +46,9 @@ class HiddenTokenizer:
 
     @classmethod
     def load(cls, folder: Path) -> HiddenTokenizer:
-        from safetensors import safe_open
-
         path = folder / "hidden_tokenizer.safetensors"
-        with safe_open(str(path), framework="pt") as f:
-            layer = int(json.loads(json.dumps(f.metadata()))["layer"])
-        t = load_file(str(path))
-        return cls(layer, t["projection"], t["centers"])
+        t = load_safetensors(path)
+        return cls(int(safetensors_metadata(path)["layer"]), t["projection"], t["centers"])
 
     @staticmethod
     def forget(folder: Path) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from songbloom.checkpoints.safe_load import load_safetensors, safetensors_metadata
 from songbloom.inference.jobs import ItemProblem, JobItem, RunSummary, encode_item_lyrics, parse_jsonl_line
 from songbloom.sketch.alignment import ALIGNMENT_RULE, num_vae_frames
 from songbloom.sketch.features import MuQFeatureExtractor, to_mono
@@ -269,12 +270,9 @@ def _save_cached(path: Path, song: HeldoutSong) -> None:
 
 def _load_cached(path: Path, name: str, layers: tuple[int, ...]) -> HeldoutSong | None:
     """The cached song, or None (logged) when the file cannot be used: it is encoded again."""
-    from safetensors import safe_open
-
     try:
-        with safe_open(str(path), framework="pt") as f:
-            stored = tuple(json.loads((f.metadata() or {})["layers"]))
-            t = {k: f.get_tensor(k) for k in f.keys()}
+        stored = tuple(json.loads(safetensors_metadata(path)["layers"]))
+        t = load_safetensors(path)
         if stored != layers:
             raise ValueError(f"layers {stored}, expected {layers}")
         return HeldoutSong(name, t["latents"].float(), t["features"].float(), layers, t["lyric_ids"].tolist(),
