@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from songbloom.models.vae import MIN_ENCODE_SAMPLES, Float32Module, check_chunking, posterior_std, scale_for_std
+from songbloom.models.vae import WaveformVAE, check_chunking, scale_for_std
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ def sinusoid_basis(latent_dim: int, hop: int, io_channels: int, harmonics: list[
     return (one_channel.repeat(1, io_channels) / math.sqrt(io_channels)).contiguous()
 
 
-class FrameLinearVAE(Float32Module):
+class FrameLinearVAE(WaveformVAE):
     """Encoder ``Linear(io_channels * hop -> latent_dim)`` and decoder ``Linear(latent_dim -> io_channels * hop)``
     applied to each frame; state-dict keys ``encoder.weight`` / ``decoder.weight``.
 
@@ -271,22 +271,6 @@ class FrameLinearVAE(Float32Module):
         return self.cfg.frame_rate
 
     # --- encode
-    def _as_encoder_input(self, wav: torch.Tensor) -> torch.Tensor:
-        """(B, C, T) float32; mono (B, T) or (B, 1, T) is repeated to every channel, as OobleckVAE does."""
-        if wav.ndim == 2:
-            wav = wav.unsqueeze(1)
-        if wav.ndim != 3:
-            raise ValueError(f"VAE encode expects a waveform (B, C, T) or (B, T), got shape {tuple(wav.shape)}")
-        channels = wav.shape[1]
-        if channels == 1 and self.in_channels != 1:
-            wav = wav.repeat(1, self.in_channels, 1)
-        elif channels != self.in_channels:
-            raise ValueError(
-                f"VAE encode got {channels} channels; it takes mono or {self.in_channels} channels "
-                "(down-mix or repeat the audio first)"
-            )
-        return wav.float()
-
     def encode_moments(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, pre-softplus scale), each (B, latent_dim, T // hop); samples short of a frame are dropped.
 
@@ -299,28 +283,6 @@ class FrameLinearVAE(Float32Module):
         with torch.autocast(device_type=x.device.type, enabled=False):
             mean = self.encoder(x).transpose(1, 2).contiguous()
         return mean, torch.full_like(mean, scale_for_std(self.cfg.posterior_std))
-
-    @staticmethod
-    def sample(mean: torch.Tensor, scale: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """latent = mean + noise * posterior_std(scale), exactly as OobleckVAE samples (same RNG draws too)."""
-        if noise is None:
-            noise = torch.randn_like(mean)
-        elif noise.shape != mean.shape:
-            raise ValueError(f"noise shape {tuple(noise.shape)} does not match the latent shape {tuple(mean.shape)}")
-        return mean + noise.to(mean) * posterior_std(scale.to(mean))
-
-    def encode(self, wav: torch.Tensor, sample: bool = True, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """Waveform -> latent (B, latent_dim, T // hop), float32; fewer than 2048 samples give (B, D, 0) as the
-        release VAE does (the null prompt)."""
-        if wav.ndim not in (2, 3):
-            raise ValueError(f"VAE encode expects a waveform (B, C, T) or (B, T), got shape {tuple(wav.shape)}")
-        if wav.shape[-1] < MIN_ENCODE_SAMPLES:
-            return torch.zeros(wav.shape[0], self.latent_dim, 0, device=wav.device, dtype=torch.float32)
-        mean, scale = self.encode_moments(wav)
-        if not sample:
-            return mean
-        with torch.autocast(device_type=mean.device.type, enabled=False):
-            return self.sample(mean, scale, noise)
 
     # --- decode
     def decode(

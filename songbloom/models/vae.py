@@ -98,6 +98,61 @@ class Float32Module(nn.Module):
         return self
 
 
+class WaveformVAE(Float32Module):
+    """What both VAE kinds share: the waveform they accept, the posterior draw and ``encode`` on top of a kind's
+    ``encode_moments`` (mean and pre-softplus scale). A kind defines ``in_channels``, ``latent_dim`` and
+    ``encode_moments``; sampling then follows the release rule for every kind."""
+
+    in_channels: int
+    latent_dim: int
+
+    def encode_moments(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _as_encoder_input(self, wav: torch.Tensor) -> torch.Tensor:
+        """(B, C, T) float32; mono (B, T) or (B, 1, T) is repeated to every channel."""
+        if wav.ndim == 2:  # (B, T): mono
+            wav = wav.unsqueeze(1)
+        if wav.ndim != 3:
+            raise ValueError(f"VAE encode expects a waveform (B, C, T) or (B, T), got shape {tuple(wav.shape)}")
+        channels = wav.shape[1]
+        if channels == 1 and self.in_channels != 1:
+            wav = wav.repeat(1, self.in_channels, 1)
+        elif channels != self.in_channels:
+            raise ValueError(
+                f"VAE encode got {channels} channels; it takes mono or {self.in_channels} channels "
+                "(down-mix or repeat the audio first)"
+            )
+        return wav.float()
+
+
+    @staticmethod
+    def sample(mean: torch.Tensor, scale: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Draw latent = noise * (softplus(scale) + 1e-4) + mean; ``noise`` replays a stored N(0, 1) draw."""
+        if noise is None:
+            noise = torch.randn_like(mean)
+        elif noise.shape != mean.shape:
+            raise ValueError(f"noise shape {tuple(noise.shape)} does not match the latent shape {tuple(mean.shape)}")
+        return noise.to(mean) * posterior_std(scale) + mean
+
+    def encode(self, wav: torch.Tensor, sample: bool = True, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Waveform -> latent (B, latent_dim, T // ratio), float32.
+
+        ``sample=True`` (what the release does for prompts) draws from the posterior, from the global RNG unless
+        ``noise`` is given; ``sample=False`` returns the mean. Fewer than 2048 samples give an empty (B, D, 0)
+        latent without running the encoder or drawing noise, as the release does for its null prompt.
+        """
+        if wav.ndim not in (2, 3):
+            raise ValueError(f"VAE encode expects a waveform (B, C, T) or (B, T), got shape {tuple(wav.shape)}")
+        if wav.shape[-1] < MIN_ENCODE_SAMPLES:
+            return torch.zeros(wav.shape[0], self.latent_dim, 0, device=wav.device, dtype=torch.float32)
+        mean, scale = self.encode_moments(wav)
+        if not sample:
+            return mean
+        with torch.autocast(device_type=mean.device.type, enabled=False):
+            return self.sample(mean, scale, noise)
+
+
 def check_chunking(chunk_size: int, overlap: int) -> None:
     """Raise unless ``chunk_size > overlap >= 0`` (the chunked decode's window and overlap, in latent frames)."""
     if chunk_size <= 0 or overlap < 0 or overlap >= chunk_size:
@@ -130,7 +185,7 @@ def plan_chunks(num_frames: int, chunk_size: int, overlap: int) -> list[ChunkPas
     ]
 
 
-class OobleckVAE(Float32Module):
+class OobleckVAE(WaveformVAE):
     """Encoder + ``vae`` bottleneck + decoder; state-dict keys ``encoder.*`` / ``decoder.*`` as released.
 
     Shapes: waveforms (B, C, T) at ``sample_rate``; latents (B, latent_dim, F) with F = T // downsampling_ratio.
@@ -175,21 +230,6 @@ class OobleckVAE(Float32Module):
         return self.cfg.frame_rate
 
     # --- encode
-    def _as_encoder_input(self, wav: torch.Tensor) -> torch.Tensor:
-        if wav.ndim == 2:  # (B, T): mono
-            wav = wav.unsqueeze(1)
-        if wav.ndim != 3:
-            raise ValueError(f"VAE encode expects a waveform (B, C, T) or (B, T), got shape {tuple(wav.shape)}")
-        channels = wav.shape[1]
-        if channels == 1 and self.in_channels != 1:
-            wav = wav.repeat(1, self.in_channels, 1)
-        elif channels != self.in_channels:
-            raise ValueError(
-                f"VAE encode got {channels} channels; it takes mono or {self.in_channels} channels "
-                "(down-mix or repeat the audio first)"
-            )
-        return wav.float()
-
     def encode_moments(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior (mean, pre-softplus scale), each (B, latent_dim, T // ratio); mono is repeated to in_channels."""
         x = self._as_encoder_input(wav)
@@ -198,31 +238,6 @@ class OobleckVAE(Float32Module):
         mean, scale = raw.chunk(2, dim=1)
         return mean, scale
 
-    @staticmethod
-    def sample(mean: torch.Tensor, scale: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """Draw latent = noise * (softplus(scale) + 1e-4) + mean; ``noise`` replays a stored N(0, 1) draw."""
-        if noise is None:
-            noise = torch.randn_like(mean)
-        elif noise.shape != mean.shape:
-            raise ValueError(f"noise shape {tuple(noise.shape)} does not match the latent shape {tuple(mean.shape)}")
-        return noise.to(mean) * posterior_std(scale) + mean
-
-    def encode(self, wav: torch.Tensor, sample: bool = True, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """Waveform -> latent (B, latent_dim, T // ratio), float32.
-
-        ``sample=True`` (what the release does for prompts) draws from the posterior, from the global RNG unless
-        ``noise`` is given; ``sample=False`` returns the mean. Fewer than 2048 samples give an empty (B, D, 0)
-        latent without running the encoder or drawing noise, as the release does for its null prompt.
-        """
-        if wav.ndim not in (2, 3):
-            raise ValueError(f"VAE encode expects a waveform (B, C, T) or (B, T), got shape {tuple(wav.shape)}")
-        if wav.shape[-1] < MIN_ENCODE_SAMPLES:
-            return torch.zeros(wav.shape[0], self.latent_dim, 0, device=wav.device, dtype=torch.float32)
-        mean, scale = self.encode_moments(wav)
-        if not sample:
-            return mean
-        with torch.autocast(device_type=mean.device.type, enabled=False):
-            return self.sample(mean, scale, noise)
 
     # --- decode
     def _decode_once(self, latent: torch.Tensor) -> torch.Tensor:
