@@ -116,9 +116,11 @@ def format_report(report: Mapping[str, Any]) -> str:
         ("codes used", "codes_used", "{}", ""),
     ]
     fresh = report.get("codebooks", {}).get("fresh", {})
+    skipped = report.get("skipped") or []
     lines = [
         f"sketch-id recovery report: {songs['count']} held-out song(s), {songs['frames']} frames "
-        f"({songs['seconds']:.1f} s), base {report.get('base', {}).get('name', '?')}",
+        f"({songs['seconds']:.1f} s), base {report.get('base', {}).get('name', '?')}"
+        + (f"; {len(skipped)} skipped (listed below)" if skipped else ""),
         f"{'':24s}{'recovered':>12s}{'fresh k-means':>16s}",
     ]
     for label, key, fmt, note in rows:
@@ -126,5 +128,6 @@ def format_report(report: Mapping[str, Any]) -> str:
         lines.append(f"{label:24s}{values[0]:>12s}{values[1]:>16s}  {note}".rstrip())
     if fresh.get("source"):
         lines.append(f"fresh codebook: {fresh['source']}")
+    lines += [f"skipped: {why}" for why in skipped]
     lines.append(f"verdict: {report['verdict']['text']}")
     return "\n".join(lines)

@@ -97,6 +97,8 @@ def test_bad_heldout_lines_are_skipped_and_named(world: World, api_codebook, tmp
     assert report["songs"]["count"] == 1 and len(report["skipped"]) == 2
     assert f"{heldout}:2: field 'lyrics' is missing" in report["skipped"][0]
     assert f"{heldout}:3: audio 'nowhere.wav' not found" in report["skipped"][1]
+    # the printed table says so too, not only the log lines above it
+    assert "1 held-out song(s)" in out and "2 skipped (listed below)" in out and f"skipped: {heldout}:3" in out
     heldout.write_text(json.dumps({"audio": "nowhere.wav", "lyrics": "x"}) + "\n")
     code, out = run(argv)
     assert code == 2 and "no usable song (1 skipped)" in out and f"{heldout}:1" in out
