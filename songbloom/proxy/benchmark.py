@@ -28,8 +28,8 @@ import torch
 
 from songbloom.checkpoints.formats.release import export_release
 from songbloom.proxy.downstream import DownstreamSettings, RouteData, run_route, separation
-from songbloom.proxy.scenario import Scenario, attach_features, attach_lyric_ids, build_scenario
-from songbloom.proxy.scoring import FreshKMeans, codebook_ids, id_metrics, judge
+from songbloom.proxy.scenario import Scenario, all_layer_features, attach_features, attach_lyric_ids, build_scenario
+from songbloom.proxy.scoring import codebook_ids, fresh_codebook, id_metrics, judge
 from songbloom.proxy.teacher import FitSettings, song_samples, teacher_config, train_teacher
 from songbloom.proxy.world import SAMPLE_RATE, Song
 from songbloom.sketch import load_codebook
@@ -159,18 +159,16 @@ def run_recovery(export_dir: Path, muq_dir: Path, requests: Path, work: Path, ou
 
 
 def roundtrip_ceiling(sc: Scenario) -> float:
-    """Share of hidden ids that survive audio -> VAE encode -> decode -> MuQ: the most any tokenizer can match."""
+    """Share of hidden ids that survive audio -> VAE encode -> decode -> MuQ: the most any tokenizer can match.
+    With independent ids (the control) the ids do not come from the audio, so nothing is lost: 1."""
+    if sc.independent_ids:
+        return 1.0
     vae = sc.world.vae
     with torch.no_grad():
         decoded = [vae.decode(vae.encode(s.audio[None, None], sample=False))[0].mean(0) for s in sc.heldout_songs]
-    copies = [Song(s.name, s.style, s.notes, s.latents, a, s.prompt_latents, s.prompt_audio, s.lyrics)
-              for s, a in zip(sc.heldout_songs, decoded, strict=True)]
-    attach_features(sc.muq, copies)
     layer = sc.hidden.layer
-    hits = sum(int((sc.hidden.ids(c.extra["features"][layer]) == s.ids).sum())
-               for c, s in zip(copies, sc.heldout_songs, strict=True)) if not sc.independent_ids else None
-    if hits is None:  # independent ids: the ceiling is the ids' own survival, which is 1 by construction
-        return 1.0
+    feats = all_layer_features(sc.muq, decoded)
+    hits = sum(int((sc.hidden.ids(f[layer]) == s.ids).sum()) for f, s in zip(feats, sc.heldout_songs, strict=True))
     return hits / sum(s.ids.numel() for s in sc.heldout_songs)
 
 
@@ -185,7 +183,7 @@ def score_scenario(run: ScenarioRun, settings: ProxySettings) -> dict[str, Any]:
     held = sc.heldout_songs
     hidden = [s.ids for s in held]
     recovered, top5 = codebook_ids(codebook, held)
-    fresh = FreshKMeans(sc.teacher_songs, k, settings.seed).ids(held)
+    fresh = codebook_ids(fresh_codebook(sc.teacher_songs, sc.muq, str(sc.muq_dir), k, settings.seed), held)[0]
     perm_map = torch.randperm(k, generator=torch.Generator().manual_seed(settings.seed + 12345))
     perm = [perm_map[h] for h in hidden]
     losses = teacher_forced_losses(run.teacher, eval_songs(held),
@@ -234,11 +232,11 @@ def run_downstream(run: ScenarioRun, settings: ProxySettings) -> dict[str, Any]:
     sc = run.scenario
     train, held = finetune_split(sc, settings)
     codebook = load_codebook(run.codebook_path)
-    fresh = FreshKMeans(train, settings.num_codes, settings.seed)
+    fresh = fresh_codebook(train, sc.muq, str(sc.muq_dir), settings.num_codes, settings.seed)
     routes = {
         "recovered_route": RouteData(codebook_ids(codebook, train)[0], codebook_ids(codebook, held)[0],
                                      codebook_path=run.codebook_path),
-        "fresh_route": RouteData(fresh.ids(train), fresh.ids(held), codebook_path=None),
+        "fresh_route": RouteData(codebook_ids(fresh, train)[0], codebook_ids(fresh, held)[0], codebook_path=None),
     }
     conditions = [(s.extra["lyric_ids"], s.prompt_latents) for s in train]
     results = {name: run_route(run.teacher, data, [s.latents for s in train], conditions, eval_songs(held),

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 
 from songbloom.proxy.world import Song
-from songbloom.sketch import MiniBatchKMeans, SketchCodebook
-from songbloom.sketch.kmeans import nearest_code
+from songbloom.sketch import SketchCodebook
+from songbloom.sketch.muq_backbone import muq_fingerprint
 from songbloom.sketch.recovery.evaluate import (
     agreement,
     change_rate,
@@ -19,8 +19,7 @@ from songbloom.sketch.recovery.evaluate import (
     most_frequent_code_rate,
     unigram_entropy,
 )
-
-FRESH_LAYER = -1  # the k-means route's default MuQ layer (songbloom.sketch train)
+from songbloom.sketch.recovery.fresh import fit_fresh_codebook
 
 
 def codebook_ids(codebook: SketchCodebook, songs: Sequence[Song]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -34,22 +33,13 @@ def codebook_ids(codebook: SketchCodebook, songs: Sequence[Song]) -> tuple[list[
     return top1, top5
 
 
-class FreshKMeans:
-    """The k-means route of today: ``K`` standardised k-means codes on the last MuQ layer of some songs."""
-
-    def __init__(self, songs: Sequence[Song], num_codes: int, seed: int, iterations: int = 30):
-        x = torch.cat([s.extra["features"][FRESH_LAYER].float() for s in songs])
-        self.mean, self.std = x.mean(0), x.std(0).clamp_min(1e-5)
-        xn = (x - self.mean) / self.std
-        km = MiniBatchKMeans(num_codes, x.shape[1], seed=seed)
-        km.init_kmeans_plus_plus(xn)
-        for _ in range(iterations):
-            km.partial_fit(xn)
-        self.centers = km.centers.detach().clone()
-
-    def ids(self, songs: Sequence[Song]) -> list[torch.Tensor]:
-        return [nearest_code((s.extra["features"][FRESH_LAYER].float() - self.mean) / self.std, self.centers)[0]
-                for s in songs]
+def fresh_codebook(songs: Sequence[Song], muq: torch.nn.Module, muq_dir: str, num_codes: int,
+                   seed: int) -> SketchCodebook:
+    """The k-means route of today on ``songs``: the report's own fresh codebook, on the last MuQ layer (the
+    k-means route's default)."""
+    layer = songs[0].extra["features"].shape[0] - 1
+    return fit_fresh_codebook([s.extra["features"][layer] for s in songs], num_codes, layer=layer,
+                              muq_model_id=muq_dir, muq_fingerprint=muq_fingerprint(muq), seed=seed)
 
 
 def id_metrics(hidden: Sequence[torch.Tensor], recovered: Sequence[torch.Tensor], top5: Sequence[torch.Tensor],

@@ -7,7 +7,6 @@ checkpoint is written; the caller exports what it keeps.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -104,6 +103,3 @@ def train_teacher(num_codes: int, samples: list[dict[str, Any]], settings: FitSe
                 {k: round(v, 3) for k, v in metrics.items() if k.startswith("train/")})
     return model
 
-
-def with_steps(settings: FitSettings, **changes: Any) -> FitSettings:
-    return dataclasses.replace(settings, **changes)
