@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from songbloom.sketch.recovery.evaluate import most_frequent_code_rate
+
 logger = logging.getLogger(__name__)
 
 
@@ -163,6 +165,6 @@ def probe_metrics(probe: ProbeFit, features: torch.Tensor, ids: torch.Tensor, nu
         "agreement": (pred == ids).float().mean().item(),
         "agreement_top5": (top == ids[:, None]).any(-1).float().mean().item(),
         "cross_entropy": ce,
-        "most_frequent_code_rate": torch.bincount(ids.long(), minlength=num_codes).max().item() / max(1, ids.numel()),
+        "most_frequent_code_rate": most_frequent_code_rate([ids], num_codes),
         "codes_used": float(used),
     }

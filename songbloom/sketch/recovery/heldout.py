@@ -21,7 +21,14 @@ from pathlib import Path
 import torch
 
 from songbloom.checkpoints.safe_load import load_safetensors, safetensors_metadata
-from songbloom.inference.jobs import ItemProblem, JobItem, RunSummary, encode_item_lyrics, parse_jsonl_line
+from songbloom.inference.jobs import (
+    ItemProblem,
+    JobItem,
+    RunSummary,
+    encode_item_lyrics,
+    parse_jsonl_line,
+    resolve_prompt_path,
+)
 from songbloom.sketch.alignment import ALIGNMENT_RULE, num_vae_frames
 from songbloom.sketch.features import MuQFeatureExtractor, to_mono
 from songbloom.sketch.muq_backbone import muq_fingerprint
@@ -67,16 +74,6 @@ class HeldoutSong:
 
 
 # ------------------------------------------------------------------------------------------------ the file
-def _find(raw: str, jsonl: Path) -> Path | None:
-    p = Path(raw).expanduser()
-    if p.is_absolute():
-        return p if p.is_file() else None
-    for base in (Path.cwd(), jsonl.resolve().parent):
-        if (base / p).is_file():
-            return (base / p).resolve()
-    return None
-
-
 def _item(obj: object, line: int, jsonl: Path, seen: set[str]) -> HeldoutItem | str:
     """The item of one parsed line, or why it cannot be used (naming the field)."""
     if not isinstance(obj, dict):
@@ -86,12 +83,12 @@ def _item(obj: object, line: int, jsonl: Path, seen: set[str]) -> HeldoutItem | 
         return "field 'audio' (a full song; 'audio_path' is read too) is missing or not a string"
     if not isinstance(obj.get("lyrics"), str) or not obj["lyrics"].strip():
         return "field 'lyrics' is missing, empty or not a string"
-    audio = _find(audio_raw, jsonl)
+    audio = resolve_prompt_path(audio_raw, jsonl)
     if audio is None:
         return f"audio {audio_raw!r} not found (looked in {Path.cwd()} and {jsonl.resolve().parent}); fix the path"
     prompt = None
     if obj.get("prompt_wav") not in (None, ""):
-        if not isinstance(obj["prompt_wav"], str) or (prompt := _find(obj["prompt_wav"], jsonl)) is None:
+        if not isinstance(obj["prompt_wav"], str) or (prompt := resolve_prompt_path(obj["prompt_wav"], jsonl)) is None:
             return f"prompt_wav {obj['prompt_wav']!r} not found; fix the path or leave the field out"
     language, problem = jsonl_language(obj)
     if problem:
