@@ -34,6 +34,7 @@ from songbloom.proxy.teacher import FitSettings, song_samples, teacher_config, t
 from songbloom.proxy.world import SAMPLE_RATE, Song
 from songbloom.sketch import load_codebook
 from songbloom.sketch.muq_backbone import muq_layer_count
+from songbloom.sketch.recovery.corpus_files import iter_corpus
 from songbloom.sketch.recovery.evaluate import EvalSong, teacher_forced_losses
 from songbloom.text.vocab import Vocabulary
 
@@ -87,6 +88,7 @@ class ScenarioRun:
     scenario: Scenario
     teacher: Any
     codebook_path: Path
+    corpus_dir: Path
     seconds: dict[str, float]
 
 
@@ -113,7 +115,8 @@ def run_scenario(settings: ProxySettings, work: Path, *, independent_ids: bool) 
     codebook = work / "recovered_codebook.safetensors"
     run_recovery(export_dir, sc.muq_dir, requests, work / "recovery", codebook, settings, muq_layer_count(sc.muq))
     t3 = time.perf_counter()
-    return ScenarioRun(sc, teacher, codebook, {"world": t1 - t0, "teacher": t2 - t1, "recovery": t3 - t2})
+    return ScenarioRun(sc, teacher, codebook, work / "recovery" / "corpus",
+                       {"world": t1 - t0, "teacher": t2 - t1, "recovery": t3 - t2})
 
 
 def write_requests(sc: Scenario, folder: Path, settings: ProxySettings) -> Path:
@@ -172,6 +175,37 @@ def roundtrip_ceiling(sc: Scenario) -> float:
     return hits / sum(s.ids.numel() for s in sc.heldout_songs)
 
 
+QUIET_NOISE_DB = -70.0  # white noise this far below a song's level is far below anything a codebook should hear
+
+
+def hidden_stability(sc: Scenario, seed: int) -> float:
+    """Share of held-out hidden ids unchanged when white noise ``QUIET_NOISE_DB`` below each song is added.
+
+    The proxy is only valid if the hidden ids follow what is audible: ids decided by rounding noise (as with an
+    almost empty spectrum) can be rendered by no model and recovered by no tokenizer.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    scale = 10 ** (QUIET_NOISE_DB / 20)
+    noisy = [s.audio + scale * float(s.audio.std()) * torch.randn(s.audio.shape, generator=gen)
+             for s in sc.heldout_songs]
+    layer = sc.hidden.layer
+    clean = [sc.hidden.ids(s.extra["features"][layer]) for s in sc.heldout_songs]
+    moved = [sc.hidden.ids(f[layer]) for f in all_layer_features(sc.muq, noisy)]
+    return sum(int((a == b).sum()) for a, b in zip(clean, moved, strict=True)) / sum(a.numel() for a in clean)
+
+
+def teacher_fidelity(sc: Scenario, corpus_dir: Path) -> float:
+    """Share of the ids the teacher sampled in the recovery corpus that the hidden tokenizer gives back on the
+    audio the teacher generated for them: how faithfully the teacher renders its own ids, which bounds what any
+    tokenizer learnt from its generations can reach. Diagnostic only (the hidden tokenizer is not recovery's)."""
+    layer = sc.hidden.layer
+    hits = total = 0
+    for song in iter_corpus(corpus_dir, layers=[layer], verify=False):
+        hits += int((sc.hidden.ids(song.features[0].float()) == song.sketch_ids).sum())
+        total += song.num_frames
+    return hits / max(1, total)
+
+
 def eval_songs(songs: list[Song]) -> list[EvalSong]:
     return [EvalSong(s.latents, s.extra["lyric_ids"], s.prompt_latents) for s in songs]
 
@@ -191,6 +225,8 @@ def score_scenario(run: ScenarioRun, settings: ProxySettings) -> dict[str, Any]:
                                    seed=settings.seed + 777)
     result: dict[str, Any] = id_metrics(hidden, recovered, top5, fresh, k)
     result["roundtrip_ceiling"] = roundtrip_ceiling(sc)
+    result["hidden_stability"] = hidden_stability(sc, settings.seed + 31)
+    result["teacher_fidelity"] = teacher_fidelity(sc, run.corpus_dir)
     result["ar_loss"] = {name: v.ar for name, v in losses.items()}
     result["flow_loss"] = {name: v.flow for name, v in losses.items()}
     result["recovery_metadata"] = {key: codebook.metadata.get("recovery", {}).get(key)
@@ -254,7 +290,8 @@ def run_benchmark(settings: ProxySettings, work: Path) -> dict[str, Any]:
     main = run_scenario(settings, work / "scenario", independent_ids=False)
     result = score_scenario(main, settings)
     logger.info("scores: %s", json.dumps({k: result[k] for k in ("id_agreement", "most_frequent_code_rate",
-                                                                 "roundtrip_ceiling", "ar_loss", "flow_loss",
+                                                                 "roundtrip_ceiling", "teacher_fidelity",
+                                                                 "hidden_stability", "ar_loss", "flow_loss",
                                                                  "entropy", "change_rate")}, default=float))
     if settings.downstream is not None:
         t = time.perf_counter()

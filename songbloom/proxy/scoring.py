@@ -66,6 +66,8 @@ def judge(result: Mapping[str, Any], *, with_downstream: bool = True) -> dict[st
         "ar_perm_minus_hidden_ge_0.5": ar["perm"] - ar["hidden"] >= 0.5,
         "flow_perm_ge_1.1x_hidden": flow["perm"] >= 1.1 * flow["hidden"],
     }
+    if "hidden_stability" in result:  # the proxy's own check: hidden ids follow the audible sound
+        validity["hidden_ids_stable_ge_0.9"] = result["hidden_stability"] >= 0.9
     gaps = {"ar": gap_closed(ar["perm"], ar["recovered"], ar["hidden"]),
             "flow": gap_closed(flow["perm"], flow["recovered"], flow["hidden"])}
     checks = {

@@ -3,8 +3,9 @@
 Songs are sequences of held notes. A note is a point of a palette in the VAE's latent space; a style (timbre)
 scales the latent channels; the next note follows a sparse transition table, so an LM that learned the table
 predicts the next id far better than one that sees the ids under a permutation. Audio is the latent decoded by
-a per-frame linear VAE whose basis is a set of cosines at distinct harmonics of the frame rate: the mel
-spectrogram that MuQ reads sees each channel's amplitude, and decode -> encode returns the latent exactly.
+a per-frame linear VAE whose basis is a fixed burst of band-limited noise per channel, the bands tiling what
+MuQ hears: every mel bin MuQ reads carries the amplitude of one channel, and decode -> encode returns the latent
+exactly.
 The ids of a song are *not* the notes: they come from a hidden tokenizer over MuQ features of the audio
 (:mod:`songbloom.proxy.hidden`), as the released model's ids came from a tokenizer nobody published.
 """
@@ -22,9 +23,11 @@ from songbloom.models.frame_vae import FrameLinearConfig, FrameLinearVAE
 SAMPLE_RATE = 48000
 HOP = 1920
 LATENT_DIM = 8
-# Cosines at these harmonics of the 25 Hz frame rate (200 Hz - 3.4 kHz): distinct mel bands for each channel.
-HARMONICS = (8, 12, 18, 27, 40, 60, 90, 135)
-VAE_GAIN = 0.08  # latents of ~1 give audio peaks of ~0.3
+# Channel c sounds in the band [BAND_EDGES_HZ[c], BAND_EDGES_HZ[c + 1]): log-spaced from the frame rate up to the
+# Nyquist frequency of MuQ's 24 kHz input, so no mel bin is left empty.
+BAND_EDGES_HZ = tuple(25.0 * (12000.0 / 25.0) ** (i / LATENT_DIM) for i in range(LATENT_DIM + 1))
+BASIS_SEED = 0  # the noise bursts are part of the VAE's definition, not of a world
+VAE_GAIN = 0.6  # latents of ~1 give audio peaks of ~0.5
 LYRIC_CHARACTERS = "天地人你我他风花雪月山水春秋日夜歌心梦光云海星雨"
 
 
@@ -66,17 +69,37 @@ class Song:
     extra: dict = field(default_factory=dict)
 
 
-def proxy_vae() -> FrameLinearVAE:
-    """The proxy VAE: stereo frames of 1920 samples <-> 8 cosine amplitudes, exactly invertible on its span."""
+def band_noise_rows() -> torch.Tensor:
+    """``[LATENT_DIM, HOP]`` orthonormal rows: per channel a fixed noise burst in its band, under a Hann window.
+
+    Why noise bands and not pure tones: MuQ reads a log-mel spectrogram. Tones leave most mel bins empty, and the
+    log of an empty bin is decided by rounding noise (an audio change of 1e-5 then moved nearly every hidden id),
+    which no real codebook depends on and no model can render. Bands that tile the spectrum give every bin the
+    level of one channel, so the features follow the latents.
+    """
+    gen = torch.Generator().manual_seed(BASIS_SEED)
+    freqs = torch.fft.rfftfreq(HOP, 1.0 / SAMPLE_RATE, dtype=torch.float64)
     n = torch.arange(HOP, dtype=torch.float64)
-    # Each frame is a tone burst under a Hann window: consecutive frames join without a step, so a change of
-    # note is not a broadband click (which would swamp the log-mel MuQ reads). The window's spectrum spans two
-    # harmonics, and the chosen ones lie at least four apart, so the rows stay orthogonal.
+    # Consecutive frames join without a step, so a change of note is not a broadband click.
     window = torch.sin(math.pi * n / HOP) ** 2
-    rows = torch.stack([window * torch.cos(2 * math.pi * k * n / HOP) for k in HARMONICS])
-    rows = rows / rows.norm(dim=1, keepdim=True)
+    rows = []
+    for lo, hi in zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:], strict=True):
+        in_band = ((freqs >= lo) & (freqs < hi)).to(torch.float64)
+        # flat within the band, random phases: no bin of the band is left near-empty by chance
+        phase = 2 * math.pi * torch.rand(freqs.shape, generator=gen, dtype=torch.float64)
+        spectrum = torch.polar(in_band, phase)
+        rows.append(window * torch.fft.irfft(spectrum, n=HOP))
+    # The window spreads each band a little into its neighbours: make the rows exactly orthonormal.
+    q, r = torch.linalg.qr(torch.stack(rows).T)
+    return (q * torch.sign(torch.diagonal(r))).T.contiguous()
+
+
+def proxy_vae() -> FrameLinearVAE:
+    """The proxy VAE: stereo frames of 1920 samples <-> 8 band amplitudes, exactly invertible on its span."""
+    rows = band_noise_rows()
     basis = rows.repeat(1, 2) / math.sqrt(2)  # the same on both channels, unit norm over the stereo frame
-    desc = f"proxy cosines at {[k * 25 for k in HARMONICS]} Hz, gain {VAE_GAIN}"
+    bands = ", ".join(f"{lo:.0f}-{hi:.0f}" for lo, hi in zip(BAND_EDGES_HZ[:-1], BAND_EDGES_HZ[1:], strict=True))
+    desc = f"proxy noise bands {bands} Hz, gain {VAE_GAIN}"
     vae = FrameLinearVAE(FrameLinearConfig(SAMPLE_RATE, HOP, LATENT_DIM, 2, 0.0, desc))
     with torch.no_grad():
         vae.encoder.weight.copy_((basis * VAE_GAIN).float())

@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchaudio
 
 from songbloom.proxy.hidden import HiddenTokenizer, choose_layer, fit_hidden_tokenizer
 from songbloom.proxy.scenario import all_layer_features, shuffle_ids
-from songbloom.proxy.world import HOP, SongWorld, WorldSettings, proxy_vae
+from songbloom.proxy.world import HOP, SongWorld, WorldSettings, band_noise_rows, proxy_vae
 from songbloom.sketch import build_tiny_muq
 
 
@@ -20,6 +21,32 @@ def test_proxy_vae_round_trip_is_exact() -> None:
         assert torch.allclose(vae.encode(audio, sample=False), z, atol=1e-5)
         # joins between frames are smooth (Hann-windowed bursts), so no frame edge is a click
         assert audio[..., HOP - 1 : HOP + 1].abs().max() < 1e-3
+
+
+def test_every_mel_band_muq_reads_carries_a_channel() -> None:
+    """The basis tiles MuQ's 128 mel bands (0-12 kHz at its 24 kHz input): none is left empty."""
+    rows = band_noise_rows()
+    power = torch.fft.rfft(rows, dim=-1).abs().pow(2).sum(0)  # all channels at unit amplitude
+    mel = torchaudio.functional.melscale_fbanks(HOP // 2 + 1, 0.0, 12000.0, 128, 48000)
+    per_band = power.float() @ mel
+    assert per_band.min() > 1e-3 * per_band.max(), "a mel band MuQ reads carries no channel"
+    assert torch.allclose(rows @ rows.T, torch.eye(rows.shape[0], dtype=rows.dtype), atol=1e-10)
+
+
+def test_hidden_ids_follow_the_audible_sound_not_rounding_noise() -> None:
+    """Noise 70 dB below the song leaves the hidden ids as they are (with pure tones, most mel bins were empty
+    and such noise changed nearly every id: the ids were rounding noise that no model could render)."""
+    world = SongWorld(WorldSettings(seed=2, num_notes=32, song_frames=100))
+    muq = build_tiny_muq(seed=3)
+    songs = world.songs("s", 8, world.teacher_styles, 0)
+    layer = choose_layer(muq, 2)
+    feats = all_layer_features(muq, [s.audio for s in songs])
+    hidden = fit_hidden_tokenizer([f[layer] for f in feats], layer, 32, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    noisy = [s.audio + 3e-4 * float(s.audio.std()) * torch.randn(s.audio.shape, generator=gen) for s in songs]
+    same = sum(int((hidden.ids(a[layer]) == hidden.ids(b[layer])).sum())
+               for a, b in zip(feats, all_layer_features(muq, noisy), strict=True))
+    assert same / (8 * 100) >= 0.95
 
 
 def test_songs_are_seeded_and_follow_the_transition_table() -> None:
