@@ -28,7 +28,14 @@ import torch
 
 from songbloom.checkpoints.formats.release import export_release
 from songbloom.proxy.downstream import DownstreamSettings, RouteData, run_route, separation
-from songbloom.proxy.scenario import Scenario, all_layer_features, attach_features, attach_lyric_ids, build_scenario
+from songbloom.proxy.scenario import (
+    Scenario,
+    all_layer_features,
+    attach_features,
+    attach_lyric_ids,
+    build_scenario,
+    hidden_stability,
+)
 from songbloom.proxy.scoring import codebook_ids, fresh_codebook, id_metrics, judge
 from songbloom.proxy.teacher import FitSettings, song_samples, teacher_config, train_teacher
 from songbloom.proxy.world import SAMPLE_RATE, Song
@@ -36,6 +43,7 @@ from songbloom.sketch import load_codebook
 from songbloom.sketch.muq_backbone import muq_layer_count
 from songbloom.sketch.recovery.corpus_files import iter_corpus
 from songbloom.sketch.recovery.evaluate import EvalSong, teacher_forced_losses
+from songbloom.sketch.recovery.recover import CORPUS_DIR
 from songbloom.text.vocab import Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -115,7 +123,7 @@ def run_scenario(settings: ProxySettings, work: Path, *, independent_ids: bool) 
     codebook = work / "recovered_codebook.safetensors"
     run_recovery(export_dir, sc.muq_dir, requests, work / "recovery", codebook, settings, muq_layer_count(sc.muq))
     t3 = time.perf_counter()
-    return ScenarioRun(sc, teacher, codebook, work / "recovery" / "corpus",
+    return ScenarioRun(sc, teacher, codebook, work / "recovery" / CORPUS_DIR,
                        {"world": t1 - t0, "teacher": t2 - t1, "recovery": t3 - t2})
 
 
@@ -175,25 +183,6 @@ def roundtrip_ceiling(sc: Scenario) -> float:
     return hits / sum(s.ids.numel() for s in sc.heldout_songs)
 
 
-QUIET_NOISE_DB = -70.0  # white noise this far below a song's level is far below anything a codebook should hear
-
-
-def hidden_stability(sc: Scenario, seed: int) -> float:
-    """Share of held-out hidden ids unchanged when white noise ``QUIET_NOISE_DB`` below each song is added.
-
-    The proxy is only valid if the hidden ids follow what is audible: ids decided by rounding noise (as with an
-    almost empty spectrum) can be rendered by no model and recovered by no tokenizer.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    scale = 10 ** (QUIET_NOISE_DB / 20)
-    noisy = [s.audio + scale * float(s.audio.std()) * torch.randn(s.audio.shape, generator=gen)
-             for s in sc.heldout_songs]
-    layer = sc.hidden.layer
-    clean = [sc.hidden.ids(s.extra["features"][layer]) for s in sc.heldout_songs]
-    moved = [sc.hidden.ids(f[layer]) for f in all_layer_features(sc.muq, noisy)]
-    return sum(int((a == b).sum()) for a, b in zip(clean, moved, strict=True)) / sum(a.numel() for a in clean)
-
-
 def teacher_fidelity(sc: Scenario, corpus_dir: Path) -> float:
     """Share of the ids the teacher sampled in the recovery corpus that the hidden tokenizer gives back on the
     audio the teacher generated for them: how faithfully the teacher renders its own ids, which bounds what any
@@ -225,7 +214,8 @@ def score_scenario(run: ScenarioRun, settings: ProxySettings) -> dict[str, Any]:
                                    seed=settings.seed + 777)
     result: dict[str, Any] = id_metrics(hidden, recovered, top5, fresh, k)
     result["roundtrip_ceiling"] = roundtrip_ceiling(sc)
-    result["hidden_stability"] = hidden_stability(sc, settings.seed + 31)
+    result["hidden_stability"] = hidden_stability(sc.muq, sc.hidden, [s.audio for s in held],
+                                                  [s.extra["features"] for s in held], settings.seed + 31)
     result["teacher_fidelity"] = teacher_fidelity(sc, run.corpus_dir)
     result["ar_loss"] = {name: v.ar for name, v in losses.items()}
     result["flow_loss"] = {name: v.flow for name, v in losses.items()}

@@ -46,6 +46,26 @@ def all_layer_features(muq: torch.nn.Module, audio: Sequence[torch.Tensor]) -> l
     return [f.transpose(0, 1).contiguous() for f in ext.extract_many_layers(list(audio), SAMPLE_RATE)]
 
 
+QUIET_NOISE_DB = -70.0  # white noise this far below a song's level is far below anything a codebook should hear
+
+
+def hidden_stability(muq: torch.nn.Module, hidden: HiddenTokenizer, audio: Sequence[torch.Tensor],
+                     features: Sequence[torch.Tensor], seed: int, noise_db: float = QUIET_NOISE_DB) -> float:
+    """Share of hidden ids unchanged when white noise ``noise_db`` below each clip's level is added.
+
+    ``features[i]`` are the all-layer MuQ features of ``audio[i]``. The proxy is only valid if the hidden ids
+    follow what is audible: ids decided by rounding noise (as with an almost empty spectrum) can be rendered by
+    no model and recovered by no tokenizer.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    scale = 10 ** (noise_db / 20)
+    noisy = [a + scale * float(a.std()) * torch.randn(a.shape, generator=gen) for a in audio]
+    layer = hidden.layer
+    clean = [hidden.ids(f[layer]) for f in features]
+    moved = [hidden.ids(f[layer]) for f in all_layer_features(muq, noisy)]
+    return sum(int((a == b).sum()) for a, b in zip(clean, moved, strict=True)) / sum(a.numel() for a in clean)
+
+
 def attach_features(muq: torch.nn.Module, songs: Sequence[Song]) -> None:
     for song, feats in zip(songs, all_layer_features(muq, [s.audio for s in songs]), strict=True):
         song.extra["features"] = feats

@@ -16,6 +16,9 @@ def test_recovery_proxy_finds_the_hidden_ids_and_the_control_fails(tmp_path: Pat
     result = run_benchmark(CI_SETTINGS, tmp_path)
     assert result["id_agreement"] >= result["most_frequent_code_rate"] + 0.2, result
     assert result["ar_loss"]["recovered"] < result["ar_loss"]["fresh"], result["ar_loss"]
+    # the proxy checks itself: hidden ids follow the audible sound, and the teacher's rendering is measured
+    assert result["hidden_stability"] >= 0.9 and result["validity"]["hidden_ids_stable_ge_0.9"]
+    assert 0.0 < result["teacher_fidelity"] <= 1.0
     control = result["controls"]["independent_ids"]
     assert control["failed_as_required"], control
     assert control["id_agreement"] < control["most_frequent_code_rate"] + 0.2, control
