@@ -1,6 +1,6 @@
 """The proxy end to end: teacher, recovery in a subprocess that sees only the teacher's export, scores, verdict.
 
-1. A scenario (world, tiny random MuQ, hidden tokenizer) and a tiny SongBloom teacher trained on its ids.
+1. A scenario (world, the proxy MuQ, hidden tokenizer) and a tiny SongBloom teacher trained on its ids.
 2. The teacher is exported in the release format with the proxy VAE; prompts and lyrics become an infer.py JSONL.
 3. The hidden tokenizer's folder is deleted; ``python -m songbloom.sketch recover`` runs in a subprocess with the
    export, the MuQ folder and the JSONL only.
@@ -28,12 +28,14 @@ import torch
 
 from songbloom.checkpoints.formats.release import export_release
 from songbloom.proxy.downstream import DownstreamSettings, RouteData, run_route, separation
+from songbloom.proxy.muq import ATTENTION_GAIN
 from songbloom.proxy.scenario import (
     Scenario,
     all_layer_features,
     attach_features,
     attach_lyric_ids,
     build_scenario,
+    hidden_locality,
     hidden_stability,
 )
 from songbloom.proxy.scoring import codebook_ids, fresh_codebook, id_metrics, judge
@@ -216,6 +218,8 @@ def score_scenario(run: ScenarioRun, settings: ProxySettings) -> dict[str, Any]:
     result["roundtrip_ceiling"] = roundtrip_ceiling(sc)
     result["hidden_stability"] = hidden_stability(sc.muq, sc.hidden, [s.audio for s in held],
                                                   [s.extra["features"] for s in held], settings.seed + 31)
+    result["hidden_locality"] = hidden_locality(sc.muq, sc.hidden, [s.audio for s in held],
+                                                [s.extra["features"] for s in held])
     result["teacher_fidelity"] = teacher_fidelity(sc, run.corpus_dir)
     result["ar_loss"] = {name: v.ar for name, v in losses.items()}
     result["flow_loss"] = {name: v.flow for name, v in losses.items()}
@@ -279,10 +283,9 @@ def run_benchmark(settings: ProxySettings, work: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     main = run_scenario(settings, work / "scenario", independent_ids=False)
     result = score_scenario(main, settings)
-    logger.info("scores: %s", json.dumps({k: result[k] for k in ("id_agreement", "most_frequent_code_rate",
-                                                                 "roundtrip_ceiling", "teacher_fidelity",
-                                                                 "hidden_stability", "ar_loss", "flow_loss",
-                                                                 "entropy", "change_rate")}, default=float))
+    shown = ("id_agreement", "most_frequent_code_rate", "roundtrip_ceiling", "teacher_fidelity", "hidden_stability",
+             "hidden_locality", "ar_loss", "flow_loss", "entropy", "change_rate")
+    logger.info("scores: %s", json.dumps({k: result[k] for k in shown}, default=float))
     if settings.downstream is not None:
         t = time.perf_counter()
         result["downstream"] = run_downstream(main, settings)
@@ -303,7 +306,8 @@ def run_benchmark(settings: ProxySettings, work: Path) -> dict[str, Any]:
     result["controls"] = controls
     control_ok = (not settings.control) or controls["independent_ids"]["failed_as_required"]
     result["passed"] = bool(verdict["passed"] and control_ok)
-    result["settings"] = settings.as_dict()
+    result["settings"] = {**settings.as_dict(), "world_notes": main.scenario.world.settings.num_notes,
+                          "muq_attention_gain": ATTENTION_GAIN}
     result["seconds"] = {**main.seconds, "total": time.perf_counter() - t0}
     (work / "result.json").write_text(json.dumps(result, indent=1, sort_keys=True, default=float), encoding="utf-8")
     logger.info("proxy %s: id agreement %.3f (most frequent code %.3f, ceiling %.3f), gap closed AR %.2f flow %.2f, "

@@ -15,8 +15,9 @@ from pathlib import Path
 import torch
 
 from songbloom.proxy.hidden import HiddenTokenizer, choose_layer, fit_hidden_tokenizer
-from songbloom.proxy.world import SAMPLE_RATE, Song, SongWorld, WorldSettings
-from songbloom.sketch import MuQFeatureExtractor, build_tiny_muq
+from songbloom.proxy.muq import proxy_muq
+from songbloom.proxy.world import HOP, SAMPLE_RATE, Song, SongWorld, WorldSettings
+from songbloom.sketch import MuQFeatureExtractor
 from songbloom.sketch.muq_backbone import muq_layer_count
 from songbloom.text.lyric_policy import encode_lyrics
 from songbloom.text.vocab import Vocabulary
@@ -66,6 +67,35 @@ def hidden_stability(muq: torch.nn.Module, hidden: HiddenTokenizer, audio: Seque
     return sum(int((a == b).sum()) for a, b in zip(clean, moved, strict=True)) / sum(a.numel() for a in clean)
 
 
+LOCALITY_GUARD_FRAMES = 20  # 0.8 s: beyond MuQ's convolutions (about +-0.6 s), within reach of its attention
+
+
+def hidden_locality(muq: torch.nn.Module, hidden: HiddenTokenizer, audio: Sequence[torch.Tensor],
+                    features: Sequence[torch.Tensor], guard_frames: int = LOCALITY_GUARD_FRAMES) -> float:
+    """Share of hidden ids unchanged when the sound from ``guard_frames`` after them onwards is replaced.
+
+    Clip i keeps its first half and takes the second half of clip i + 1; the ids of the frames more than
+    ``guard_frames`` before the join are compared with clip i's own. ``features[i]`` are the all-layer MuQ
+    features of ``audio[i]``. The proxy is only valid if this is high: an id decided by sound seconds away cannot
+    be rendered patch by patch, so the teacher's generations could not carry their own ids
+    (:mod:`songbloom.proxy.muq`).
+    """
+    if len(audio) < 2:
+        raise ValueError("hidden_locality needs at least 2 clips (each borrows the next one's second half)")
+    frames = min(a.shape[-1] for a in audio) // HOP
+    join = frames // 2
+    kept = join - guard_frames
+    if kept <= 0:
+        raise ValueError(f"clips of {frames} frames are too short for a {guard_frames}-frame guard")
+    spliced = [torch.cat([a[: join * HOP], audio[(i + 1) % len(audio)][join * HOP : frames * HOP]])
+               for i, a in enumerate(audio)]
+    layer = hidden.layer
+    same = 0
+    for f, g in zip(features, all_layer_features(muq, spliced), strict=True):
+        same += int((hidden.ids(f[layer][:kept]) == hidden.ids(g[layer][:kept])).sum())
+    return same / (kept * len(audio))
+
+
 def attach_features(muq: torch.nn.Module, songs: Sequence[Song]) -> None:
     for song, feats in zip(songs, all_layer_features(muq, [s.audio for s in songs]), strict=True):
         song.extra["features"] = feats
@@ -78,10 +108,15 @@ def attach_lyric_ids(songs: Sequence[Song], vocab: Vocabulary, max_len: int) -> 
 
 def build_scenario(work: Path, *, seed: int, num_codes: int, teacher_songs: int, heldout_songs: int,
                    song_frames: int, independent_ids: bool, vocab: Vocabulary, lyric_max_len: int) -> Scenario:
-    """The world of ``seed``, a tiny random MuQ saved under ``work`` and the hidden tokenizer fitted on it."""
-    world = SongWorld(WorldSettings(seed=seed, num_notes=num_codes, song_frames=song_frames))
+    """The world of ``seed``, the proxy MuQ (:mod:`songbloom.proxy.muq`) saved under ``work`` and the hidden
+    tokenizer fitted on it.
+
+    The world keeps its own size (:class:`WorldSettings`' notes) whatever ``num_codes`` is: music does not know the
+    size of the codebook that will cut it up, and the release's 16384 codes are far more than any song's notes.
+    """
+    world = SongWorld(WorldSettings(seed=seed, song_frames=song_frames))
     muq_dir = work / "tiny_muq"
-    muq = build_tiny_muq(seed=seed + 1, out_dir=muq_dir)
+    muq = proxy_muq(seed + 1, muq_dir)
     teacher = world.songs("teacher_", teacher_songs, world.teacher_styles, seed * 10 + 1)
     heldout = world.songs("heldout_", heldout_songs, world.teacher_styles, seed * 10 + 2)
     attach_features(muq, teacher + heldout)

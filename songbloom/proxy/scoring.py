@@ -68,6 +68,8 @@ def judge(result: Mapping[str, Any], *, with_downstream: bool = True) -> dict[st
     }
     if "hidden_stability" in result:  # the proxy's own check: hidden ids follow the audible sound
         validity["hidden_ids_stable_ge_0.9"] = result["hidden_stability"] >= 0.9
+    if "hidden_locality" in result:  # and they follow the sound around them, not sound seconds away
+        validity["hidden_ids_local_ge_0.9"] = result["hidden_locality"] >= 0.9
     gaps = {"ar": gap_closed(ar["perm"], ar["recovered"], ar["hidden"]),
             "flow": gap_closed(flow["perm"], flow["recovered"], flow["hidden"])}
     checks = {

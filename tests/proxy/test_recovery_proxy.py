@@ -18,6 +18,7 @@ def test_recovery_proxy_finds_the_hidden_ids_and_the_control_fails(tmp_path: Pat
     assert result["ar_loss"]["recovered"] < result["ar_loss"]["fresh"], result["ar_loss"]
     # the proxy checks itself: hidden ids follow the audible sound, and the teacher's rendering is measured
     assert result["hidden_stability"] >= 0.9 and result["validity"]["hidden_ids_stable_ge_0.9"]
+    assert result["hidden_locality"] >= 0.9 and result["validity"]["hidden_ids_local_ge_0.9"]
     assert 0.0 < result["teacher_fidelity"] <= 1.0
     control = result["controls"]["independent_ids"]
     assert control["failed_as_required"], control

@@ -51,8 +51,9 @@ def test_each_rule_can_fail_the_result() -> None:
 
 
 def test_an_invalid_comparison_never_passes() -> None:
-    for result in (_with(ar_loss__perm=2.4), _with(flow_loss__perm=0.21), {**GOOD, "hidden_stability": 0.5}):
+    for result in (_with(ar_loss__perm=2.4), _with(flow_loss__perm=0.21), {**GOOD, "hidden_stability": 0.5},
+                   {**GOOD, "hidden_locality": 0.6}):
         v = judge(result)
         assert not v["valid"] and not v["passed"]
     assert "downstream_recovered_beats_fresh_by_2se" not in judge(GOOD, with_downstream=False)["checks"]
-    assert judge({**GOOD, "hidden_stability": 0.99})["valid"]
+    assert judge({**GOOD, "hidden_stability": 0.99, "hidden_locality": 0.95})["valid"]

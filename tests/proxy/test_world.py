@@ -7,7 +7,8 @@ import torch
 import torchaudio
 
 from songbloom.proxy.hidden import HiddenTokenizer, choose_layer, fit_hidden_tokenizer
-from songbloom.proxy.scenario import all_layer_features, hidden_stability, shuffle_ids
+from songbloom.proxy.muq import damp_self_attention, proxy_muq
+from songbloom.proxy.scenario import all_layer_features, hidden_locality, hidden_stability, shuffle_ids
 from songbloom.proxy.world import HOP, SongWorld, WorldSettings, band_noise_rows, proxy_vae
 from songbloom.sketch import build_tiny_muq
 
@@ -37,12 +38,35 @@ def test_hidden_ids_follow_the_audible_sound_not_rounding_noise() -> None:
     """Noise 70 dB below the song leaves the hidden ids as they are (with pure tones, most mel bins were empty
     and such noise changed nearly every id: the ids were rounding noise that no model could render)."""
     world = SongWorld(WorldSettings(seed=2, num_notes=32, song_frames=100))
-    muq = build_tiny_muq(seed=3)
+    muq = proxy_muq(3)
     songs = world.songs("s", 8, world.teacher_styles, 0)
     layer = choose_layer(muq, 2)
     feats = all_layer_features(muq, [s.audio for s in songs])
     hidden = fit_hidden_tokenizer([f[layer] for f in feats], layer, 32, seed=0)
     assert hidden_stability(muq, hidden, [s.audio for s in songs], feats, seed=0, noise_db=-70.0) >= 0.95
+
+
+def test_hidden_ids_follow_the_sound_around_them_not_sound_seconds_away() -> None:
+    """Replacing the sound from 0.8 s after a frame onwards leaves its hidden id as it is with the proxy MuQ.
+    With the plain random MuQ, self-attention mixes the whole clip into every frame and such a change moved
+    about 40 % of the ids: ids no model renders patch by patch."""
+    world = SongWorld(WorldSettings(seed=6, num_notes=64, song_frames=200))
+    songs = world.songs("s", 12, world.teacher_styles, 0)
+    audio = [s.audio for s in songs]
+    shares = {}
+    for name, muq in (("proxy", proxy_muq(7)), ("plain", build_tiny_muq(seed=7))):
+        feats = all_layer_features(muq, audio)
+        hidden = fit_hidden_tokenizer([f[1] for f in feats], 1, 64, seed=6)
+        shares[name] = hidden_locality(muq, hidden, audio, feats)
+    assert shares["proxy"] >= 0.9, shares
+    assert shares["plain"] < 0.8, shares  # the check can fail: the undamped MuQ does
+
+
+def test_damping_needs_self_attention() -> None:
+    muq = build_tiny_muq(seed=0)
+    assert damp_self_attention(muq, 0.5) == muq.config.encoder_depth
+    with pytest.raises(ValueError, match="self-attention"):
+        damp_self_attention(torch.nn.Linear(2, 2), 0.5)
 
 
 def test_songs_are_seeded_and_follow_the_transition_table() -> None:
