@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from songbloom.sketch import build_tiny_muq
+from songbloom.sketch.muq_backbone import save_muq
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,6 @@ def proxy_muq(seed: int, out_dir: str | Path | None = None, *, attention_gain: f
     muq = build_tiny_muq(seed=seed)
     damp_self_attention(muq, attention_gain)
     if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        muq.save_pretrained(str(out))
+        out = save_muq(muq, out_dir)
         logger.info("saved the proxy MuQ (tiny random, seed %d, self-attention x %g) to %s", seed, attention_gain, out)
     return muq

@@ -61,10 +61,17 @@ def hidden_stability(muq: torch.nn.Module, hidden: HiddenTokenizer, audio: Seque
     gen = torch.Generator().manual_seed(seed)
     scale = 10 ** (noise_db / 20)
     noisy = [a + scale * float(a.std()) * torch.randn(a.shape, generator=gen) for a in audio]
+    return unchanged_share(muq, hidden, features, noisy)
+
+
+def unchanged_share(muq: torch.nn.Module, hidden: HiddenTokenizer, features: Sequence[torch.Tensor],
+                    changed_audio: Sequence[torch.Tensor], frames: int | None = None) -> float:
+    """Share of the hidden ids of ``features`` (first ``frames`` per clip; all if None) that ``changed_audio``
+    gives again."""
     layer = hidden.layer
-    clean = [hidden.ids(f[layer]) for f in features]
-    moved = [hidden.ids(f[layer]) for f in all_layer_features(muq, noisy)]
-    return sum(int((a == b).sum()) for a, b in zip(clean, moved, strict=True)) / sum(a.numel() for a in clean)
+    before = [hidden.ids(f[layer][:frames]) for f in features]
+    after = [hidden.ids(f[layer][:frames]) for f in all_layer_features(muq, changed_audio)]
+    return sum(int((a == b).sum()) for a, b in zip(before, after, strict=True)) / sum(a.numel() for a in before)
 
 
 LOCALITY_GUARD_FRAMES = 20  # 0.8 s: beyond MuQ's convolutions (about +-0.6 s), within reach of its attention
@@ -89,11 +96,7 @@ def hidden_locality(muq: torch.nn.Module, hidden: HiddenTokenizer, audio: Sequen
         raise ValueError(f"clips of {frames} frames are too short for a {guard_frames}-frame guard")
     spliced = [torch.cat([a[: join * HOP], audio[(i + 1) % len(audio)][join * HOP : frames * HOP]])
                for i, a in enumerate(audio)]
-    layer = hidden.layer
-    same = 0
-    for f, g in zip(features, all_layer_features(muq, spliced), strict=True):
-        same += int((hidden.ids(f[layer][:kept]) == hidden.ids(g[layer][:kept])).sum())
-    return same / (kept * len(audio))
+    return unchanged_share(muq, hidden, features, spliced, kept)
 
 
 def attach_features(muq: torch.nn.Module, songs: Sequence[Song]) -> None:

@@ -61,11 +61,17 @@ def build_tiny_muq(seed: int = 0, out_dir: str | os.PathLike | None = None, *, e
             if hasattr(module, "reset_parameters") and callable(module.reset_parameters):
                 module.reset_parameters()
     if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(str(out))
-        logger.info("saved tiny random MuQ (seed %d) to %s", seed, out)
+        save_muq(model, out_dir)
+        logger.info("saved tiny random MuQ (seed %d) to %s", seed, out_dir)
     return model
+
+
+def save_muq(model: nn.Module, out_dir: str | os.PathLike) -> Path:
+    """Save ``model`` with ``save_pretrained`` so that ``load_muq(out_dir)`` rebuilds it offline."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    return out
 
 
 def load_muq(model_id_or_dir: str | os.PathLike, *, device: str | torch.device = "cpu") -> nn.Module:
