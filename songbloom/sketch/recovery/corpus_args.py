@@ -15,7 +15,7 @@ import argparse
 from songbloom.config.sampling import add_sampling_arguments, sampling_overrides
 from songbloom.inference.generate import SamplingParams
 from songbloom.inference.prompt import PROMPT_LATENT_MODES
-from songbloom.sketch.recovery.corpus_plan import FEATURE_DTYPES, CorpusSettings
+from songbloom.sketch.recovery.corpus_plan import CORPUS_PENALTY_MODE, FEATURE_DTYPES, CorpusSettings
 from songbloom.text.g2p import LANGUAGES
 from songbloom.text.lyric_policy import LYRICS_POLICIES
 
@@ -41,7 +41,10 @@ def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--language", choices=list(LANGUAGES), default=None,
                    help="read lyrics in this language unless a line sets 'language' (default: detected)")
     g.add_argument("--no-chunked-decode", action="store_true", help="decode each song in one VAE pass")
-    add_sampling_arguments(parser.add_argument_group("corpus sampling (default: the base model's settings)"))
+    add_sampling_arguments(parser.add_argument_group(
+        "corpus sampling (default: the base model's settings, repetition penalty off: --penalty-mode release "
+        "samples as infer.py does)"))
+    parser.set_defaults(penalty_mode=CORPUS_PENALTY_MODE)
 
 
 def corpus_settings_from_args(args: argparse.Namespace, config) -> CorpusSettings:

@@ -3,7 +3,8 @@
 Every array task plans the whole corpus from the same JSONL the same way, then takes its share. Song ``k`` is
 request ``k // songs_per_request`` (counting the JSONL's valid lines in order, as ``infer.py`` does), sample
 ``k % songs_per_request``, named ``<idx>_s<sample>`` and generated with seed ``seed + k``: the song ``infer.py
---seed <seed> --n-samples <songs_per_request>`` writes under the same name, with the same settings. A line whose
+--seed <seed> --n-samples <songs_per_request> --penalty-mode none`` writes under the same name, with the same
+settings (a corpus samples without the repetition penalty: :data:`CORPUS_PENALTY_MODE`). A line whose
 lyrics cannot be used keeps its indices (the other songs' seeds never move) and is listed in the plan's problems.
 
 The plan file (``corpus_plan.json``) is written once, atomically, by the first task; every later run compares its
@@ -42,6 +43,13 @@ CORPUS_VERSION = 1
 FEATURE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
+# The release samples sketch ids with a repetition penalty (a listening-quality heuristic). A corpus is there to show
+# which audio goes with which ids, so it samples the ids the base model learned, penalty off. Measured on the CPU
+# proxy (benchmarks/README.md): with the penalty, the sampled ids switch 5-6 points more often than the hidden ids
+# of real songs do, the teacher's audio carries 2-4 points fewer of them, and the probe agrees 0.007-0.008 less.
+CORPUS_PENALTY_MODE = "none"
+
+
 class CorpusPlanMismatch(ValueError):
     """A corpus folder was started with other settings, another base model, MuQ or job file."""
 
@@ -50,7 +58,8 @@ class CorpusPlanMismatch(ValueError):
 class CorpusSettings:
     """How to generate a corpus. All but ``batch_size`` decide what the songs are and are kept in the plan file.
 
-    ``params`` None means the base model's own inference settings and length cap (``SamplingParams.from_config``).
+    ``params`` None means the base model's own inference settings and length cap (``SamplingParams.from_config``)
+    with the repetition penalty off (:data:`CORPUS_PENALTY_MODE`).
     ``layers`` are MuQ hidden-state indices (negative counts from the end; made non-negative against the MuQ).
     """
 
@@ -89,7 +98,9 @@ class CorpusSettings:
 
     def sampling(self, bundle) -> SamplingParams:
         """The sampling settings in effect for ``bundle``."""
-        return self.params if self.params is not None else SamplingParams.from_config(bundle.config)
+        if self.params is not None:
+            return self.params
+        return SamplingParams.from_config(bundle.config, penalty_mode=CORPUS_PENALTY_MODE)
 
     def content_settings(self) -> dict[str, Any]:
         """The settings that decide a song's content (everything except the batch size and the sampling)."""

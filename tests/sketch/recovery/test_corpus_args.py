@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from types import SimpleNamespace
 
 import pytest
 
 from songbloom.config import SongBloomConfig
 from songbloom.inference.generate import SamplingParams
 from songbloom.sketch.recovery import CorpusSettings, add_corpus_arguments, corpus_settings_from_args
+from songbloom.sketch.recovery.corpus_plan import CORPUS_PENALTY_MODE
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -17,11 +19,27 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def test_defaults_are_the_model_settings():
+def test_defaults_are_the_model_settings_without_the_repetition_penalty():
     cfg = SongBloomConfig.from_name("tiny")
+    assert cfg.inference.penalty_repeat  # the model's own settings penalise repeats; the corpus does not
     settings = corpus_settings_from_args(_parse([]), cfg)
-    assert settings == CorpusSettings(songs_per_request=4, params=SamplingParams.from_config(cfg))
+    assert settings == CorpusSettings(songs_per_request=4,
+                                      params=SamplingParams.from_config(cfg, penalty_mode="none"))
     assert settings.store_audio and settings.feature_dtype == "float16" and settings.layers == (-1,)
+
+
+def test_api_default_sampling_matches_the_command_line():
+    cfg = SongBloomConfig.from_name("tiny")
+    bundle = SimpleNamespace(config=cfg)
+    from_flags = corpus_settings_from_args(_parse([]), cfg).sampling(bundle)
+    assert CorpusSettings().sampling(bundle).as_dict() == from_flags.as_dict()
+    assert from_flags.penalty_mode == CORPUS_PENALTY_MODE == "none"
+
+
+def test_the_release_penalty_is_one_flag_away():
+    cfg = SongBloomConfig.from_name("tiny")
+    s = corpus_settings_from_args(_parse(["--penalty-mode", "release"]), cfg)
+    assert s.params.as_dict() == SamplingParams.from_config(cfg).as_dict()
 
 
 def test_flags_reach_the_settings():
