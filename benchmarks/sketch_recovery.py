@@ -20,7 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from songbloom.config.sampling import PENALTY_MODES
 from songbloom.proxy import DownstreamSettings, ProxySettings, run_benchmark
+from songbloom.sketch.recovery.corpus_plan import CORPUS_PENALTY_MODE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--finetune-frames-per-code", type=float, default=4.0,
                    help="downstream fine-tune budget: at most this many frames per code (default 4)")
     p.add_argument("--teacher-steps", type=int, default=None, help="teacher training steps (default by size)")
+    p.add_argument("--teacher-songs", type=int, default=240, help="synthetic songs the teacher learns")
+    p.add_argument("--corpus-penalty-mode", choices=PENALTY_MODES, default=CORPUS_PENALTY_MODE,
+                   help="the recovery corpus's repetition penalty (default: the recovery's own, none)")
     p.add_argument("--downstream-steps", type=int, default=150)
     p.add_argument("--downstream-seeds", type=int, default=3)
     p.add_argument("--no-downstream", action="store_true", help="skip the LoRA routes (faster)")
@@ -45,7 +50,8 @@ def settings_from_args(args: argparse.Namespace) -> ProxySettings:
         steps=args.downstream_steps, seeds=tuple(range(args.downstream_seeds)))
     return ProxySettings(
         seed=args.seed, num_codes=args.num_codes, finetune_frames_per_code=args.finetune_frames_per_code,
-        teacher_steps=args.teacher_steps, downstream=downstream, control=not args.no_control,
+        teacher_steps=args.teacher_steps, teacher_songs=args.teacher_songs,
+        corpus_penalty_mode=args.corpus_penalty_mode, downstream=downstream, control=not args.no_control,
     )
 
 

@@ -44,6 +44,7 @@ from songbloom.proxy.world import SAMPLE_RATE, Song
 from songbloom.sketch import load_codebook
 from songbloom.sketch.muq_backbone import muq_layer_count
 from songbloom.sketch.recovery.corpus_files import iter_corpus
+from songbloom.sketch.recovery.corpus_plan import CORPUS_PENALTY_MODE
 from songbloom.sketch.recovery.evaluate import EvalSong, teacher_forced_losses
 from songbloom.sketch.recovery.recover import CORPUS_DIR
 from songbloom.text.vocab import Vocabulary
@@ -64,6 +65,7 @@ class ProxySettings:
     corpus_requests: int = 60
     songs_per_request: int | None = None  # None: by size (songs_per_request_for)
     probe_epochs: int = 60
+    corpus_penalty_mode: str = CORPUS_PENALTY_MODE  # the recovery's own default; "release" samples as infer.py
     finetune_heldout_songs: int = 16
     downstream: DownstreamSettings | None = field(default_factory=DownstreamSettings)
     control: bool = True
@@ -152,7 +154,7 @@ def recover_argv(export_dir: Path, muq_dir: Path, requests: Path, work: Path, ou
             "--requests", str(requests), "--work-dir", str(work), "--out", str(out),
             "--songs-per-request", str(settings.songs_per_request), "--corpus-seed", str(settings.seed),
             "--probe-epochs", str(settings.probe_epochs), "--device", "cpu", "--no-progress",
-            "--corpus-batch-size", "16", "--no-corpus-audio",
+            "--corpus-batch-size", "16", "--no-corpus-audio", "--penalty-mode", settings.corpus_penalty_mode,
             # the teacher learned songs of song_frames; a little more lets EOS come where it learned it
             "--max-duration", f"{settings.song_frames / 25 + 2:g}"]
 

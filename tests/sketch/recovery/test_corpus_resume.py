@@ -7,6 +7,8 @@ import json
 import pytest
 import torch
 
+from songbloom.config import SongBloomConfig
+from songbloom.inference.generate import SamplingParams
 from songbloom.sketch.recovery import (
     CorpusFileError,
     CorpusPlanMismatch,
@@ -19,7 +21,7 @@ from songbloom.sketch.recovery import (
 from songbloom.sketch.recovery import corpus as corpus_module
 from songbloom.sketch.recovery.corpus_files import song_path
 from songbloom.sketch.recovery.corpus_plan import PLAN_FILE
-from tests.sketch.recovery.conftest import LINES, copy_corpus, corpus_settings
+from tests.sketch.recovery.conftest import LINES, MAX_FRAMES, copy_corpus, corpus_settings
 
 
 def _song_files(out):
@@ -122,6 +124,10 @@ def test_damaged_and_truncated_song_files_are_redone(tmp_path, base_bundle, corp
         ({"settings": {"layers": (0, 1)}}, r"muq\.layers: \[0, 2\] before, \[0, 1\] now"),
         ({"settings": {"songs_per_request": 3}}, r"settings\.songs_per_request: 2 before, 3 now"),
         ({"settings": {"store_audio": False}}, r"settings\.store_audio: True before, False now"),
+        # a corpus sampled with the release penalty does not resume without it (the corpus default changed)
+        ({"settings": {"params": SamplingParams(SongBloomConfig.from_name("tiny").inference, max_frames=MAX_FRAMES,
+                                                penalty_mode="none")}},
+         r"sampling\.penalty_mode: .?release.? before, .?none.? now"),
     ],
 )
 def test_resume_with_other_settings_is_refused(tmp_path, base_bundle, corpus_muq, job_file, reference_corpus, change,

@@ -1,0 +1,47 @@
+"""benchmarks/sketch_recovery.py's flags reach the proxy settings and the recovery command it runs (loaded by path,
+as ``python benchmarks/sketch_recovery.py`` runs it)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from songbloom.proxy.benchmark import recover_argv
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "sketch_recovery.py"
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_sketch_recovery", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _settings(argv: list[str]):
+    bench = _bench()
+    return bench.settings_from_args(bench.build_parser().parse_args(argv))
+
+
+def _penalty(settings) -> str:
+    argv = recover_argv(Path("export"), Path("muq"), Path("jobs.jsonl"), Path("work"), Path("cb.safetensors"),
+                        settings, 3)
+    assert argv.count("--penalty-mode") == 1
+    return argv[argv.index("--penalty-mode") + 1]
+
+
+def test_the_corpus_samples_without_the_penalty_unless_asked():
+    default = _settings(["--seed", "3", "--num-codes", "40"])
+    assert (default.seed, default.num_codes, default.teacher_songs) == (3, 40, 240)
+    assert _penalty(default) == "none"
+    release = _settings(["--corpus-penalty-mode", "release", "--teacher-songs", "480"])
+    assert _penalty(release) == "release" and release.teacher_songs == 480
+
+
+def test_code_counts_outside_16_to_256_are_refused():
+    with pytest.raises(SystemExit, match="choose 16..256"):
+        _settings(["--num-codes", "300"])
