@@ -45,8 +45,9 @@ FEATURE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32
 
 # The release samples sketch ids with a repetition penalty (a listening-quality heuristic). A corpus is there to show
 # which audio goes with which ids, so it samples the ids the base model learned, penalty off. Measured on the CPU
-# proxy (benchmarks/README.md): with the penalty, the sampled ids switch 5-6 points more often than the hidden ids
-# of real songs do, the teacher's audio carries 2-4 points fewer of them, and the probe agrees 0.007-0.008 less.
+# proxy (benchmarks/README.md): with the penalty, the sampled ids switch on 8 points more frames than the hidden
+# ids of real songs do (2 without), the teacher's audio carries 2-4 points fewer of them, and the probe agrees
+# 0.007-0.008 less.
 CORPUS_PENALTY_MODE = "none"
 
 
