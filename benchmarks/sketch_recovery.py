@@ -22,7 +22,6 @@ from pathlib import Path
 
 from songbloom.config.sampling import PENALTY_MODES
 from songbloom.proxy import DownstreamSettings, ProxySettings, run_benchmark
-from songbloom.sketch.recovery.corpus_plan import CORPUS_PENALTY_MODE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,8 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--finetune-frames-per-code", type=float, default=4.0,
                    help="downstream fine-tune budget: at most this many frames per code (default 4)")
     p.add_argument("--teacher-steps", type=int, default=None, help="teacher training steps (default by size)")
-    p.add_argument("--teacher-songs", type=int, default=240, help="synthetic songs the teacher learns")
-    p.add_argument("--corpus-penalty-mode", choices=PENALTY_MODES, default=CORPUS_PENALTY_MODE,
+    p.add_argument("--teacher-songs", type=int, default=ProxySettings.teacher_songs,
+                   help="synthetic songs the teacher learns")
+    p.add_argument("--corpus-penalty-mode", choices=PENALTY_MODES, default=ProxySettings.corpus_penalty_mode,
                    help="the recovery corpus's repetition penalty (default: the recovery's own, none)")
     p.add_argument("--downstream-steps", type=int, default=150)
     p.add_argument("--downstream-seeds", type=int, default=3)
