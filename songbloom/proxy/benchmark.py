@@ -27,6 +27,7 @@ import soundfile as sf
 import torch
 
 from songbloom.checkpoints.formats.release import export_release
+from songbloom.proxy.codebook_view import codebook_view_scores
 from songbloom.proxy.downstream import DownstreamSettings, RouteData, run_route, separation
 from songbloom.proxy.muq import ATTENTION_GAIN
 from songbloom.proxy.scenario import (
@@ -187,16 +188,21 @@ def roundtrip_ceiling(sc: Scenario) -> float:
     return hits / sum(s.ids.numel() for s in sc.heldout_songs)
 
 
-def teacher_fidelity(sc: Scenario, corpus_dir: Path) -> float:
+def corpus_at_hidden_layer(sc: Scenario, corpus_dir: Path) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The recovery corpus's MuQ features at the hidden tokenizer's layer and the ids the teacher sampled."""
+    features, labels = [], []
+    for song in iter_corpus(corpus_dir, layers=[sc.hidden.layer], verify=False):
+        features.append(song.features[0].float())
+        labels.append(song.sketch_ids.long())
+    return features, labels
+
+
+def teacher_fidelity(sc: Scenario, features: list[torch.Tensor], labels: list[torch.Tensor]) -> float:
     """Share of the ids the teacher sampled in the recovery corpus that the hidden tokenizer gives back on the
     audio the teacher generated for them: how faithfully the teacher renders its own ids, which bounds what any
     tokenizer learnt from its generations can reach. Diagnostic only (the hidden tokenizer is not recovery's)."""
-    layer = sc.hidden.layer
-    hits = total = 0
-    for song in iter_corpus(corpus_dir, layers=[layer], verify=False):
-        hits += int((sc.hidden.ids(song.features[0].float()) == song.sketch_ids).sum())
-        total += song.num_frames
-    return hits / max(1, total)
+    hits = sum(int((sc.hidden.ids(f) == y).sum()) for f, y in zip(features, labels, strict=True))
+    return hits / max(1, sum(y.numel() for y in labels))
 
 
 def eval_songs(songs: list[Song]) -> list[EvalSong]:
@@ -222,7 +228,10 @@ def score_scenario(run: ScenarioRun, settings: ProxySettings) -> dict[str, Any]:
                                                   [s.extra["features"] for s in held], settings.seed + 31)
     result["hidden_locality"] = hidden_locality(sc.muq, sc.hidden, [s.audio for s in held],
                                                 [s.extra["features"] for s in held])
-    result["teacher_fidelity"] = teacher_fidelity(sc, run.corpus_dir)
+    corpus_features, corpus_labels = corpus_at_hidden_layer(sc, run.corpus_dir)
+    result["teacher_fidelity"] = teacher_fidelity(sc, corpus_features, corpus_labels)
+    result["codebook_view"] = codebook_view_scores(sc.hidden, corpus_features, corpus_labels,
+                                                   [s.extra["features"][sc.hidden.layer] for s in held], hidden)
     result["ar_loss"] = {name: v.ar for name, v in losses.items()}
     result["flow_loss"] = {name: v.flow for name, v in losses.items()}
     result["recovery_metadata"] = {key: codebook.metadata.get("recovery", {}).get(key)
@@ -286,7 +295,7 @@ def run_benchmark(settings: ProxySettings, work: Path) -> dict[str, Any]:
     main = run_scenario(settings, work / "scenario", independent_ids=False)
     result = score_scenario(main, settings)
     shown = ("id_agreement", "most_frequent_code_rate", "roundtrip_ceiling", "teacher_fidelity", "hidden_stability",
-             "hidden_locality", "ar_loss", "flow_loss", "entropy", "change_rate")
+             "hidden_locality", "ar_loss", "flow_loss", "entropy", "change_rate", "codebook_view")
     logger.info("scores: %s", json.dumps({k: result[k] for k in shown}, default=float))
     if settings.downstream is not None:
         t = time.perf_counter()

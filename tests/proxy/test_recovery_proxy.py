@@ -20,6 +20,10 @@ def test_recovery_proxy_finds_the_hidden_ids_and_the_control_fails(tmp_path: Pat
     assert result["hidden_stability"] >= 0.9 and result["validity"]["hidden_ids_stable_ge_0.9"]
     assert result["hidden_locality"] >= 0.9 and result["validity"]["hidden_ids_local_ge_0.9"]
     assert 0.0 < result["teacher_fidelity"] <= 1.0
+    # the corpus's render means in the hidden codebook's view (a diagnostic the recovery cannot run) find the ids
+    view = result["codebook_view"]
+    assert view["id_agreement"] >= result["most_frequent_code_rate"] + 0.2, view
+    assert 0.0 < view["change_rate"] < 1.0 and view["codes_seen"] >= 2, view
     control = result["controls"]["independent_ids"]
     assert control["failed_as_required"], control
     assert control["id_agreement"] < control["most_frequent_code_rate"] + 0.2, control
