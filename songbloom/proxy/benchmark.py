@@ -67,6 +67,7 @@ class ProxySettings:
     songs_per_request: int | None = None  # None: by size (songs_per_request_for)
     probe_epochs: int = 60
     corpus_penalty_mode: str = CORPUS_PENALTY_MODE  # the recovery's own default; "release" samples as infer.py
+    calibrate_switching: bool = False  # recover --probe-calibrate-switching (decode songs whole, switch bonus)
     finetune_heldout_songs: int = 16
     downstream: DownstreamSettings | None = field(default_factory=DownstreamSettings)
     control: bool = True
@@ -157,7 +158,8 @@ def recover_argv(export_dir: Path, muq_dir: Path, requests: Path, work: Path, ou
             "--probe-epochs", str(settings.probe_epochs), "--device", "cpu", "--no-progress",
             "--corpus-batch-size", "16", "--no-corpus-audio", "--penalty-mode", settings.corpus_penalty_mode,
             # the teacher learned songs of song_frames; a little more lets EOS come where it learned it
-            "--max-duration", f"{settings.song_frames / 25 + 2:g}"]
+            "--max-duration", f"{settings.song_frames / 25 + 2:g}",
+            *(["--probe-calibrate-switching"] if settings.calibrate_switching else [])]
 
 
 def run_recovery(export_dir: Path, muq_dir: Path, requests: Path, work: Path, out: Path,

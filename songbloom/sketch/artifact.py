@@ -10,7 +10,9 @@ Two tokenizer kinds (``tokenizer_kind`` in the metadata; files without it are ``
   k-means writes. Its hash is computed exactly as format version 1 computed it, so a k-means codebook keeps
   its hash and is still written as version 1 (older songbloom reads it) unless it carries a recovery block.
 - ``linear_probe``: ``argmax(W x + b)`` over the normalised feature (``probe_weight [K, D]``,
-  ``probe_bias [K]``); ``codebook`` may hold class-mean centres for diagnostics. Format version 2.
+  ``probe_bias [K]``); ``codebook`` may hold class-mean centres for diagnostics. Format version 2. An optional
+  ``switch_bonus`` in the metadata (hashed when present) decodes each sequence as a whole, adding that many nats
+  per change of code (:mod:`songbloom.sketch.switch_decoding`); files without it decode frame by frame.
 
 A codebook recovered from a base model's own sketch ids also records a ``recovery`` block: which base weights
 (and the sha256 of their sketch tables, see :mod:`songbloom.building.sketch_tables`), the method, the corpus and
@@ -23,6 +25,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -38,6 +41,7 @@ from songbloom.building.sketch_tables import RecoveredCodebook
 from songbloom.checkpoints.safe_load import check_file_integrity
 from songbloom.sketch.alignment import ALIGNMENT_RULE, FRAME_RATE, MUQ_SAMPLE_RATE
 from songbloom.sketch.kmeans import nearest_code, squared_distances
+from songbloom.sketch.switch_decoding import decode_with_switch_bonus
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +54,7 @@ NEAREST_CENTROID = "nearest_centroid"
 LINEAR_PROBE = "linear_probe"
 TOKENIZER_KINDS = (NEAREST_CENTROID, LINEAR_PROBE)
 RECOVERY_KEY = "recovery"
+SWITCH_BONUS_KEY = "switch_bonus"
 # Fields of the metadata that change token ids; the hash covers exactly these plus the tensors.
 _HASHED_FIELDS = ("codebook_size", "feature_dim", "muq_model_id", "muq_fingerprint", "muq_layer",
                   "feature_normalisation", "muq_sample_rate", "frame_rate", "alignment_rule")
@@ -149,10 +154,26 @@ class SketchCodebook:
             fit.append(top.values[:, 0] - second)
         if not ids:
             return torch.zeros(lead, dtype=torch.long, device=x.device), torch.zeros(lead, device=x.device)
+        if self.switch_bonus and len(lead) >= 1:
+            return self._decode_sequences(x, lead), torch.cat(fit).reshape(lead)
         return torch.cat(ids).reshape(lead), torch.cat(fit).reshape(lead)
 
+    @property
+    def switch_bonus(self) -> float:
+        """Nats added per change of code when decoding a sequence (0: frame by frame; ``linear_probe`` only)."""
+        return float(self.metadata.get(SWITCH_BONUS_KEY) or 0.0)
+
+    def _decode_sequences(self, x: torch.Tensor, lead: torch.Size) -> torch.Tensor:
+        """Ids of normalised rows ``x`` (``lead`` = ``[..., F]``), each sequence along the last lead axis
+        decoded whole with :attr:`switch_bonus`."""
+        frames = lead[-1]
+        rows = x.reshape(-1, frames, x.shape[-1])
+        out = [decode_with_switch_bonus(torch.log_softmax(self._chunk_scores(r), -1), self.switch_bonus) for r in rows]
+        return torch.stack(out).reshape(lead)
+
     def assign(self, features: torch.Tensor, *, normalised: bool = False) -> torch.Tensor:
-        """``[..., D]`` MuQ features -> LongTensor ``[...]`` of sketch ids (the best-scoring code)."""
+        """``[..., D]`` MuQ features -> LongTensor ``[...]`` of sketch ids (the best-scoring code; with a
+        :attr:`switch_bonus`, the best path along the second-to-last axis, which must then be time)."""
         return self.quantize(features, normalised=normalised)[0]
 
     @torch.no_grad()
@@ -202,17 +223,18 @@ class SketchCodebook:
                      muq_model_id: str, muq_fingerprint: str, muq_layer: int, muq_licence: str,
                      feature_normalisation: str, recovery: Mapping[str, Any] | None = None,
                      training: Mapping[str, Any] | None = None,
-                     centers: torch.Tensor | None = None) -> SketchCodebook:
+                     centers: torch.Tensor | None = None, switch_bonus: float = 0.0) -> SketchCodebook:
         """A linear-probe codebook (ids = argmax of ``weight @ normalise(x) + bias``) with metadata and hash.
 
         ``centers``: class-mean centres in the normalised space, kept for diagnostics (never used for ids).
+        ``switch_bonus``: decode sequences whole with this many nats per change of code (0: frame by frame).
         """
         weight, bias, mean, std = _f32(weight), _f32(bias), _f32(mean), _f32(std)
         centers = None if centers is None else _f32(centers)
         meta = build_probe_metadata(probe_weight=weight, probe_bias=bias, mean=mean, std=std, centers=centers,
                                     muq_model_id=muq_model_id, muq_fingerprint=muq_fingerprint, muq_layer=muq_layer,
                                     muq_licence=muq_licence, feature_normalisation=feature_normalisation,
-                                    recovery=recovery, training=training)
+                                    recovery=recovery, training=training, switch_bonus=switch_bonus)
         return cls(centers=centers, mean=mean, std=std, metadata=meta, probe_weight=weight, probe_bias=bias)
 
 
@@ -267,6 +289,8 @@ def codebook_content_hash(meta: Mapping[str, Any], tensors: Mapping[str, torch.T
         return compute_codebook_hash(meta, tensors["codebook"], tensors["feature_mean"], tensors["feature_std"])
     digest = hashlib.sha256()
     defining = {"tokenizer_kind": kind, **{k: meta.get(k) for k in _HASHED_FIELDS}}
+    if meta.get(SWITCH_BONUS_KEY):  # hashed only when present, so probe files without it keep their hashes
+        defining[SWITCH_BONUS_KEY] = float(meta[SWITCH_BONUS_KEY])
     digest.update(json.dumps(defining, sort_keys=True).encode())
     required, optional = _KIND_TENSORS[kind]
     for name in (*required, *optional):
@@ -321,13 +345,17 @@ def build_probe_metadata(*, probe_weight: torch.Tensor, probe_bias: torch.Tensor
                          std: torch.Tensor, muq_model_id: str, muq_fingerprint: str, muq_layer: int, muq_licence: str,
                          feature_normalisation: str, centers: torch.Tensor | None = None,
                          recovery: Mapping[str, Any] | None = None,
-                         training: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                         training: Mapping[str, Any] | None = None, switch_bonus: float = 0.0) -> dict[str, Any]:
     """Full metadata of a linear-probe artifact (version 2), hash included."""
     k, d = probe_weight.shape
     _check_probe_shapes("linear probe", probe_weight, probe_bias, mean, std, centers)
+    if not math.isfinite(switch_bonus):
+        raise ValueError(f"switch_bonus must be a finite number of nats, got {switch_bonus}")
     meta = _base_metadata(kind=LINEAR_PROBE, num_codes=k, feature_dim=d, muq_model_id=muq_model_id,
                           muq_fingerprint=muq_fingerprint, muq_layer=muq_layer, muq_licence=muq_licence,
                           feature_normalisation=feature_normalisation, recovery=recovery, training=training)
+    if switch_bonus:
+        meta[SWITCH_BONUS_KEY] = float(switch_bonus)
     tensors = {"probe_weight": probe_weight, "probe_bias": probe_bias, "feature_mean": mean, "feature_std": std}
     if centers is not None:
         tensors["codebook"] = centers
@@ -465,6 +493,12 @@ def _header_metadata(path: Path, header: Mapping[str, str]) -> tuple[dict[str, A
     if kind != NEAREST_CENTROID and version < 2:
         raise ValueError(f"{path}: tokenizer_kind {kind!r} needs format version 2, the file says {version}")
     meta["tokenizer_kind"] = kind
+    bonus = meta.get(SWITCH_BONUS_KEY)
+    if bonus is not None:
+        if kind != LINEAR_PROBE or isinstance(bonus, bool) or not isinstance(bonus, (int, float)) \
+                or not math.isfinite(bonus):
+            raise ValueError(f"{path}: {SWITCH_BONUS_KEY}={bonus!r} is only valid as a finite number on a "
+                             f"{LINEAR_PROBE} codebook (this one is {kind}); restore or refit the codebook")
     return meta, kind
 
 

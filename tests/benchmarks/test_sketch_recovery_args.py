@@ -45,3 +45,13 @@ def test_the_corpus_samples_without_the_penalty_unless_asked():
 def test_code_counts_outside_16_to_256_are_refused():
     with pytest.raises(SystemExit, match="choose 16..256"):
         _settings(["--num-codes", "300"])
+
+
+def test_switch_calibration_is_asked_for_only_with_its_flag():
+    def argv(settings) -> list[str]:
+        return recover_argv(Path("export"), Path("muq"), Path("jobs.jsonl"), Path("work"), Path("cb.safetensors"),
+                            settings, 3)
+
+    assert "--probe-calibrate-switching" not in argv(_settings([]))
+    on = _settings(["--calibrate-switching"])
+    assert on.calibrate_switching and argv(on).count("--probe-calibrate-switching") == 1

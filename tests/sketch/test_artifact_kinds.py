@@ -294,3 +294,39 @@ def test_preprocessing_and_the_run_checks_take_a_probe_codebook(tiny_muq, tiny_m
     sample = decode_sample(next(iter(iter_tar_samples(sorted(map(str, shards.glob("*.tar")))))))
     ids = torch.as_tensor(sample["sketch"])
     assert ids.numel() > 0 and int(ids.min()) >= 0 and int(ids.max()) < K
+
+
+# ------------------------------------------------------------------------------------------ switch bonus
+def test_a_probe_with_a_switch_bonus_decodes_songs_whole_and_hashes_the_bonus(tmp_path):
+    from songbloom.sketch.switch_decoding import decode_with_switch_bonus
+
+    plain, sw = make_probe(), make_probe(switch_bonus=0.7)
+    assert plain.switch_bonus == 0.0 and "switch_bonus" not in plain.metadata  # old probe files keep their hash
+    assert sw.switch_bonus == 0.7 and sw.codebook_hash != plain.codebook_hash
+    x = torch.randn(3, 40, D, generator=torch.Generator().manual_seed(5))
+    ids = sw.assign(x)
+    for song, got in zip(x, ids):
+        expected = decode_with_switch_bonus(torch.log_softmax(sw.scores(song), -1), 0.7)
+        assert torch.equal(got, expected)
+        assert torch.equal(sw.assign(song), expected)  # one song [F, D] decodes the same
+    assert not torch.equal(ids, plain.assign(x))  # the bonus does move ids on random features
+    assert (ids[:, 1:] != ids[:, :-1]).sum() > (plain.assign(x)[:, 1:] != plain.assign(x)[:, :-1]).sum()
+    path = save_codebook(tmp_path / "sw.safetensors", sw)
+    back = load_codebook(path)
+    assert back.switch_bonus == 0.7 and back.codebook_hash == sw.codebook_hash
+    assert torch.equal(back.assign(x), ids)
+    edited = _rewrite(path, tmp_path / "edited.safetensors", meta_update={"switch_bonus": 0.1})
+    with pytest.raises(ValueError, match="content hash mismatch"):
+        load_codebook(edited)
+
+
+def test_a_switch_bonus_is_refused_where_it_means_nothing(tmp_path):
+    t = _tensors()
+    with pytest.raises(ValueError, match="finite"):
+        make_probe(switch_bonus=float("nan"))
+    km = SketchCodebook.nearest_centroid(t["weight"], t["mean"], t["std"], **MUQ, feature_normalisation="standardize")
+    path = save_codebook(tmp_path / "km.safetensors", km)
+    bad = _rewrite(path, tmp_path / "km_bonus.safetensors", meta_update={"switch_bonus": 0.5},
+                   header_update={"format_version": "2"})
+    with pytest.raises(ValueError, match="switch_bonus"):
+        load_codebook(bad)

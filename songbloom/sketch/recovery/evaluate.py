@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from songbloom.models.songbloom import SongBloomModel
+from songbloom.sketch.switch_decoding import switch_rate
 
 
 @dataclass
@@ -121,9 +122,7 @@ def unigram_entropy(ids: Sequence[torch.Tensor], num_codes: int) -> float:
 
 def change_rate(ids: Sequence[torch.Tensor]) -> float:
     """Share of consecutive frame pairs whose ids differ."""
-    changes = sum(int((i[1:] != i[:-1]).sum()) for i in ids)
-    pairs = sum(max(0, i.numel() - 1) for i in ids)
-    return changes / max(1, pairs)
+    return switch_rate(ids)
 
 
 def agreement(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from songbloom.sketch.recovery.evaluate import most_frequent_code_rate
+from songbloom.sketch.switch_decoding import calibrate_switch_bonus, decode_with_switch_bonus, switch_rate
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ class ProbeFitSettings:
     label_smoothing: float = 0.0
     seed: int = 0
     device: str = "cpu"
+    # Decode sequences with a switch bonus calibrated so the held-out songs' decoded ids switch as often as the
+    # base model's sampled ids there (songbloom.sketch.switch_decoding); off: the per-frame argmax.
+    calibrate_switching: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -59,6 +63,7 @@ class ProbeFit:
     std: torch.Tensor  # [D]
     metrics: dict[str, float] = field(default_factory=dict)
     per_layer: dict[int, dict[str, float]] = field(default_factory=dict)
+    switch_bonus: float = 0.0  # nats per change of code when decoding a sequence (0: frame by frame)
 
     def scores(self, features: torch.Tensor) -> torch.Tensor:
         """``[..., D]`` raw features -> ``[..., K]`` logits."""
@@ -79,6 +84,7 @@ class FitSplit:
     heldout_ids: torch.Tensor
     train_songs: int
     heldout_songs: int
+    heldout_lengths: tuple[int, ...] = ()  # frames of each held-out song, in order (for sequence statistics)
 
 
 def split_corpus(
@@ -98,7 +104,7 @@ def split_corpus(
 
     tr_f, tr_y = gather(train)
     he_f, he_y = gather(held)
-    return FitSplit(tr_f, tr_y, he_f, he_y, len(train), len(held))
+    return FitSplit(tr_f, tr_y, he_f, he_y, len(train), len(held), tuple(int(ids[i].numel()) for i in held))
 
 
 def fit_probe(split: FitSplit, num_codes: int, settings: ProbeFitSettings) -> ProbeFit:
@@ -117,9 +123,33 @@ def fit_probe(split: FitSplit, num_codes: int, settings: ProbeFitSettings) -> Pr
             best = probe
     assert best is not None
     best.per_layer = per_layer
+    if settings.calibrate_switching:
+        calibrate_switching(best, split)
     best.metrics.update(train_frames=float(split.train_ids.numel()), heldout_frames=float(split.heldout_ids.numel()),
                         train_songs=float(split.train_songs), heldout_songs=float(split.heldout_songs))
     return best
+
+
+def calibrate_switching(probe: ProbeFit, split: FitSplit) -> None:
+    """Set ``probe.switch_bonus`` so its decoded ids switch on the held-out songs as often as the base model's
+    sampled ids do there, and record the rates and the decoded agreement in ``probe.metrics``."""
+    if not split.heldout_lengths or sum(split.heldout_lengths) != split.heldout_ids.numel():
+        raise ValueError("switch calibration needs the held-out songs' lengths (split them with split_corpus)")
+    lengths = list(split.heldout_lengths)
+    scores = [torch.log_softmax(s, -1) for s in probe.scores(split.heldout_features[probe.layer]).split(lengths)]
+    labels = list(split.heldout_ids.split(lengths))
+    target = switch_rate(labels)
+    probe.switch_bonus = calibrate_switch_bonus(scores, target)
+    decoded = [decode_with_switch_bonus(s, probe.switch_bonus) for s in scores]
+    hits = sum(int((d == y).sum()) for d, y in zip(decoded, labels, strict=True))
+    probe.metrics.update(
+        switch_bonus=probe.switch_bonus, label_change_rate=target,
+        argmax_change_rate=switch_rate([s.argmax(-1) for s in scores]), decoded_change_rate=switch_rate(decoded),
+        decoded_agreement=hits / max(1, split.heldout_ids.numel()),
+    )
+    logger.info("switch bonus %.3f nats: held-out ids switch %.3f (argmax %.3f, the base model's own %.3f), "
+                "agreement %.3f", probe.switch_bonus, probe.metrics["decoded_change_rate"],
+                probe.metrics["argmax_change_rate"], target, probe.metrics["decoded_agreement"])
 
 
 def _fit_one(x: torch.Tensor, y: torch.Tensor, num_codes: int, settings: ProbeFitSettings, layer: int) -> ProbeFit:

@@ -17,7 +17,9 @@ from songbloom.sketch.recovery.fit import ProbeFit, ProbeFitSettings
 
 METHOD = "linear_probe_self_distillation"
 _METRIC_KEYS = ("agreement", "agreement_top5", "cross_entropy", "most_frequent_code_rate", "codes_used",
-                "train_frames", "heldout_frames", "train_songs", "heldout_songs")
+                "train_frames", "heldout_frames", "train_songs", "heldout_songs",
+                # with --probe-calibrate-switching (songbloom.sketch.recovery.fit.calibrate_switching)
+                "switch_bonus", "label_change_rate", "argmax_change_rate", "decoded_change_rate", "decoded_agreement")
 
 
 def base_block(plan: CorpusPlan) -> dict[str, Any]:
@@ -83,4 +85,5 @@ def probe_codebook(
         feature_normalisation="standardize",
         recovery=recovery_block(plan, status, probe),
         training=training,
+        switch_bonus=probe.switch_bonus,
     )

@@ -52,6 +52,9 @@ def add_recover_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--probe-heldout-fraction", type=float, default=ProbeFitSettings.heldout_fraction,
                    help="corpus songs held out for choosing the layer and for the metrics")
     f.add_argument("--probe-seed", type=int, default=ProbeFitSettings.seed)
+    f.add_argument("--probe-calibrate-switching", action="store_true",
+                   help="decode each song whole, with a bonus per change of id chosen so held-out corpus songs "
+                        "switch ids as often as the base model's own samples (default: frame by frame)")
     f.add_argument("--refit", action="store_true", help="fit again even when --out was fitted on this corpus")
     r = p.add_argument_group("report: your own songs through recovered and fresh ids")
     r.add_argument("--heldout", default=None, metavar="JSONL",
@@ -80,6 +83,7 @@ def config_from_args(args: argparse.Namespace) -> RecoveryConfig:
     fit = ProbeFitSettings(
         epochs=args.probe_epochs, batch_frames=args.probe_batch_frames, lr=args.probe_lr,
         heldout_fraction=args.probe_heldout_fraction, seed=args.probe_seed, device=_device_name(args.device),
+        calibrate_switching=args.probe_calibrate_switching,
     )  # fmt: skip
     report = None
     if args.heldout:
@@ -128,6 +132,12 @@ def _print_codebook(rec: Recovery, result: RecoveryResult) -> None:
           f"{m.get('agreement_top5', float('nan')):.3f}, most frequent code {m.get('most_frequent_code_rate', 0):.3f}")
     for layer, lm in cb.metadata.get("training", {}).get("per_layer", {}).items():
         print(f"    MuQ layer {layer}: agreement {lm['agreement']:.3f}, top-5 {lm['agreement_top5']:.3f}")
+    if cb.switch_bonus:
+        print(f"  songs decoded whole, switch bonus {cb.switch_bonus:.3f} nats: held-out ids switch on "
+              f"{m.get('decoded_change_rate', float('nan')):.3f} of frames (frame by frame "
+              f"{m.get('argmax_change_rate', float('nan')):.3f}, the base model's own "
+              f"{m.get('label_change_rate', float('nan')):.3f}), "
+              f"agreement {m.get('decoded_agreement', float('nan')):.3f}")
 
 
 def run_recover(args: argparse.Namespace) -> int:

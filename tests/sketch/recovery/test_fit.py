@@ -62,3 +62,18 @@ def test_bad_settings_and_inputs_are_refused() -> None:
         fit_probe(split, 4, ProbeFitSettings(epochs=1))
     with pytest.raises(ValueError, match="layer 5"):
         fit_probe(split, 8, ProbeFitSettings(epochs=1, layers=(5,)))
+
+
+def test_switch_calibration_matches_the_base_models_own_switching() -> None:
+    """Labels that switch more than the probe's argmax (noise flips single frames): the calibrated bonus makes
+    the held-out decoded ids switch as often as the labels, and the artifact-facing metrics say so."""
+    feats, ids, _ = _corpus(num_songs=40, noise=0.3)
+    settings = ProbeFitSettings(epochs=60, batch_frames=1024, lr=0.05, seed=0, layers=(1,), calibrate_switching=True)
+    probe = fit_probe(split_corpus(feats, ids, (0, 1, 2), settings), 8, settings)
+    m = probe.metrics
+    assert probe.switch_bonus == m["switch_bonus"]
+    assert abs(m["decoded_change_rate"] - m["label_change_rate"]) < 0.02, m
+    assert m["argmax_change_rate"] != pytest.approx(m["label_change_rate"], abs=0.02), m
+    assert 0.0 < m["decoded_agreement"] <= 1.0
+    off = ProbeFitSettings(epochs=60, batch_frames=1024, lr=0.05, seed=0, layers=(1,))
+    assert fit_probe(split_corpus(feats, ids, (0, 1, 2), off), 8, off).switch_bonus == 0.0

@@ -157,3 +157,26 @@ def test_python_api_all_gives_the_codebook_of_the_array_tasks(staged, tmp_path: 
     for name in ("probe_weight", "probe_bias", "feature_mean", "feature_std"):
         assert torch.equal(result.codebook.tensors()[name], staged_cb.tensors()[name]), name
     assert result.codebook.codebook_hash == staged_cb.codebook_hash
+
+
+def test_fit_with_switch_calibration_writes_a_bonus_every_consumer_decodes_with(staged, tmp_path: Path):
+    world, _ = staged
+    out = tmp_path / "switching.safetensors"
+    fit_args = world.args("work", *SONGS, "--stage", "fit", "--out", str(out), "--probe-calibrate-switching")
+    i = fit_args.index("--base")
+    with one_thread():
+        printed = _Capture().run(fit_args[:i] + fit_args[i + 2 :])
+    assert "switch bonus" in printed
+    cb = load_codebook(out)
+    metrics = cb.recovery["metrics"]
+    assert cb.switch_bonus == metrics["switch_bonus"] and cb.metadata["training"]["fit"]["calibrate_switching"]
+    for key in ("label_change_rate", "argmax_change_rate", "decoded_change_rate", "decoded_agreement"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    plain = load_codebook(world.root / "work" / "recovered_codebook.safetensors")
+    assert plain.switch_bonus == 0.0 and "switch_bonus" not in plain.recovery["metrics"]
+    import soundfile as sf
+    import torch
+
+    wav, sr = sf.read(world.root / "data" / "h0.wav", dtype="float32")
+    ids = SketchTokenizer(cb, muq=load_muq(world.muq)).tokenize(torch.from_numpy(wav.mean(1)), sr)
+    assert ids.shape == (1, 50) and int(ids.max()) < 64
