@@ -23,14 +23,16 @@ from songbloom.sketch.recovery.fresh import fit_fresh_codebook
 
 
 def codebook_ids(codebook: SketchCodebook, songs: Sequence[Song]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """(top-1 ids, top-5 ids) of each song under a codebook, from the song's stored all-layer features."""
+    """(ids, top-5 ids) of each song under a codebook, from the song's stored all-layer features. The ids are
+    what every consumer gets (:meth:`SketchCodebook.assign`: songs decoded whole when the codebook has a switch
+    bonus); the top-5 are per frame."""
     layer = int(codebook.metadata["muq_layer"])
-    top1, top5 = [], []
+    ids, top5 = [], []
     for s in songs:
-        top = codebook.topk(s.extra["features"][layer], min(5, codebook.num_codes))
-        top1.append(top[:, 0])
-        top5.append(top)
-    return top1, top5
+        features = s.extra["features"][layer]
+        ids.append(codebook.assign(features))
+        top5.append(codebook.topk(features, min(5, codebook.num_codes)))
+    return ids, top5
 
 
 def fresh_codebook(songs: Sequence[Song], muq: torch.nn.Module, muq_dir: str, num_codes: int,

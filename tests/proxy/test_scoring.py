@@ -57,3 +57,24 @@ def test_an_invalid_comparison_never_passes() -> None:
         assert not v["valid"] and not v["passed"]
     assert "downstream_recovered_beats_fresh_by_2se" not in judge(GOOD, with_downstream=False)["checks"]
     assert judge({**GOOD, "hidden_stability": 0.99, "hidden_locality": 0.95})["valid"]
+
+
+def test_codebook_ids_are_what_consumers_get_even_with_a_switch_bonus() -> None:
+    import torch
+
+    from songbloom.proxy.scoring import codebook_ids
+    from songbloom.proxy.world import Song
+    from songbloom.sketch import SketchCodebook
+
+    g = torch.Generator().manual_seed(0)
+    k, d, frames = 6, 5, 60
+    probe = SketchCodebook.linear_probe(torch.randn(k, d, generator=g), torch.zeros(k), torch.zeros(d), torch.ones(d),
+                                        muq_model_id="toy", muq_fingerprint="toy", muq_layer=1, muq_licence="x",
+                                        feature_normalisation="standardize", switch_bonus=0.8)
+    empty = torch.zeros(0)
+    song = Song("s", 0, empty.long(), empty, empty, empty, empty, "", extra={"features": torch.randn(2, frames, d,
+                                                                                                    generator=g)})
+    ids, top5 = codebook_ids(probe, [song])
+    assert torch.equal(ids[0], probe.assign(song.extra["features"][1]))
+    assert top5[0].shape == (frames, 5)
+    assert not torch.equal(ids[0], top5[0][:, 0])  # the bonus decodes the song whole; top-5 stay per frame
