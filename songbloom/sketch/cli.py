@@ -227,6 +227,8 @@ def codebook_summary(meta: dict) -> list[tuple[str, str]]:
             ("feature dim", str(meta["feature_dim"])), ("MuQ", f"{meta['muq_model_id']} (layer {meta['muq_layer']}, "
                                                          f"fingerprint {meta['muq_fingerprint']})"),
             ("normalisation", str(meta["feature_normalisation"])), ("MuQ licence", str(meta.get("muq_licence")))]
+    if meta.get("switch_bonus"):
+        rows.append(("decoding", f"songs whole, switch bonus {float(meta['switch_bonus']):.3f} nats"))
     recovery = recovered_from(meta)
     if recovery is None:
         return [*rows, ("recovered", "no (its ids are new to every base model: the sketch tables train)")]

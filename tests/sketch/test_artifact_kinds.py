@@ -315,6 +315,10 @@ def test_a_probe_with_a_switch_bonus_decodes_songs_whole_and_hashes_the_bonus(tm
     back = load_codebook(path)
     assert back.switch_bonus == 0.7 and back.codebook_hash == sw.codebook_hash
     assert torch.equal(back.assign(x), ids)
+    from songbloom.sketch.cli import codebook_summary
+
+    assert ("decoding", "songs whole, switch bonus 0.700 nats") in codebook_summary(back.metadata)
+    assert "decoding" not in dict(codebook_summary(plain.metadata))
     edited = _rewrite(path, tmp_path / "edited.safetensors", meta_update={"switch_bonus": 0.1})
     with pytest.raises(ValueError, match="content hash mismatch"):
         load_codebook(edited)
