@@ -146,30 +146,25 @@ class SketchCodebook:
         if self.tokenizer_kind == NEAREST_CENTROID:
             ids, fit = nearest_code(x, self._ids_matrix().to(x.device), chunk=_CHUNK)
             return ids.reshape(lead), fit.reshape(lead)
+        # With a switch bonus each sequence (the last lead axis) is one block, decoded whole from its scores.
+        whole_songs = bool(self.switch_bonus) and len(lead) >= 1
+        block = max(1, lead[-1]) if whole_songs else _CHUNK
         ids, fit = [], []
-        for s in range(0, x.shape[0], _CHUNK):
-            top = self._chunk_scores(x[s : s + _CHUNK]).topk(min(2, self.num_codes), dim=-1)
-            ids.append(top.indices[:, 0])
+        for s in range(0, x.shape[0], block):
+            scores = self._chunk_scores(x[s : s + block])
+            top = scores.topk(min(2, self.num_codes), dim=-1)
             second = top.values[:, 1] if self.num_codes > 1 else top.values[:, 0]
             fit.append(top.values[:, 0] - second)
+            ids.append(decode_with_switch_bonus(torch.log_softmax(scores, -1), self.switch_bonus) if whole_songs
+                       else top.indices[:, 0])
         if not ids:
             return torch.zeros(lead, dtype=torch.long, device=x.device), torch.zeros(lead, device=x.device)
-        if self.switch_bonus and len(lead) >= 1:
-            return self._decode_sequences(x, lead), torch.cat(fit).reshape(lead)
         return torch.cat(ids).reshape(lead), torch.cat(fit).reshape(lead)
 
     @property
     def switch_bonus(self) -> float:
         """Nats added per change of code when decoding a sequence (0: frame by frame; ``linear_probe`` only)."""
         return float(self.metadata.get(SWITCH_BONUS_KEY) or 0.0)
-
-    def _decode_sequences(self, x: torch.Tensor, lead: torch.Size) -> torch.Tensor:
-        """Ids of normalised rows ``x`` (``lead`` = ``[..., F]``), each sequence along the last lead axis
-        decoded whole with :attr:`switch_bonus`."""
-        frames = lead[-1]
-        rows = x.reshape(-1, frames, x.shape[-1])
-        out = [decode_with_switch_bonus(torch.log_softmax(self._chunk_scores(r), -1), self.switch_bonus) for r in rows]
-        return torch.stack(out).reshape(lead)
 
     def assign(self, features: torch.Tensor, *, normalised: bool = False) -> torch.Tensor:
         """``[..., D]`` MuQ features -> LongTensor ``[...]`` of sketch ids (the best-scoring code; with a

@@ -14,7 +14,7 @@ best and second-best previous scores, O(frames x codes), where general HMM libra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -55,15 +55,14 @@ def switch_rate(ids: Sequence[torch.Tensor]) -> float:
 
 
 def calibrate_switch_bonus(scores: Sequence[torch.Tensor], target_rate: float, *, low: float = -2.0,
-                           high: float = 4.0, steps: int = 20,
-                           decode: Callable[[torch.Tensor, float], torch.Tensor] = decode_with_switch_bonus) -> float:
+                           high: float = 4.0, steps: int = 20) -> float:
     """The bonus whose decoded ids switch at ``target_rate`` over the ``[F_i, K]`` score sequences (bisection;
     the switch rate only grows with the bonus). Clamped to ``[low, high]`` when the target lies outside."""
     if not 0.0 <= target_rate <= 1.0:
         raise ValueError(f"target switch rate {target_rate} must lie in [0, 1]")
 
     def rate(bonus: float) -> float:
-        return switch_rate([decode(s, bonus) for s in scores])
+        return switch_rate([decode_with_switch_bonus(s, bonus) for s in scores])
 
     if rate(low) >= target_rate:
         return low
