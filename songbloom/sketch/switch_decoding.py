@@ -54,8 +54,11 @@ def switch_rate(ids: Sequence[torch.Tensor]) -> float:
     return changes / max(1, sum(max(0, i.numel() - 1) for i in ids))
 
 
-def calibrate_switch_bonus(scores: Sequence[torch.Tensor], target_rate: float, *, low: float = -2.0,
-                           high: float = 4.0, steps: int = 20) -> float:
+BONUS_RANGE = (-2.0, 4.0)  # nats searched by calibrate_switch_bonus; a bonus at either end did not meet its target
+
+
+def calibrate_switch_bonus(scores: Sequence[torch.Tensor], target_rate: float, *, low: float = BONUS_RANGE[0],
+                           high: float = BONUS_RANGE[1], steps: int = 20) -> float:
     """The bonus whose decoded ids switch at ``target_rate`` over the ``[F_i, K]`` score sequences (bisection;
     the switch rate only grows with the bonus). Clamped to ``[low, high]`` when the target lies outside."""
     if not 0.0 <= target_rate <= 1.0:

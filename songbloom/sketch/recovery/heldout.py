@@ -74,14 +74,14 @@ class HeldoutSong:
 
 
 # ------------------------------------------------------------------------------------------------ the file
-def _item(obj: object, line: int, jsonl: Path, seen: set[str]) -> HeldoutItem | str:
+def _item(obj: object, line: int, jsonl: Path, seen: set[str], need_lyrics: bool) -> HeldoutItem | str:
     """The item of one parsed line, or why it cannot be used (naming the field)."""
     if not isinstance(obj, dict):
-        return f"expected a JSON object with audio and lyrics, got {type(obj).__name__}"
+        return f"expected a JSON object with audio{' and lyrics' if need_lyrics else ''}, got {type(obj).__name__}"
     audio_raw = obj.get("audio", obj.get("audio_path"))
     if not isinstance(audio_raw, str) or not audio_raw:
         return "field 'audio' (a full song; 'audio_path' is read too) is missing or not a string"
-    if not isinstance(obj.get("lyrics"), str) or not obj["lyrics"].strip():
+    if need_lyrics and (not isinstance(obj.get("lyrics"), str) or not obj["lyrics"].strip()):
         return "field 'lyrics' is missing, empty or not a string"
     audio = resolve_prompt_path(audio_raw, jsonl)
     if audio is None:
@@ -97,16 +97,19 @@ def _item(obj: object, line: int, jsonl: Path, seen: set[str]) -> HeldoutItem | 
     if name in seen:
         return f"duplicate idx {name!r}; give each line its own idx"
     seen.add(name)
-    return HeldoutItem(line, name, audio, obj["lyrics"], prompt, language)
+    lyrics = obj.get("lyrics")
+    return HeldoutItem(line, name, audio, lyrics if isinstance(lyrics, str) else "", prompt, language)
 
 
-def read_heldout(path: str | os.PathLike) -> tuple[list[HeldoutItem], list[ItemProblem]]:
-    """Parse the held-out JSONL; every bad line becomes a problem naming file, line and field."""
+def read_heldout(path: str | os.PathLike, *, flag: str = "--heldout",
+                 need_lyrics: bool = True) -> tuple[list[HeldoutItem], list[ItemProblem]]:
+    """Parse the held-out JSONL; every bad line becomes a problem naming file, line and field. ``flag`` names the
+    option the file came from in messages; ``need_lyrics=False`` reads lines that only need their audio."""
     jsonl = Path(path)
     try:
         data = jsonl.read_bytes()
     except OSError as e:
-        raise FileNotFoundError(f"--heldout {jsonl}: cannot read it ({e})") from e
+        raise FileNotFoundError(f"{flag} {jsonl}: cannot read it ({e})") from e
     items: list[HeldoutItem] = []
     problems: list[ItemProblem] = []
     seen: set[str] = set()
@@ -118,14 +121,14 @@ def read_heldout(path: str | os.PathLike) -> tuple[list[HeldoutItem], list[ItemP
             continue
         if obj is None:
             continue
-        got = _item(obj, n, jsonl, seen)
+        got = _item(obj, n, jsonl, seen, need_lyrics)
         if isinstance(got, str):
             idx = obj.get("idx") if isinstance(obj, dict) else None
             problems.append(ItemProblem(str(jsonl), n, None if idx is None else str(idx), got))
         else:
             items.append(got)
     for p in problems:
-        logger.error("held-out song skipped: %s", p)
+        logger.error("%s song skipped: %s", flag, p)
     return items, problems
 
 

@@ -18,8 +18,10 @@ from songbloom.sketch.recovery.fit import ProbeFit, ProbeFitSettings
 METHOD = "linear_probe_self_distillation"
 _METRIC_KEYS = ("agreement", "agreement_top5", "cross_entropy", "most_frequent_code_rate", "codes_used",
                 "train_frames", "heldout_frames", "train_songs", "heldout_songs",
-                # with --probe-calibrate-switching (songbloom.sketch.recovery.fit.calibrate_switching)
-                "switch_bonus", "label_change_rate", "argmax_change_rate", "decoded_change_rate", "decoded_agreement")
+                # switch calibration (songbloom.sketch.recovery.fit.calibrate_switching; calibration_songs 0: the
+                # bonus was chosen on held-out generations, else on that many of the user's songs)
+                "switch_bonus", "label_change_rate", "argmax_change_rate", "decoded_change_rate", "decoded_agreement",
+                "calibration_songs", "calibration_frames", "calibration_change_rate")
 
 
 def base_block(plan: CorpusPlan) -> dict[str, Any]:

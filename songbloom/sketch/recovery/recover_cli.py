@@ -20,6 +20,7 @@ from songbloom.sketch.recovery.corpus_plan import read_plan
 from songbloom.sketch.recovery.fit import ProbeFitSettings
 from songbloom.sketch.recovery.recover import STAGES, Recovery, RecoveryConfig, RecoveryResult, ReportSettings
 from songbloom.sketch.recovery.report import format_report
+from songbloom.sketch.switch_decoding import BONUS_RANGE
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +53,15 @@ def add_recover_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--probe-heldout-fraction", type=float, default=ProbeFitSettings.heldout_fraction,
                    help="corpus songs held out for choosing the layer and for the metrics")
     f.add_argument("--probe-seed", type=int, default=ProbeFitSettings.seed)
-    f.add_argument("--probe-calibrate-switching", action="store_true",
-                   help="decode each song whole, with a bonus per change of id chosen so held-out corpus songs "
-                        "switch ids as often as the base model's own samples (default: frame by frame)")
+    f.add_argument("--probe-calibrate-switching", action=argparse.BooleanOptionalAction,
+                   default=ProbeFitSettings.calibrate_switching,
+                   help="decode each song whole, with a bonus per change of id chosen so decoded ids switch as often "
+                        "as the base model's own samples on held-out corpus songs (default: on; --no-... decodes "
+                        "frame by frame)")
+    f.add_argument("--calibration-songs", default=None, metavar="JSONL",
+                   help="your songs (lines with 'audio' or 'audio_path'; the --heldout format works) on which the "
+                        "switch bonus is chosen: real audio gives the rate where ids are used (default: the --heldout "
+                        "songs when given, else held-out generations)")
     f.add_argument("--refit", action="store_true", help="fit again even when --out was fitted on this corpus")
     r = p.add_argument_group("report: your own songs through recovered and fresh ids")
     r.add_argument("--heldout", default=None, metavar="JSONL",
@@ -98,6 +105,7 @@ def config_from_args(args: argparse.Namespace) -> RecoveryConfig:
         out=Path(args.out) if args.out else None, report_path=Path(args.report_out) if args.report_out else None,
         muq=args.muq, tiny_muq_seed=args.tiny_muq_seed, local_dir=args.local_dir, device=args.device,
         dtype=args.dtype, fit=fit, fit_layers=tuple(args.layers) if args.layers else None, refit=args.refit,
+        calibration_songs=Path(args.calibration_songs) if args.calibration_songs else None,
         report=report, progress=not args.no_progress,
     )  # fmt: skip
 
@@ -132,12 +140,24 @@ def _print_codebook(rec: Recovery, result: RecoveryResult) -> None:
           f"{m.get('agreement_top5', float('nan')):.3f}, most frequent code {m.get('most_frequent_code_rate', 0):.3f}")
     for layer, lm in cb.metadata.get("training", {}).get("per_layer", {}).items():
         print(f"    MuQ layer {layer}: agreement {lm['agreement']:.3f}, top-5 {lm['agreement_top5']:.3f}")
-    if cb.switch_bonus:
-        print(f"  songs decoded whole, switch bonus {cb.switch_bonus:.3f} nats: held-out ids switch on "
-              f"{m.get('decoded_change_rate', float('nan')):.3f} of frames (frame by frame "
-              f"{m.get('argmax_change_rate', float('nan')):.3f}, the base model's own "
-              f"{m.get('label_change_rate', float('nan')):.3f}), "
-              f"agreement {m.get('decoded_agreement', float('nan')):.3f}")
+    if "switch_bonus" in m:
+        songs = int(m.get("calibration_songs", 0))
+        calibration = cb.metadata.get("training", {}).get("calibration_songs", {})
+        where = (f"{songs} of your songs ({calibration.get('file')}; {len(calibration.get('skipped', []))} skipped), "
+                 f"whose ids now switch on {m.get('calibration_change_rate', float('nan')):.3f} of frames"
+                 if songs else "held-out generations (no --calibration-songs)")
+        print(f"  songs decoded whole, switch bonus {cb.switch_bonus:.3f} nats chosen on {where}; the base model's "
+              f"own ids switch on {m.get('label_change_rate', float('nan')):.3f}")
+        print(f"    held-out generations: ids switch on {m.get('decoded_change_rate', float('nan')):.3f} (frame by "
+              f"frame {m.get('argmax_change_rate', float('nan')):.3f}), agreement "
+              f"{m.get('decoded_agreement', float('nan')):.3f}")
+        if cb.switch_bonus in BONUS_RANGE:
+            low, high = BONUS_RANGE
+            print(f"    the bonus is at the end of the search ({low:g} .. {high:g} nats): no bonus makes the ids "
+                  "switch at the base model's rate; is the corpus big enough, the probe's agreement far above the most "
+                  "frequent code's?")
+        for line in calibration.get("skipped", []):
+            print(f"    calibration song skipped: {line}")
 
 
 def run_recover(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from songbloom.sketch.recovery.fit import ProbeFitSettings, fit_probe, split_corpus
+from songbloom.sketch.switch_decoding import decode_with_switch_bonus, switch_rate
 
 
 def _corpus(num_songs: int = 30, frames: int = 60, dim: int = 12, codes: int = 8, noise: float = 0.2, seed: int = 0,
@@ -75,5 +76,42 @@ def test_switch_calibration_matches_the_base_models_own_switching() -> None:
     assert abs(m["decoded_change_rate"] - m["label_change_rate"]) < 0.02, m
     assert m["argmax_change_rate"] != pytest.approx(m["label_change_rate"], abs=0.02), m
     assert 0.0 < m["decoded_agreement"] <= 1.0
-    off = ProbeFitSettings(epochs=60, batch_frames=1024, lr=0.05, seed=0, layers=(1,))
+    assert m["calibration_songs"] == 0.0 and m["calibration_change_rate"] == m["decoded_change_rate"]
+    off = ProbeFitSettings(epochs=60, batch_frames=1024, lr=0.05, seed=0, layers=(1,), calibrate_switching=False)
     assert fit_probe(split_corpus(feats, ids, (0, 1, 2), off), 8, off).switch_bonus == 0.0
+
+
+def _held_notes(num_songs: int, jitter: float, seed: int, frames: int = 60, hold: int = 4):
+    """Songs whose layer-1 features hold each value for ``hold`` frames plus ``jitter`` noise; ids from the clean
+    values by :func:`_corpus`'s quantiser, 20 % of them flipped (the base model's sampling)."""
+    feats, ids, _ = _corpus(num_songs=num_songs, frames=frames // hold, seed=seed)
+    g = torch.Generator().manual_seed(seed + 7)
+    out_f, out_y = [], []
+    for f, y in zip(feats, ids, strict=True):
+        f = f.repeat_interleave(hold, dim=1)
+        out_f.append(f + jitter * torch.randn(f.shape, generator=g))
+        y = y.repeat_interleave(hold)
+        out_y.append(torch.where(torch.rand(y.shape, generator=g) < 0.2, torch.randint(0, 8, y.shape, generator=g), y))
+    return out_f, out_y
+
+
+def test_switch_bonus_is_chosen_on_the_songs_given_not_on_the_generations() -> None:
+    """Real songs the probe reads less surely than its corpus (more jitter): a bonus chosen on them makes *their*
+    decoded ids switch at the base model's rate; the bonus chosen on the generations does not."""
+    feats, ids = _held_notes(40, jitter=0.1, seed=0)
+    settings = ProbeFitSettings(epochs=60, batch_frames=1024, lr=0.05, seed=0, layers=(1,))
+    split = split_corpus(feats, ids, (0, 1, 2), settings)
+    real, _ = _held_notes(12, jitter=0.8, seed=5)
+    songs = {1: [f[1] for f in real]}
+    on_songs = fit_probe(split, 8, settings, songs)
+    on_generations = fit_probe(split, 8, settings)
+    m = on_songs.metrics
+    target = m["label_change_rate"]
+    assert m["calibration_songs"] == 12.0 and m["calibration_frames"] == sum(f.shape[1] for f in real)
+    assert abs(m["calibration_change_rate"] - target) < 0.02, m
+    rate_there = switch_rate([decode_with_switch_bonus(on_generations.scores(f).log_softmax(-1),
+                                                       on_generations.switch_bonus) for f in songs[1]])
+    assert abs(rate_there - target) > 0.05, (rate_there, target)
+    assert on_songs.switch_bonus < on_generations.switch_bonus - 0.1
+    with pytest.raises(ValueError, match="layer 1"):
+        fit_probe(split, 8, settings, {0: songs[1]})

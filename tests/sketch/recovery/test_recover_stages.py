@@ -31,8 +31,9 @@ def staged(tmp_path_factory) -> tuple[World, dict[str, str]]:
         for name, stage in (("task0", ["--stage", "generate", "--task-index", "0", "--num-tasks", "2"]),
                             ("task1", ["--stage", "generate", "--task-index", "1", "--num-tasks", "2"])):
             outputs[name] = capture.run(world.args("work", *SONGS, *stage))
-        # The fit needs no base model: the corpus plan says what it needs.
-        fit_args = world.args("work", *SONGS, "--stage", "fit")
+        # The fit needs no base model: the corpus plan says what it needs (also to read the user's songs, on which
+        # the switch bonus is chosen: the --heldout ones here).
+        fit_args = world.args("work", *SONGS, "--stage", "fit", "--heldout", str(world.heldout))
         i = fit_args.index("--base")
         outputs["fit"] = capture.run(fit_args[:i] + fit_args[i + 2 :])
         outputs["report"] = capture.run(world.args("work", *SONGS, "--stage", "report", "--heldout",
@@ -159,20 +160,42 @@ def test_python_api_all_gives_the_codebook_of_the_array_tasks(staged, tmp_path: 
     assert result.codebook.codebook_hash == staged_cb.codebook_hash
 
 
+def _fit(world: World, *extra: str) -> str:
+    """The fit stage without the base model; what it printed."""
+    fit_args = world.args("work", *SONGS, "--stage", "fit", *extra)
+    i = fit_args.index("--base")
+    with one_thread():
+        return _Capture().run(fit_args[:i] + fit_args[i + 2 :])
+
+
+def test_switch_bonus_is_chosen_on_the_users_songs(staged):
+    world, outputs = staged
+    cb = load_codebook(world.root / "work" / "recovered_codebook.safetensors")
+    metrics = cb.recovery["metrics"]
+    assert cb.metadata["training"]["fit"]["calibrate_switching"] and cb.switch_bonus == metrics["switch_bonus"]
+    # the three --heldout songs (2 s, 2 s, 1.8 s), read up to the corpus's 1.2 s and cut to whole patches
+    assert metrics["calibration_songs"] == 3 and metrics["calibration_frames"] == 3 * 28
+    assert abs(metrics["calibration_change_rate"] - metrics["label_change_rate"]) < 0.1
+    calibration = cb.metadata["training"]["calibration_songs"]
+    assert calibration == {"file": str(world.heldout.resolve()), "skipped": []}
+    assert cb.metadata["training"]["fit_record"]["calibration_songs"]
+    assert "chosen on 3 of your songs" in outputs["fit"]
+
+
 def test_fit_with_switch_calibration_writes_a_bonus_every_consumer_decodes_with(staged, tmp_path: Path):
     world, _ = staged
     out = tmp_path / "switching.safetensors"
-    fit_args = world.args("work", *SONGS, "--stage", "fit", "--out", str(out), "--probe-calibrate-switching")
-    i = fit_args.index("--base")
-    with one_thread():
-        printed = _Capture().run(fit_args[:i] + fit_args[i + 2 :])
-    assert "switch bonus" in printed
+    printed = _fit(world, "--out", str(out))  # no songs given: chosen on held-out generations
+    assert "held-out generations (no --calibration-songs)" in printed
     cb = load_codebook(out)
     metrics = cb.recovery["metrics"]
     assert cb.switch_bonus == metrics["switch_bonus"] and cb.metadata["training"]["fit"]["calibrate_switching"]
+    assert metrics["calibration_songs"] == 0 and "calibration_songs" not in cb.metadata["training"]
     for key in ("label_change_rate", "argmax_change_rate", "decoded_change_rate", "decoded_agreement"):
         assert 0.0 <= metrics[key] <= 1.0, key
-    plain = load_codebook(world.root / "work" / "recovered_codebook.safetensors")
+    plain_path = tmp_path / "plain.safetensors"
+    assert "switch bonus" not in _fit(world, "--out", str(plain_path), "--no-probe-calibrate-switching")
+    plain = load_codebook(plain_path)
     assert plain.switch_bonus == 0.0 and "switch_bonus" not in plain.recovery["metrics"]
     import soundfile as sf
     import torch
@@ -180,3 +203,48 @@ def test_fit_with_switch_calibration_writes_a_bonus_every_consumer_decodes_with(
     wav, sr = sf.read(world.root / "data" / "h0.wav", dtype="float32")
     ids = SketchTokenizer(cb, muq=load_muq(world.muq)).tokenize(torch.from_numpy(wav.mean(1)), sr)
     assert ids.shape == (1, 50) and int(ids.max()) < 64
+
+
+def test_calibration_songs_skip_bad_lines_and_refit_when_they_change(staged, tmp_path: Path, capsys):
+    world, _ = staged
+    songs = tmp_path / "mine.jsonl"
+    data = world.root / "data"
+    songs.write_text("\n".join([
+        json.dumps({"idx": "a", "audio": str(data / "h0.wav")}),  # no lyrics: not needed here
+        json.dumps({"idx": "b", "audio": str(data / "gone.wav")}),
+        "{not json",
+        json.dumps({"idx": "c", "audio_path": str(data / "h2.flac"), "lyrics": "x"}),
+    ]) + "\n", encoding="utf-8")
+    out = tmp_path / "cb.safetensors"
+    printed = _fit(world, "--out", str(out), "--calibration-songs", str(songs))
+    cb = load_codebook(out)
+    assert cb.recovery["metrics"]["calibration_songs"] == 2
+    skipped = cb.metadata["training"]["calibration_songs"]["skipped"]
+    assert len(skipped) == 2 and any("mine.jsonl:2 (idx b)" in s and "gone.wav" in s for s in skipped), skipped
+    assert "2 of your songs" in printed and "2 skipped" in printed and "calibration song skipped" in printed
+    first = out.stat().st_mtime_ns
+    _fit(world, "--out", str(out), "--calibration-songs", str(songs))
+    assert out.stat().st_mtime_ns == first  # same songs, same settings: kept
+    songs.write_text(json.dumps({"idx": "a", "audio": str(data / "h1.wav")}) + "\n", encoding="utf-8")
+    _fit(world, "--out", str(out), "--calibration-songs", str(songs))
+    assert out.stat().st_mtime_ns != first and load_codebook(out).recovery["metrics"]["calibration_songs"] == 1
+    fit_args = world.args("work", *SONGS, "--stage", "fit", "--out", str(out), "--calibration-songs", str(songs),
+                          "--no-probe-calibrate-switching")
+    i = fit_args.index("--base")
+    assert _refused(fit_args[:i] + fit_args[i + 2 :], capsys) == "--no-probe-calibrate-switching turns off"
+    nothing = tmp_path / "nothing.jsonl"
+    nothing.write_text(json.dumps({"idx": "z", "audio": str(data / "gone.wav")}) + "\n", encoding="utf-8")
+    argv = fit_args[:i] + fit_args[i + 2 : -3] + ["--calibration-songs", str(nothing), "--refit"]
+    assert _refused(argv, capsys) == "no usable song"
+
+
+def _refused(argv: list[str], capsys) -> str:
+    """Run ``main``, expect exit 2; the part of the error the caller checks for."""
+    with one_thread():
+        code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    for expected in ("--no-probe-calibrate-switching turns off", "no usable song"):
+        if expected in err:
+            return expected
+    return err
