@@ -35,8 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="synthetic songs the teacher learns")
     p.add_argument("--corpus-penalty-mode", choices=PENALTY_MODES, default=ProxySettings.corpus_penalty_mode,
                    help="the recovery corpus's repetition penalty (default: the recovery's own, none)")
-    p.add_argument("--calibrate-switching", action="store_true",
-                   help="recover with --probe-calibrate-switching (songs decoded whole with a calibrated switch bonus)")
+    p.add_argument("--calibrate-switching", action=argparse.BooleanOptionalAction,
+                   default=ProxySettings.calibrate_switching,
+                   help="songs decoded whole with a calibrated switch bonus (default: on; --no-... frame by frame)")
+    p.add_argument("--calibration-songs", type=int, default=ProxySettings.calibration_songs,
+                   help="real songs given to recover --calibration-songs (0: the bonus is chosen on held-out "
+                        "generations)")
     p.add_argument("--downstream-steps", type=int, default=150)
     p.add_argument("--downstream-seeds", type=int, default=3)
     p.add_argument("--no-downstream", action="store_true", help="skip the LoRA routes (faster)")
@@ -54,6 +58,7 @@ def settings_from_args(args: argparse.Namespace) -> ProxySettings:
         seed=args.seed, num_codes=args.num_codes, finetune_frames_per_code=args.finetune_frames_per_code,
         teacher_steps=args.teacher_steps, teacher_songs=args.teacher_songs,
         corpus_penalty_mode=args.corpus_penalty_mode, calibrate_switching=args.calibrate_switching,
+        calibration_songs=args.calibration_songs,
         downstream=downstream, control=not args.no_control,
     )
 

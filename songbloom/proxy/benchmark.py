@@ -67,7 +67,10 @@ class ProxySettings:
     songs_per_request: int | None = None  # None: by size (songs_per_request_for)
     probe_epochs: int = 60
     corpus_penalty_mode: str = CORPUS_PENALTY_MODE  # the recovery's own default; "release" samples as infer.py
-    calibrate_switching: bool = False  # recover --probe-calibrate-switching (decode songs whole, switch bonus)
+    calibrate_switching: bool = True  # recover decodes songs whole with a calibrated switch bonus
+    # "The user's songs" the switch bonus is chosen on (recover --calibration-songs): new songs in the teacher's
+    # timbres, none of them scored; 0: chosen on the recovery's held-out generations instead
+    calibration_songs: int = 24
     finetune_heldout_songs: int = 16
     downstream: DownstreamSettings | None = field(default_factory=DownstreamSettings)
     control: bool = True
@@ -125,9 +128,11 @@ def run_scenario(settings: ProxySettings, work: Path, *, independent_ids: bool) 
     export_dir = work / "teacher_release"
     export_release(teacher, cfg, sc.world.vae, export_dir, name="proxy_teacher")
     requests = write_requests(sc, work / "requests", settings)
+    calibration = write_calibration_songs(sc, work / "calibration_songs", settings)
     sc.hidden.forget(sc.hidden_dir)  # recovery starts with the hidden tokenizer gone
     codebook = work / "recovered_codebook.safetensors"
-    run_recovery(export_dir, sc.muq_dir, requests, work / "recovery", codebook, settings, muq_layer_count(sc.muq))
+    run_recovery(export_dir, sc.muq_dir, requests, work / "recovery", codebook, settings, muq_layer_count(sc.muq),
+                 calibration)
     t3 = time.perf_counter()
     return ScenarioRun(sc, teacher, codebook, work / "recovery" / CORPUS_DIR,
                        {"world": t1 - t0, "teacher": t2 - t1, "recovery": t3 - t2})
@@ -147,8 +152,25 @@ def write_requests(sc: Scenario, folder: Path, settings: ProxySettings) -> Path:
     return path
 
 
+def write_calibration_songs(sc: Scenario, folder: Path, settings: ProxySettings) -> Path | None:
+    """The user's songs of ``recover --calibration-songs``: a JSONL of new songs in the teacher's timbres (full
+    songs as 48 kHz wav files, lyrics beside them); None when the settings calibrate on generations or not at all."""
+    if not settings.calibrate_switching or settings.calibration_songs <= 0:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    songs = sc.world.songs("calibration_", settings.calibration_songs, sc.world.teacher_styles, settings.seed * 10 + 6)
+    lines = []
+    for song in songs:
+        wav = folder / f"{song.name}.wav"
+        sf.write(str(wav), song.audio.numpy(), SAMPLE_RATE, subtype="FLOAT")
+        lines.append(json.dumps({"idx": song.name, "audio": wav.name, "lyrics": song.lyrics}, ensure_ascii=False))
+    path = folder / "songs.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def recover_argv(export_dir: Path, muq_dir: Path, requests: Path, work: Path, out: Path,
-                 settings: ProxySettings, num_layers: int) -> list[str]:
+                 settings: ProxySettings, num_layers: int, calibration: Path | None = None) -> list[str]:
     # Every MuQ hidden state is offered to the fit: which layer the hidden tokenizer used is for it to find.
     layers = [str(i) for i in range(num_layers)]
     return [sys.executable, "-m", "songbloom.sketch", "recover", "--base", str(export_dir), "--muq", str(muq_dir),
@@ -159,13 +181,14 @@ def recover_argv(export_dir: Path, muq_dir: Path, requests: Path, work: Path, ou
             "--corpus-batch-size", "16", "--no-corpus-audio", "--penalty-mode", settings.corpus_penalty_mode,
             # the teacher learned songs of song_frames; a little more lets EOS come where it learned it
             "--max-duration", f"{settings.song_frames / 25 + 2:g}",
-            *(["--probe-calibrate-switching"] if settings.calibrate_switching else [])]
+            "--probe-calibrate-switching" if settings.calibrate_switching else "--no-probe-calibrate-switching",
+            *(["--calibration-songs", str(calibration)] if calibration is not None else [])]
 
 
 def run_recovery(export_dir: Path, muq_dir: Path, requests: Path, work: Path, out: Path,
-                 settings: ProxySettings, num_layers: int) -> None:
+                 settings: ProxySettings, num_layers: int, calibration: Path | None = None) -> None:
     """The recovery as a user runs it, in its own process: it can only read what its arguments name."""
-    argv = recover_argv(export_dir, muq_dir, requests, work, out, settings, num_layers)
+    argv = recover_argv(export_dir, muq_dir, requests, work, out, settings, num_layers, calibration)
     logger.info("recovery: %s", " ".join(argv))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)

@@ -47,11 +47,17 @@ def test_code_counts_outside_16_to_256_are_refused():
         _settings(["--num-codes", "300"])
 
 
-def test_switch_calibration_is_asked_for_only_with_its_flag():
-    def argv(settings) -> list[str]:
+def test_switch_calibration_is_on_by_default_and_chosen_on_real_songs():
+    def argv(settings, calibration=None) -> list[str]:
         return recover_argv(Path("export"), Path("muq"), Path("jobs.jsonl"), Path("work"), Path("cb.safetensors"),
-                            settings, 3)
+                            settings, 3, calibration)
 
-    assert "--probe-calibrate-switching" not in argv(_settings([]))
-    on = _settings(["--calibrate-switching"])
-    assert on.calibrate_switching and argv(on).count("--probe-calibrate-switching") == 1
+    default = _settings([])
+    assert default.calibrate_switching and default.calibration_songs == 24
+    args = argv(default, Path("cal/songs.jsonl"))
+    assert args.count("--probe-calibrate-switching") == 1 and "--no-probe-calibrate-switching" not in args
+    assert args[args.index("--calibration-songs") + 1] == "cal/songs.jsonl"
+    assert "--calibration-songs" not in argv(_settings(["--calibration-songs", "0"]))
+    off = _settings(["--no-calibrate-switching"])
+    assert not off.calibrate_switching and "--no-probe-calibrate-switching" in argv(off)
+    assert "--probe-calibrate-switching" not in argv(off)
