@@ -249,7 +249,7 @@ SPECS: dict[str, Run | Parse | Covered | MakeDryRun] = {
     "--base ckpts/songbloom_full_150s --requests data/recover/requests.jsonl --songs-per-request 8 "
     "--layers 6 9 12 --work-dir work/recover_150s": Parse(RECOVER_GPU),
     "python -m songbloom.sketch recover --stage fit --work-dir work/recover_150s "
-    "--out codebooks/recovered_150s.safetensors": Parse(
+    "--out codebooks/recovered_150s.safetensors --calibration-songs data/ja/songs.jsonl": Parse(
         "needs a finished corpus (the tutorial's recover step fits one)"
     ),
     "python scripts/slurm/submit_recover.py --num-tasks 8 --set partition=gpu --submit -- "
