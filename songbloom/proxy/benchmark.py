@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ from songbloom.proxy.world import SAMPLE_RATE, Song
 from songbloom.sketch import load_codebook
 from songbloom.sketch.muq_backbone import muq_layer_count
 from songbloom.sketch.recovery.corpus_files import iter_corpus
-from songbloom.sketch.recovery.corpus_plan import CORPUS_PENALTY_MODE
+from songbloom.sketch.recovery.corpus_plan import CORPUS_PENALTY_MODE, CORPUS_SAMPLING
 from songbloom.sketch.recovery.evaluate import EvalSong, teacher_forced_losses
 from songbloom.sketch.recovery.recover import CORPUS_DIR
 from songbloom.text.vocab import Vocabulary
@@ -67,6 +68,7 @@ class ProxySettings:
     songs_per_request: int | None = None  # None: by size (songs_per_request_for)
     probe_epochs: int = 60
     corpus_penalty_mode: str = CORPUS_PENALTY_MODE  # the recovery's own default; "release" samples as infer.py
+    corpus_sampling: str = CORPUS_SAMPLING  # the recovery's own default (unsharpened); "model": the teacher's settings
     calibrate_switching: bool = True  # recover decodes songs whole with a calibrated switch bonus
     # "The user's songs" the switch bonus is chosen on (recover --calibration-songs): new songs in the teacher's
     # timbres, none of them scored; 0: chosen on the recovery's held-out generations instead
@@ -140,16 +142,8 @@ def run_scenario(settings: ProxySettings, work: Path, *, independent_ids: bool) 
 
 def write_requests(sc: Scenario, folder: Path, settings: ProxySettings) -> Path:
     """An infer.py JSONL of new lyrics and prompts in the teacher's timbres (prompt audio as 48 kHz wav files)."""
-    folder.mkdir(parents=True, exist_ok=True)
     songs = sc.world.songs("request_", settings.corpus_requests, sc.world.teacher_styles, settings.seed * 10 + 3)
-    lines = []
-    for song in songs:
-        wav = folder / f"{song.name}.wav"
-        sf.write(str(wav), song.prompt_audio.numpy(), SAMPLE_RATE, subtype="FLOAT")
-        lines.append(json.dumps({"idx": song.name, "lyrics": song.lyrics, "prompt_wav": wav.name}, ensure_ascii=False))
-    path = folder / "requests.jsonl"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return _songs_jsonl(folder, "requests.jsonl", songs, "prompt_wav", lambda song: song.prompt_audio)
 
 
 def write_calibration_songs(sc: Scenario, folder: Path, settings: ProxySettings) -> Path | None:
@@ -157,14 +151,21 @@ def write_calibration_songs(sc: Scenario, folder: Path, settings: ProxySettings)
     songs as 48 kHz wav files, lyrics beside them); None when the settings calibrate on generations or not at all."""
     if not settings.calibrate_switching or settings.calibration_songs <= 0:
         return None
-    folder.mkdir(parents=True, exist_ok=True)
     songs = sc.world.songs("calibration_", settings.calibration_songs, sc.world.teacher_styles, settings.seed * 10 + 6)
+    return _songs_jsonl(folder, "songs.jsonl", songs, "audio", lambda song: song.audio)
+
+
+def _songs_jsonl(folder: Path, name: str, songs: list[Song], audio_key: str,
+                 audio: Callable[[Song], torch.Tensor]) -> Path:
+    """Each song's ``audio`` as a 48 kHz wav in ``folder``, and ``folder/name``: one ``{idx, lyrics, audio_key}``
+    line per song (the wav's name, relative to the JSONL)."""
+    folder.mkdir(parents=True, exist_ok=True)
     lines = []
     for song in songs:
         wav = folder / f"{song.name}.wav"
-        sf.write(str(wav), song.audio.numpy(), SAMPLE_RATE, subtype="FLOAT")
-        lines.append(json.dumps({"idx": song.name, "audio": wav.name, "lyrics": song.lyrics}, ensure_ascii=False))
-    path = folder / "songs.jsonl"
+        sf.write(str(wav), audio(song).numpy(), SAMPLE_RATE, subtype="FLOAT")
+        lines.append(json.dumps({"idx": song.name, "lyrics": song.lyrics, audio_key: wav.name}, ensure_ascii=False))
+    path = folder / name
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -179,6 +180,7 @@ def recover_argv(export_dir: Path, muq_dir: Path, requests: Path, work: Path, ou
             "--songs-per-request", str(settings.songs_per_request), "--corpus-seed", str(settings.seed),
             "--probe-epochs", str(settings.probe_epochs), "--device", "cpu", "--no-progress",
             "--corpus-batch-size", "16", "--no-corpus-audio", "--penalty-mode", settings.corpus_penalty_mode,
+            "--corpus-sampling", settings.corpus_sampling,
             # the teacher learned songs of song_frames; a little more lets EOS come where it learned it
             "--max-duration", f"{settings.song_frames / 25 + 2:g}",
             "--probe-calibrate-switching" if settings.calibrate_switching else "--no-probe-calibrate-switching",

@@ -31,3 +31,6 @@ def test_recovery_proxy_finds_the_hidden_ids_and_the_control_fails(tmp_path: Pat
     assert not (tmp_path / "scenario" / "hidden_tokenizer").exists()
     meta = result["recovery_metadata"]
     assert meta["method"] and meta["corpus"]["songs"] > 0
+    # the switch bonus was chosen on "the user's songs" the benchmark wrote, not on the teacher's generations
+    assert meta["metrics"]["calibration_songs"] == CI_SETTINGS.calibration_songs > 0, meta["metrics"]
+    assert len((tmp_path / "scenario" / "calibration_songs" / "songs.jsonl").read_text().splitlines()) == 24
