@@ -22,6 +22,7 @@ from pathlib import Path
 
 from songbloom.config.sampling import PENALTY_MODES
 from songbloom.proxy import DownstreamSettings, ProxySettings, run_benchmark
+from songbloom.sketch.recovery.corpus_plan import CORPUS_SAMPLING_MODES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="synthetic songs the teacher learns")
     p.add_argument("--corpus-penalty-mode", choices=PENALTY_MODES, default=ProxySettings.corpus_penalty_mode,
                    help="the recovery corpus's repetition penalty (default: the recovery's own, none)")
+    p.add_argument("--corpus-sampling", choices=CORPUS_SAMPLING_MODES, default=ProxySettings.corpus_sampling,
+                   help="the recovery corpus's sampling (default: the recovery's own, unsharpened; model: the "
+                        "teacher's settings, as rows before 2026-12-03 16:50 UTC sampled)")
     p.add_argument("--calibrate-switching", action=argparse.BooleanOptionalAction,
                    default=ProxySettings.calibrate_switching,
                    help="songs decoded whole with a calibrated switch bonus (default: on; --no-... frame by frame)")
@@ -57,7 +61,8 @@ def settings_from_args(args: argparse.Namespace) -> ProxySettings:
     return ProxySettings(
         seed=args.seed, num_codes=args.num_codes, finetune_frames_per_code=args.finetune_frames_per_code,
         teacher_steps=args.teacher_steps, teacher_songs=args.teacher_songs,
-        corpus_penalty_mode=args.corpus_penalty_mode, calibrate_switching=args.calibrate_switching,
+        corpus_penalty_mode=args.corpus_penalty_mode, corpus_sampling=args.corpus_sampling,
+        calibrate_switching=args.calibrate_switching,
         calibration_songs=args.calibration_songs,
         downstream=downstream, control=not args.no_control,
     )

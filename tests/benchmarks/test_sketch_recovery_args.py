@@ -42,6 +42,16 @@ def test_the_corpus_samples_without_the_penalty_unless_asked():
     assert _penalty(release) == "release" and release.teacher_songs == 480
 
 
+def test_the_corpus_sampling_reaches_recover():
+    def sampling(settings) -> str:
+        argv = recover_argv(Path("export"), Path("muq"), Path("jobs.jsonl"), Path("work"), Path("cb.safetensors"),
+                            settings, 3)
+        return argv[argv.index("--corpus-sampling") + 1]
+
+    assert sampling(_settings([])) == "unsharpened"
+    assert sampling(_settings(["--corpus-sampling", "model"])) == "model"
+
+
 def test_code_counts_outside_16_to_256_are_refused():
     with pytest.raises(SystemExit, match="choose 16..256"):
         _settings(["--num-codes", "300"])

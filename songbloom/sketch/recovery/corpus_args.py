@@ -13,9 +13,15 @@ from __future__ import annotations
 import argparse
 
 from songbloom.config.sampling import add_sampling_arguments, sampling_overrides
-from songbloom.inference.generate import SamplingParams
 from songbloom.inference.prompt import PROMPT_LATENT_MODES
-from songbloom.sketch.recovery.corpus_plan import CORPUS_PENALTY_MODE, FEATURE_DTYPES, CorpusSettings
+from songbloom.sketch.recovery.corpus_plan import (
+    CORPUS_PENALTY_MODE,
+    CORPUS_SAMPLING,
+    CORPUS_SAMPLING_MODES,
+    FEATURE_DTYPES,
+    CorpusSettings,
+    corpus_sampling,
+)
 from songbloom.text.g2p import LANGUAGES
 from songbloom.text.lyric_policy import LYRICS_POLICIES
 
@@ -41,9 +47,13 @@ def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--language", choices=list(LANGUAGES), default=None,
                    help="read lyrics in this language unless a line sets 'language' (default: detected)")
     g.add_argument("--no-chunked-decode", action="store_true", help="decode each song in one VAE pass")
-    add_sampling_arguments(parser.add_argument_group(
-        "corpus sampling (default: the base model's settings, repetition penalty off: --penalty-mode release "
-        "samples as infer.py does)"))
+    s = parser.add_argument_group(
+        "corpus sampling (default: the LM's own distribution, unsharpened: temperature 1, no top-k/top-p, LM "
+        "guidance 1, no repetition penalty; the DiT keeps the model's settings; each flag below overrides)")
+    s.add_argument("--corpus-sampling", choices=CORPUS_SAMPLING_MODES, default=CORPUS_SAMPLING,
+                   help="unsharpened, or model: the base model's own settings as infer.py samples (add --penalty-mode "
+                        "release for its repetition penalty too)")
+    add_sampling_arguments(s)
     parser.set_defaults(penalty_mode=CORPUS_PENALTY_MODE)
 
 
@@ -51,7 +61,7 @@ def corpus_settings_from_args(args: argparse.Namespace, config) -> CorpusSetting
     """:class:`CorpusSettings` from the flags of :func:`add_corpus_arguments` for a model ``config``
     (:class:`~songbloom.config.SongBloomConfig`). Raises ValueError naming a bad flag."""
     over, max_frames = sampling_overrides(args, config)
-    params = SamplingParams.from_inference_config(config.inference, max_frames, **over)
+    params = corpus_sampling(config.inference, max_frames, getattr(args, "corpus_sampling", CORPUS_SAMPLING), **over)
     return CorpusSettings(
         songs_per_request=args.songs_per_request,
         seed=args.corpus_seed,

@@ -19,12 +19,19 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def test_defaults_are_the_model_settings_without_the_repetition_penalty():
+def test_defaults_sample_the_lms_own_distribution_unsharpened_without_the_repetition_penalty():
     cfg = SongBloomConfig.from_name("tiny")
-    assert cfg.inference.penalty_repeat  # the model's own settings penalise repeats; the corpus does not
+    inf = cfg.inference
+    # the model's own settings sharpen the LM and penalise repeats; the corpus does neither
+    assert inf.penalty_repeat and inf.temp < 1 and inf.top_k > 0 and inf.cfg_coef != 1.0
     settings = corpus_settings_from_args(_parse([]), cfg)
-    assert settings == CorpusSettings(songs_per_request=4,
-                                      params=SamplingParams.from_config(cfg, penalty_mode="none"))
+    p = settings.params
+    assert (p.temp, p.top_k, p.top_p, p.lm_coef, p.penalty_mode) == (1.0, 0, 0.0, 1.0, "none")
+    # the DiT renders as the model does
+    model = SamplingParams.from_config(cfg)
+    assert (p.dit_coef, p.diff_temp, p.steps, p.dit_cfg_type) == (model.dit_coef, model.diff_temp, model.steps,
+                                                                  model.dit_cfg_type)
+    assert settings == CorpusSettings(songs_per_request=4, params=p)
     assert settings.store_audio and settings.feature_dtype == "float16" and settings.layers == (-1,)
 
 
@@ -36,10 +43,12 @@ def test_api_default_sampling_matches_the_command_line():
     assert from_flags.penalty_mode == CORPUS_PENALTY_MODE == "none"
 
 
-def test_the_release_penalty_is_one_flag_away():
+def test_infer_py_sampling_is_two_flags_away():
     cfg = SongBloomConfig.from_name("tiny")
-    s = corpus_settings_from_args(_parse(["--penalty-mode", "release"]), cfg)
+    s = corpus_settings_from_args(_parse(["--corpus-sampling", "model", "--penalty-mode", "release"]), cfg)
     assert s.params.as_dict() == SamplingParams.from_config(cfg).as_dict()
+    s = corpus_settings_from_args(_parse(["--corpus-sampling", "model"]), cfg)
+    assert s.params.as_dict() == SamplingParams.from_config(cfg, penalty_mode="none").as_dict()
 
 
 def test_flags_reach_the_settings():
@@ -54,7 +63,7 @@ def test_flags_reach_the_settings():
     assert (s.songs_per_request, s.seed, s.layers, s.batch_size) == (3, 7, (0, -1), 8)
     assert not s.store_audio and s.feature_dtype == "float32" and s.language == "ja"
     assert s.params.temp == 0.5 and s.params.cfg_coef == (2.0, 3.0) and s.params.steps == 4
-    assert s.params.max_frames == 50 and s.params.top_k == cfg.inference.top_k
+    assert s.params.max_frames == 50 and s.params.top_k == 0  # flags given win; the others stay unsharpened
     assert (args.requests, args.task_index, args.num_tasks) == ("jobs.jsonl", 1, 2)
 
 

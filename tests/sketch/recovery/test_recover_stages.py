@@ -137,15 +137,14 @@ def test_python_api_all_gives_the_codebook_of_the_array_tasks(staged, tmp_path: 
     import torch
 
     from songbloom.config import SongBloomConfig
-    from songbloom.inference.generate import SamplingParams
     from songbloom.sketch.recovery import CorpusSettings, RecoveryConfig, ReportSettings, recover
-    from songbloom.sketch.recovery.corpus_plan import CORPUS_PENALTY_MODE
+    from songbloom.sketch.recovery.corpus_plan import corpus_sampling
     from songbloom.sketch.recovery.fit import ProbeFitSettings
 
     world, _ = staged
     cfg = SongBloomConfig.from_name("tiny")
-    # the command line's sampling: the model's settings, its --steps and --max-duration, the corpus's penalty mode
-    params = SamplingParams(cfg.inference, max_frames=30.0, steps=2, penalty_mode=CORPUS_PENALTY_MODE)
+    # the command line's sampling: the corpus's (unsharpened, no penalty), its --steps and --max-duration
+    params = corpus_sampling(cfg.inference, 30.0, steps=2)
     settings = CorpusSettings(songs_per_request=2, params=params, language="ja", feature_dtype="float32")
     config = RecoveryConfig(work_dir=tmp_path / "work", base=str(world.base), requests=world.requests,
                             muq=str(world.muq), device="cpu", fit=ProbeFitSettings(epochs=5),
