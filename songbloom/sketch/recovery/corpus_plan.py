@@ -374,10 +374,15 @@ def ensure_plan(out_dir: str | os.PathLike, plan: CorpusPlan) -> CorpusPlan:
         return existing
     diffs = _differences(existing.identity, plan.identity) + _item_differences(existing.items, plan.items)
     shown = "\n  - ".join(diffs[:12] or ["(the plans differ)"])
+    hint = ""
+    old, new = existing.identity.get("sampling", {}), plan.identity.get("sampling", {})
+    if old.get("temp") != new.get("temp") and new.get("temp") == UNSHARPENED["temp"]:
+        hint = (" A corpus started before the sampling default became unsharpened continues with "
+                "--corpus-sampling model.")
     raise CorpusPlanMismatch(
         f"{path}: this corpus was started with other settings, base model, MuQ or job file:\n  - {shown}\n"
         "Resume with exactly the settings it was started with, or write to a new output folder "
-        "(delete this one to start over)."
+        f"(delete this one to start over).{hint}"
     )
 
 

@@ -20,7 +20,7 @@ from songbloom.sketch.recovery import (
 )
 from songbloom.sketch.recovery import corpus as corpus_module
 from songbloom.sketch.recovery.corpus_files import song_path
-from songbloom.sketch.recovery.corpus_plan import PLAN_FILE
+from songbloom.sketch.recovery.corpus_plan import PLAN_FILE, corpus_sampling
 from tests.sketch.recovery.conftest import LINES, MAX_FRAMES, copy_corpus, corpus_settings
 
 
@@ -128,6 +128,10 @@ def test_damaged_and_truncated_song_files_are_redone(tmp_path, base_bundle, corp
         ({"settings": {"params": SamplingParams(SongBloomConfig.from_name("tiny").inference, max_frames=MAX_FRAMES,
                                                 penalty_mode="none")}},
          r"sampling\.penalty_mode: .?release.? before, .?none.? now"),
+        # nor one sampled with the model's settings under the unsharpened default; the message says how to go on
+        ({"settings": {"params": corpus_sampling(SongBloomConfig.from_name("tiny").inference, MAX_FRAMES,
+                                                 penalty_mode="release")}},
+         r"sampling\.temp: 0\.9 before, 1\.0 now[\s\S]*continues with --corpus-sampling model"),
     ],
 )
 def test_resume_with_other_settings_is_refused(tmp_path, base_bundle, corpus_muq, job_file, reference_corpus, change,
