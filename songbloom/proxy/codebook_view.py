@@ -16,7 +16,8 @@ import torch
 
 from songbloom.proxy.hidden import HiddenTokenizer
 from songbloom.sketch.kmeans import nearest_code
-from songbloom.sketch.recovery.evaluate import agreement, change_rate
+from songbloom.sketch.recovery.evaluate import agreement
+from songbloom.sketch.switch_decoding import switch_rate
 
 
 def render_means_in_view(hidden: HiddenTokenizer, features: Sequence[torch.Tensor],
@@ -49,7 +50,7 @@ def codebook_view_scores(hidden: HiddenTokenizer, corpus_features: Sequence[torc
     on_corpus = [nearest_render_mean_ids(hidden, means, seen, f) for f in corpus_features]
     return {
         "id_agreement": agreement(held, heldout_ids),
-        "change_rate": change_rate(held),
+        "change_rate": switch_rate(held),
         "label_agreement": agreement(on_corpus, corpus_labels),
         "codes_seen": float(seen.sum()),
     }

@@ -13,13 +13,13 @@ from songbloom.sketch import SketchCodebook
 from songbloom.sketch.muq_backbone import muq_fingerprint
 from songbloom.sketch.recovery.evaluate import (
     agreement,
-    change_rate,
     gap_closed,
     matched_agreement,
     most_frequent_code_rate,
     unigram_entropy,
 )
 from songbloom.sketch.recovery.fresh import fit_fresh_codebook
+from songbloom.sketch.switch_decoding import switch_rate
 
 
 def codebook_ids(codebook: SketchCodebook, songs: Sequence[Song]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -53,7 +53,7 @@ def id_metrics(hidden: Sequence[torch.Tensor], recovered: Sequence[torch.Tensor]
         "most_frequent_code_rate": most_frequent_code_rate(hidden, num_codes),
         "fresh_agreement_matched": matched_agreement(fresh, hidden, num_codes, num_codes),
         "entropy": {"hidden": unigram_entropy(hidden, num_codes), "recovered": unigram_entropy(recovered, num_codes)},
-        "change_rate": {"hidden": change_rate(hidden), "recovered": change_rate(recovered)},
+        "change_rate": {"hidden": switch_rate(hidden), "recovered": switch_rate(recovered)},
     }
 
 

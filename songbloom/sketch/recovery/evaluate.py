@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 
 from songbloom.models.songbloom import SongBloomModel
-from songbloom.sketch.switch_decoding import switch_rate
 
 
 @dataclass
@@ -118,9 +117,6 @@ def unigram_entropy(ids: Sequence[torch.Tensor], num_codes: int) -> float:
     counts = torch.bincount(torch.cat([i.long() for i in ids]), minlength=num_codes).float()
     p = counts[counts > 0] / counts.sum()
     return float(-(p * p.log()).sum())
-
-
-change_rate = switch_rate  # recovery's name for it: share of consecutive frame pairs whose ids differ
 
 
 def agreement(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:

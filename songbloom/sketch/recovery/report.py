@@ -23,8 +23,9 @@ import torch
 
 from songbloom.sketch.alignment import FRAME_RATE
 from songbloom.sketch.artifact import SketchCodebook
-from songbloom.sketch.recovery.evaluate import EvalSong, change_rate, teacher_forced_losses, unigram_entropy
+from songbloom.sketch.recovery.evaluate import EvalSong, teacher_forced_losses, unigram_entropy
 from songbloom.sketch.recovery.heldout import HeldoutSong
+from songbloom.sketch.switch_decoding import switch_rate
 
 REPORT_FORMAT = "songbloom-sketch-recovery-report"
 REPORT_VERSION = 1
@@ -40,7 +41,7 @@ def assign_ids(codebook: SketchCodebook, songs: Sequence[HeldoutSong]) -> list[t
 
 def id_statistics(ids: Sequence[torch.Tensor], num_pitch: int) -> dict[str, float]:
     codes = torch.unique(torch.cat([i.long() for i in ids])).numel()
-    return {"entropy": unigram_entropy(ids, num_pitch), "change_rate": change_rate(ids), "codes_used": float(codes)}
+    return {"entropy": unigram_entropy(ids, num_pitch), "change_rate": switch_rate(ids), "codes_used": float(codes)}
 
 
 def verdict(ar: Mapping[str, float], flow: Mapping[str, float]) -> dict[str, Any]:

@@ -10,13 +10,13 @@ from songbloom.sketch.recovery.evaluate import (
     EvalSong,
     agreement,
     ar_information,
-    change_rate,
     gap_closed,
     matched_agreement,
     most_frequent_code_rate,
     teacher_forced_losses,
     unigram_entropy,
 )
+from songbloom.sketch.switch_decoding import switch_rate
 
 
 def _model() -> SongBloomModel:
@@ -45,7 +45,7 @@ def test_same_ids_give_the_same_losses_and_other_ids_other_losses() -> None:
 
 def test_id_statistics() -> None:
     a = [torch.tensor([0, 0, 1, 1]), torch.tensor([2, 2])]
-    assert change_rate(a) == 1 / 4
+    assert switch_rate(a) == 1 / 4
     assert math.isclose(unigram_entropy(a, 4), math.log(3), rel_tol=1e-6)
     assert most_frequent_code_rate(a, 4) == 2 / 6
     assert agreement(a, [torch.tensor([0, 1, 1, 1]), torch.tensor([2, 0])]) == 4 / 6
