@@ -42,6 +42,13 @@ def test_the_corpus_samples_without_the_penalty_unless_asked():
     assert _penalty(release) == "release" and release.teacher_songs == 480
 
 
+def test_the_teacher_learns_more_songs_when_it_has_more_codes():
+    # 240 songs up to 64 codes; from 128 codes twice that (the steps stay as teacher_steps_for says)
+    sizes = {k: _settings(["--num-codes", str(k)]).teacher_songs for k in (16, 64, 100, 128, 256)}
+    assert sizes == {16: 240, 64: 240, 100: 375, 128: 480, 256: 480}
+    assert _settings(["--num-codes", "256", "--teacher-songs", "300"]).teacher_songs == 300  # the user's number wins
+
+
 def test_the_corpus_sampling_reaches_recover():
     def sampling(settings) -> str:
         argv = recover_argv(Path("export"), Path("muq"), Path("jobs.jsonl"), Path("work"), Path("cb.safetensors"),
