@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from songbloom.data.audio import AudioError, load_audio
-from songbloom.data.convert import AUDIO_SUFFIXES, finish_manifest, lrc_to_sections
-from songbloom.data.manifest import Problem, section_json
+from songbloom.data.convert import AUDIO_SUFFIXES, finish_manifest, lrc_to_sections, timed_lyrics_fields
+from songbloom.data.manifest import Problem
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def convert_asr(
             "song_id": idx,
             "audio_path": str(audio.resolve()),
             "lyrics_source": "asr",
-            "sections": [section_json(s) for s in sections],
+            **timed_lyrics_fields(sections),
         }
         if language:
             row["language"] = language

@@ -6,7 +6,8 @@
 * Kiritan (``wav/<name>.wav`` at 96 kHz + ``musicxml/<name>.(music)xml``).
 
 Timed LRC lines are grouped into sections (gaps become ``[intro]``/``[inst]``/``[outro]``) and keep their own
-times (``lines``), so lyrics follow crops line by line.
+times (``lines``), so lyrics follow crops line by line. Such a line also gets the whole song as one release-format
+``lyrics`` string (:func:`timed_lyrics_fields`), so files in ``infer.py``'s format read the manifest too.
 Kiritan scores give one untimed vocal section per song; jaCappella sections are timed from the score.
 """
 
@@ -19,8 +20,9 @@ from pathlib import Path
 
 import soundfile as sf
 
-from songbloom.data.lyrics import check_release_lyrics
+from songbloom.data.lyrics import check_release_lyrics, sections_to_lyrics
 from songbloom.data.manifest import SECTION_TAGS, Line, Problem, Section, lines_text, section_json, write_manifest
+from songbloom.text.lyrics import SECONDS_PER_TAG_150S
 from songbloom.text.window import line_end
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,16 @@ def finish_manifest(rows: list[dict], problems: list[Problem], out: str | Path) 
     for p in problems:
         logger.warning("skipped: %s", p)
     return write_manifest(rows, out), problems
+
+def timed_lyrics_fields(sections: list[Section]) -> dict:
+    """The manifest fields of timed lyrics: ``sections`` (what preprocessing reads) and the whole song as one
+    release-format ``lyrics`` string, non-vocal tags counted at the 150 s models' 1 s per tag.
+
+    Why both: readers of whole songs in ``infer.py``'s format (``recover --requests``/``--heldout``, ``infer.py``)
+    need a lyric string, and preprocessing ignores ``lyrics`` when ``sections`` are given."""
+    lyrics = sections_to_lyrics(sections, SECONDS_PER_TAG_150S)
+    return {"lyrics": lyrics, "sections": [section_json(s) for s in sections]}
+
 
 def parse_lrc(text: str) -> list[tuple[float, str]]:
     """``[mm:ss.xx] line`` entries (a line may carry several times), sorted; metadata tags are ignored."""
@@ -141,7 +153,7 @@ def convert_folder(
                 sections = lrc_to_sections(parse_lrc(lrc.read_text(encoding="utf-8")), duration, gap_seconds)
                 if not any(s.vocal for s in sections):
                     raise ValueError("no timed lyric lines")
-                row["sections"] = [section_json(s) for s in sections]
+                row.update(timed_lyrics_fields(sections))
             elif txt.exists():
                 row["lyrics"] = _plain_text_lyrics(txt.read_text(encoding="utf-8"))
             else:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import soundfile as sf
 
 from songbloom.data.convert import convert_folder, convert_jacappella, convert_kiritan, lrc_to_sections, parse_lrc
 from songbloom.data.datamodule import SongBloomDataModule
 from songbloom.data.encoders import Encoders, ProcessedLyrics
+from songbloom.data.lyrics import check_release_lyrics
 from songbloom.data.manifest import read_manifest
 from songbloom.data.preprocess import PreprocessConfig, run_preprocess
+from songbloom.inference.jobs import read_jsonl
+from songbloom.sketch.recovery.heldout import read_heldout
 from songbloom.text.vocab import Vocabulary
 from tests.data.standins import ToySketch, ToyVAE, toy_encoders
 
@@ -122,6 +127,27 @@ def test_jacappella_and_kiritan_layouts_to_batches(tmp_path):
     dm.setup("fit")
     (b,) = list(dm.train_dataloader())
     assert b["x_latent"].shape[:2] == (4, 8) and all(len(ids) > 0 for ids in b["lyric_ids"])
+
+
+def test_an_lrc_song_also_gets_its_whole_lyrics_for_readers_of_whole_songs(tmp_path):
+    """recover --heldout and --requests read a song's lyrics as one string: an LRC line carries it beside its
+    sections (non-vocal tags at 1 s each, as the 150 s models count them)."""
+    src = tmp_path / "songs"
+    _wav(src / "a.wav", 8.0)
+    (src / "a.lrc").write_text("[00:01.00]夜空に光る星\n[00:03.00]shine on me\n[00:05.00]\n", encoding="utf-8")
+    manifest, problems = convert_folder(src, tmp_path / "m.jsonl", language="ja")
+    records, bad = read_manifest(manifest)
+    assert not problems and not bad and [s.tag for s in records[0].sections] == ["intro", "verse", "outro"]
+    lyrics = "[intro] , [verse] 夜空に光る星 . shine on me . , [outro] [outro] [outro]"
+    assert records[0].lyrics == lyrics and check_release_lyrics(lyrics) is None
+    items, held_problems = read_heldout(manifest)
+    assert not held_problems and [(i.name, i.lyrics) for i in items] == [("a", lyrics)]
+    # the tutorial's request line made from a manifest line (idx, lyrics, the song as its prompt)
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text(json.dumps({"idx": "a", "lyrics": records[0].lyrics, "prompt_wav": records[0].audio_path},
+                                   ensure_ascii=False) + "\n", encoding="utf-8")
+    jobs, job_problems = read_jsonl(requests)
+    assert not job_problems and jobs[0].lyrics == lyrics
 
 
 def test_a_broken_audio_file_is_named_as_audio_not_as_lyrics(tmp_path):
