@@ -39,6 +39,7 @@ def finish_manifest(rows: list[dict], problems: list[Problem], out: str | Path) 
         logger.warning("skipped: %s", p)
     return write_manifest(rows, out), problems
 
+
 def timed_lyrics_fields(sections: list[Section]) -> dict:
     """The manifest fields of timed lyrics: ``sections`` (what preprocessing reads) and the whole song as one
     release-format ``lyrics`` string, non-vocal tags counted at the 150 s models' 1 s per tag.
