@@ -7,7 +7,7 @@
 
 Timed LRC lines are grouped into sections (gaps become ``[intro]``/``[inst]``/``[outro]``) and keep their own
 times (``lines``), so lyrics follow crops line by line. Such a line also gets the whole song as one release-format
-``lyrics`` string (:func:`timed_lyrics_fields`), so files in ``infer.py``'s format read the manifest too.
+``lyrics`` string (:func:`timed_lyrics_fields`) for readers of whole songs (``recover --heldout``, request lines).
 Kiritan scores give one untimed vocal section per song; jaCappella sections are timed from the score.
 """
 
@@ -44,7 +44,7 @@ def timed_lyrics_fields(sections: list[Section]) -> dict:
     """The manifest fields of timed lyrics: ``sections`` (what preprocessing reads) and the whole song as one
     release-format ``lyrics`` string, non-vocal tags counted at the 150 s models' 1 s per tag.
 
-    Why both: readers of whole songs in ``infer.py``'s format (``recover --requests``/``--heldout``, ``infer.py``)
+    Why both: readers of whole songs (``recover --heldout``, an ``infer.py`` request line built from the manifest)
     need a lyric string, and preprocessing ignores ``lyrics`` when ``sections`` are given."""
     lyrics = sections_to_lyrics(sections, SECONDS_PER_TAG_150S)
     return {"lyrics": lyrics, "sections": [section_json(s) for s in sections]}
