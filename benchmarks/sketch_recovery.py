@@ -31,9 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-codes", type=int, default=64, help="hidden codes = the teacher's num_pitch (16..256)")
     p.add_argument("--finetune-frames-per-code", type=float, default=4.0,
                    help="downstream fine-tune budget: at most this many frames per code (default 4)")
-    p.add_argument("--teacher-steps", type=int, default=None, help="teacher training steps (default by size)")
-    p.add_argument("--teacher-songs", type=int, default=None,
-                   help="synthetic songs the teacher learns (default by size: 240 up to 64 codes, 480 from 128)")
+    p.add_argument("--teacher-steps", type=int, default=ProxySettings.teacher_steps,
+                   help=f"teacher training steps (default {ProxySettings.teacher_steps})")
+    p.add_argument("--teacher-songs", type=int, default=ProxySettings.teacher_songs,
+                   help=f"synthetic songs the teacher learns (default {ProxySettings.teacher_songs})")
     p.add_argument("--corpus-penalty-mode", choices=PENALTY_MODES, default=ProxySettings.corpus_penalty_mode,
                    help="the recovery corpus's repetition penalty (default: the recovery's own, none)")
     p.add_argument("--corpus-sampling", choices=CORPUS_SAMPLING_MODES, default=ProxySettings.corpus_sampling,

@@ -54,15 +54,24 @@ from songbloom.text.vocab import Vocabulary
 logger = logging.getLogger(__name__)
 
 
+# The proxy teacher's size of training, the same at every number of codes. Why: agreement is bounded by how
+# faithfully the teacher renders its own ids. With 240 songs for 1000 steps it rendered 48-58 % faithfully on
+# fresh seeds at 32-100 codes and exact agreement failed there (0.65-0.68 against 0.7 x ceiling); 480 songs for
+# 2000 steps lifted those seeds to 0.69-0.77 and fresh seeds to 0.76-0.88 (benchmarks/README.md, the grid tables).
+TEACHER_SONGS = 480
+TEACHER_STEPS = 2000
+
+
 @dataclass
 class ProxySettings:
     seed: int = 0
     num_codes: int = 64
     finetune_frames_per_code: float = 4.0
     song_frames: int = 200
-    teacher_songs: int | None = None  # None: by size (teacher_songs_for)
+    # The teacher learns 480 songs for 2000 steps at every size (TEACHER_SONGS, TEACHER_STEPS say why)
+    teacher_songs: int = TEACHER_SONGS
     heldout_songs: int = 24
-    teacher_steps: int | None = None  # None: by size (teacher_steps_for)
+    teacher_steps: int = TEACHER_STEPS
     teacher_lr: float = 3e-3
     corpus_requests: int = 60
     songs_per_request: int | None = None  # None: by size (songs_per_request_for)
@@ -79,32 +88,13 @@ class ProxySettings:
     control_teacher_steps: int | None = None  # None: as the teacher
 
     def __post_init__(self) -> None:
-        # More codes need a teacher trained longer and a larger corpus to sample each code often enough
-        # (measured at 160 codes with the 64-code settings: corpus agreement 0.38, held-out 0.50, ceiling 0.92).
-        if self.teacher_steps is None:
-            self.teacher_steps = teacher_steps_for(self.num_codes)
-        if self.teacher_songs is None:
-            self.teacher_songs = teacher_songs_for(self.num_codes)
+        # More codes need a larger corpus to sample each code often enough (measured at 160 codes with the
+        # 64-code settings: corpus agreement 0.38, held-out 0.50, ceiling 0.92).
         if self.songs_per_request is None:
             self.songs_per_request = songs_per_request_for(self.num_codes)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def teacher_steps_for(num_codes: int) -> int:
-    """1000 steps up to 64 codes, 8 more per code above, at most 2000."""
-    return min(2000, 1000 + 8 * max(0, num_codes - 64))
-
-
-def teacher_songs_for(num_codes: int) -> int:
-    """240 songs up to 64 codes, then in proportion (3.75 per code), at most 480.
-
-    Why: with 240 songs the teacher renders too few of its ids faithfully from 128 codes on (seed 45: fidelity
-    0.54, agreement 0.689 against 0.7 x ceiling); 480 songs at the same steps gave 0.57-0.70 and 0.72-0.79.
-    The steps do not change, so the teacher costs about the same.
-    """
-    return min(480, max(240, -(-15 * num_codes // 4)))
 
 
 def songs_per_request_for(num_codes: int) -> int:
