@@ -123,7 +123,7 @@ def peft_lora_config(settings: LoRASettings, modules_to_save: list[str] | None =
     )
 
 
-def apply_lora(model: nn.Module, settings: LoRASettings) -> list[str]:
+def apply_lora(model: nn.Module, settings: LoRASettings, log_level: int = logging.INFO) -> list[str]:
     """Inject adapters in place (the model keeps its class and forward); freezes the whole base.
 
     Returns the names of the adapted modules. Raises when the targets match nothing.
@@ -139,7 +139,8 @@ def apply_lora(model: nn.Module, settings: LoRASettings) -> list[str]:
         raise ValueError(f"LoRA targets {settings.targets} (regex {settings.target_regex()!r}) matched no module")
     for n, p in model.named_parameters():
         p.requires_grad_(is_adapter_param(n))
-    logger.info(
+    logger.log(
+        log_level,
         "LoRA r=%d alpha=%g on %d modules (%s)",
         settings.rank,
         settings.alpha,

@@ -100,19 +100,24 @@ def resolve_run_sketch_tables(
 
 
 def apply_training_layout(
-    model: SongBloomModel, rc: RunConfig, source: str, sketch_tables: SketchTablesLayout | None = None
+    model: SongBloomModel,
+    rc: RunConfig,
+    source: str,
+    sketch_tables: SketchTablesLayout | None = None,
+    log_level: int = logging.INFO,
 ) -> dict[str, list[str]]:
     """LoRA adapters and the trainable flags the run config declares (also rebuilds a checkpoint's layout).
 
     ``sketch_tables``: the resolved layout of the sketch tables (:func:`resolve_run_sketch_tables`, or the one a
-    checkpoint recorded); None keeps the rule of runs from before recovered codebooks.
+    checkpoint recorded); None keeps the rule of runs from before recovered codebooks. ``log_level``: what the
+    layout lines are logged at; the memory plan's meta-device builds pass DEBUG, so a run states its layout once.
     """
     lora = layout_lora_settings(rc, sketch_tables)
     report: dict[str, list[str]] = {}
     if not lora.enabled:
         report["fully_trained"] = [n for n, p in model.named_parameters() if p.requires_grad]
         return report
-    report["lora_modules"] = apply_lora(model, lora)
+    report["lora_modules"] = apply_lora(model, lora, log_level)
     sets = declared_full_sets(
         dataclasses.asdict(rc.trainable),
         source=source,
@@ -125,15 +130,15 @@ def apply_training_layout(
     report["fully_trained"] = full
     keep: tuple[str, ...] = ()
     if sketch_tables is not None:
-        logger.info("sketch tables: %s (%s)", sketch_tables.mode, sketch_tables.reason)
+        logger.log(log_level, "sketch tables: %s (%s)", sketch_tables.mode, sketch_tables.reason)
         if sketch_tables.mode == "low_lr":
             report["low_lr"] = list(SKETCH_TABLE_KEYS)
         if sketch_tables.kept and sketch_tables.recorded_sha256 is not None:
             keep = SKETCH_TABLE_KEYS  # base tables of a recovered codebook: an export gives them back bit for bit
-    logger.info("trained in full besides the adapters: %s (%d tensors)", sets or "nothing", len(full))
+    logger.log(log_level, "trained in full besides the adapters: %s (%d tensors)", sets or "nothing", len(full))
     if lora.base_dtype in ("bf16", "bfloat16"):
         n = cast_frozen_linears(model, torch.bfloat16, keep=keep)
-        logger.info("frozen base: %d Linear tensors held in bf16", n)
+        logger.log(log_level, "frozen base: %d Linear tensors held in bf16", n)
     elif lora.base_dtype not in (None, "fp32", "float32"):
         raise ValueError(f"lora.base_dtype={lora.base_dtype!r}: choose null or bf16")
     return report

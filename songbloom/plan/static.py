@@ -8,6 +8,7 @@ trained tensor sets and ``lora.base_dtype`` come out as they will be.
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -47,7 +48,7 @@ def meta_model(rc: RunConfig, ps: PlanSettings) -> SongBloomModel:
 
     with torch.device("meta"):
         model = SongBloomModel(copy.deepcopy(ps.songbloom.model))
-    apply_training_layout(model, rc, rc.init.source, planned_sketch_tables(rc))
+    apply_training_layout(model, rc, rc.init.source, planned_sketch_tables(rc), log_level=logging.DEBUG)
     if ps.bf16_true:
         model.to(torch.bfloat16)
     return model
@@ -64,7 +65,7 @@ def narrow_meta_model(rc: RunConfig, ps: PlanSettings, width: int) -> SongBloomM
     cfg = dataclasses.replace(m, dim=width, num_heads=width // m.head_dim, lm_layers=1, diff_layers=1)
     with torch.device("meta"):
         model = SongBloomModel(cfg)
-    apply_training_layout(model, rc, rc.init.source, planned_sketch_tables(rc))
+    apply_training_layout(model, rc, rc.init.source, planned_sketch_tables(rc), log_level=logging.DEBUG)
     if ps.bf16_true:
         model.to(torch.bfloat16)
     return model

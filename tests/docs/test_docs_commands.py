@@ -475,6 +475,9 @@ def test_tutorial_on_three_songs_validates_evaluates_and_warns(runner: Runner):
     )
     # The codebook was recovered from the release stand-in itself: its sketch tables are kept, not retrained.
     assert "sketch tables: frozen (codebook recovered from these base weights" in train_output, train_output[-3000:]
+    # stated once: the memory plan's meta-device build logs its (predicted) layout at DEBUG only
+    assert train_output.count("sketch tables: ") == 1, train_output[-3000:]
+    assert train_output.count("trained in full besides the adapters") == 1, train_output[-3000:]
     runner.run(JA_EVAL)
     report = json.loads((runner.sandbox / "reports" / "ja-lora" / "report.json").read_text())
     assert report["meta"]["held_out_batches"] >= 1, report["meta"]
